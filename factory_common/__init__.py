@@ -1,0 +1,1 @@
+"""Pieces every tier shares: the wire contract, config loading and structured logging."""

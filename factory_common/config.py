@@ -1,0 +1,136 @@
+"""Load one YAML config file into a pydantic model; errors name the file, line, key path and fix.
+
+Every tier (gateway, edge node, fleet, provisioning) validates through this one loader, so a
+config that passes on an ops laptop passes on the device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. `problems` lists each one as 'file:line: path: message'."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"invalid config {source}:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def format_path(loc: tuple[int | str, ...]) -> str:
+    """('connectors', 2, 'registers', 5, 'byte_order') -> 'connectors[2].registers[5].byte_order'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Walk the YAML node tree along a pydantic error location to find the source line."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, _ in node.value if k.value == part), None)
+            if match is None:
+                break
+            node, line = match, (key or match).start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            # Discriminated unions add the tag name ('modbus_tcp') to the path: skip it.
+            continue
+    return line
+
+
+def _clean_loc(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
+    """Drop the union tag pydantic inserts (connectors.0.modbus_tcp.host -> connectors[0].host)."""
+    out: list[int | str] = []
+    cursor = data
+    for part in loc:
+        if (isinstance(cursor, dict) and part in cursor) or (
+            isinstance(cursor, list) and isinstance(part, int) and part < len(cursor)
+        ):
+            cursor = cursor[part]
+            out.append(part)
+        elif isinstance(cursor, dict) and isinstance(part, str) and cursor.get("type") == part:
+            continue
+        else:
+            out.append(part)
+            cursor = None
+    return tuple(out)
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check spelling; see the sample config for the allowed keys)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    if "input" in error and error["type"] not in {"union_tag_invalid", "model_type"}:
+        shown = repr(error["input"])
+        if len(shown) <= 60:
+            msg += f" (got {shown})"
+    return msg
+
+
+def validation_problems(
+    exc: ValidationError, source: str, data: Any, root: yaml.Node | None
+) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        loc = _clean_loc(tuple(error["loc"]), data)
+        line = _line_of(root, loc)
+        where = f"{source}:{line}" if line else source
+        problems.append(f"{where}: {format_path(loc)}: {_message(error)}")
+    return problems
+
+
+def parse_yaml_model(text: str, model: type[M], source: str = "<config>") -> M:
+    """Validate YAML text into `model`; raises ConfigError listing every problem found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}: not valid YAML: {problem}"]) from None
+    if data is None:
+        raise ConfigError(source, [f"{source}: the file is empty"])
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"{source}:1: expected a mapping of keys at the top level"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, validation_problems(exc, source, data, root)) from None
+
+
+def load_yaml_model(path: str | Path, model: type[M]) -> M:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"{path}: cannot read: {exc}"]) from None
+    return parse_yaml_model(text, model, str(path))

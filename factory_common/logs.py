@@ -1,0 +1,45 @@
+"""Structured logging for every process: JSON lines on devices, readable lines on a console."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_SECRET_KEYS = frozenset({"password", "secret", "token", "key", "passphrase", "authorization"})
+
+
+def _redact_secrets(_logger: object, _name: str, event: dict) -> dict:
+    """Secrets must never reach a log file, whoever passes them in."""
+    for key in event.keys() & _SECRET_KEYS:
+        event[key] = "***"
+    return event
+
+
+def configure(json: bool | None = None, level: str = "info") -> None:
+    """Set up structlog once per process; json=None picks JSON when stderr is not a terminal."""
+    if json is None:
+        json = not sys.stderr.isatty()
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger().bind(**context)

@@ -1,0 +1,1 @@
+"""Device connectors: one module per protocol, registered explicitly in registry.py."""

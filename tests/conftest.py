@@ -1,0 +1,21 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import Mosquitto
+from tests.support.requirements import require_binary
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A private broker per test, so a test may stop it without disturbing others."""
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto` (or `make deps`)")
+    broker = Mosquitto(binary, tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()

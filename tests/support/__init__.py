@@ -1,0 +1,1 @@
+"""Shared test helpers: real servers started on free loopback ports."""

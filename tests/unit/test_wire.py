@@ -1,0 +1,222 @@
+"""The wire contract: round-trips, topics, and clear errors for anything malformed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from factory_common import wire
+from factory_common.wire import (
+    AckStatus,
+    Batch,
+    Command,
+    CommandAck,
+    GatewayStatus,
+    Quality,
+    Reading,
+    TimeSource,
+    WireError,
+    Write,
+    WriteResult,
+)
+
+ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,20}\Z")
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+)
+readings = st.builds(
+    Reading,
+    device=st.text(min_size=1, max_size=20),
+    tag=st.text(min_size=1, max_size=20),
+    ts=st.integers(min_value=0, max_value=2**63 - 1),
+    value=values,
+    quality=st.sampled_from(Quality),
+    reason=st.text(max_size=30),
+    src=st.sampled_from(TimeSource),
+)
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> Batch:
+    items = draw(st.lists(readings, min_size=1, max_size=20))
+    first = draw(st.integers(min_value=0, max_value=2**40))
+    return Batch(
+        v=wire.WIRE_VERSION,
+        gateway=draw(ids),
+        boot=draw(st.text(max_size=36)),
+        first_seq=first,
+        last_seq=first + len(items) - 1,
+        readings=items,
+        sent_at=draw(st.integers(min_value=0, max_value=2**62)),
+        replay=draw(st.booleans()),
+        clock_synced=draw(st.booleans()),
+    )
+
+
+@given(batches())
+def test_batch_round_trip(batch: Batch) -> None:
+    assert wire.decode(wire.encode(batch), Batch) == batch
+
+
+@given(
+    st.builds(
+        Command,
+        v=st.just(wire.WIRE_VERSION),
+        id=st.text(min_size=1, max_size=36),
+        gateway=ids,
+        writes=st.lists(st.builds(Write, device=st.text(), tag=st.text(), value=values)),
+        issued_at=st.integers(min_value=0, max_value=2**62),
+        expires_at=st.integers(min_value=0, max_value=2**62),
+        issued_by=st.text(max_size=20),
+    )
+)
+def test_command_round_trip(command: Command) -> None:
+    assert wire.decode(wire.encode(command), Command) == command
+
+
+@given(
+    st.builds(
+        CommandAck,
+        v=st.just(wire.WIRE_VERSION),
+        id=st.text(min_size=1),
+        gateway=ids,
+        status=st.sampled_from(AckStatus),
+        ts=st.integers(min_value=0, max_value=2**62),
+        results=st.lists(
+            st.builds(
+                WriteResult,
+                device=st.text(),
+                tag=st.text(),
+                ok=st.booleans(),
+                readback=values,
+                error=st.text(),
+            )
+        ),
+        detail=st.text(),
+    )
+)
+def test_ack_round_trip(ack: CommandAck) -> None:
+    assert wire.decode(wire.encode(ack), CommandAck) == ack
+
+
+def test_status_round_trip_and_last_will_is_minimal() -> None:
+    status = GatewayStatus(
+        v=wire.WIRE_VERSION,
+        gateway="gw-1",
+        online=True,
+        ts=5,
+        version="1.0",
+        buffer_depth=3,
+        dropped={"disk_budget": 2},
+        connectors=[wire.ConnectorHealth(name="bath", type="modbus_tcp", state="up", polls=4)],
+    )
+    assert wire.decode(wire.encode(status), GatewayStatus) == status
+    will = wire.encode(GatewayStatus(v=wire.WIRE_VERSION, gateway="gw-1", online=False))
+    assert wire.decode(will, GatewayStatus).online is False
+
+
+def test_float_and_int_values_keep_their_type() -> None:
+    batch = Batch(
+        v=1,
+        gateway="g",
+        boot="b",
+        first_seq=0,
+        last_seq=1,
+        readings=[Reading("d", "a", 1, 2.0), Reading("d", "b", 1, 2)],
+    )
+    decoded = wire.decode(wire.encode(batch), Batch)
+    assert isinstance(decoded.readings[0].value, float)
+    assert isinstance(decoded.readings[1].value, int)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"", "malformed Batch"),
+        (b"{not json", "malformed Batch"),
+        (b"[1,2]", "Expected `object`"),
+        (b'{"v":1}', "missing required field"),
+        (b'{"v":7,"something":"else"}', "wire version 7"),
+        (
+            b'{"v":1,"gateway":"g","boot":"b","first_seq":0,"last_seq":4,"readings":[]}',
+            "but 0 readings",
+        ),
+        (
+            b'{"v":1,"gateway":"g/x","boot":"b","first_seq":0,"last_seq":-1,"readings":[]}',
+            "invalid gateway id",
+        ),
+        (
+            b'{"v":1,"gateway":"g","boot":"b","first_seq":0,"last_seq":0,"readings":'
+            b'[{"device":"d","tag":"t","ts":"yesterday","value":1}]}',
+            "$.readings[0].ts",
+        ),
+        (
+            b'{"v":1,"gateway":"g","boot":"b","first_seq":0,"last_seq":0,"readings":'
+            b'[{"device":"d","tag":"t","ts":1,"value":1,"quality":"meh"}]}',
+            "quality",
+        ),
+        (b"[" * 100_000, "malformed Batch"),
+    ],
+)
+def test_malformed_batches_raise_wire_error_with_location(payload: bytes, expected: str) -> None:
+    with pytest.raises(WireError, match=None) as info:
+        wire.decode(payload, Batch)
+    assert expected in str(info.value)
+
+
+def test_oversized_payload_is_refused_before_parsing() -> None:
+    with pytest.raises(WireError, match="exceeds"):
+        wire.decode(b" " * (wire.MAX_PAYLOAD_BYTES + 1), Batch)
+
+
+@given(st.binary(max_size=300))
+def test_decoder_never_raises_anything_but_wire_error(payload: bytes) -> None:
+    for kind in (Batch, GatewayStatus, Command, CommandAck):
+        try:
+            wire.decode(payload, kind)
+        except WireError:
+            pass
+
+
+def test_topics_round_trip() -> None:
+    for kind in wire.TopicKind:
+        name = wire.topic(kind, "press-3")
+        assert wire.parse_topic(name) == ("press-3", kind)
+    assert wire.subscription(wire.TopicKind.DATA) == "factory/v1/gw/+/data"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["factory/v1/gw/a/b/data", "other/gw/a/data", "factory/v1/gw/a/nope", "factory/v1/gw//data"],
+)
+def test_bad_topics_are_refused(name: str) -> None:
+    with pytest.raises(WireError):
+        wire.parse_topic(name)
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "+", "#", "a b", "-x", "x" * 65])
+def test_gateway_ids_that_would_break_topics_are_refused(bad: str) -> None:
+    with pytest.raises(WireError):
+        wire.data_topic(bad)
+
+
+def test_non_finite_floats_do_not_pass_silently() -> None:
+    # JSON has no NaN; msgspec writes null. A reading whose value is NaN must say so in quality.
+    encoded = wire.encode(
+        Batch(
+            v=1,
+            gateway="g",
+            boot="b",
+            first_seq=0,
+            last_seq=0,
+            readings=[Reading("d", "t", 1, math.nan)],
+        )
+    )
+    assert wire.decode(encoded, Batch).readings[0].value is None
