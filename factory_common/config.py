@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 
 def format_path(loc: tuple[int | str, ...]) -> str:
-    """('connectors', 2, 'registers', 5, 'byte_order') -> 'connectors[2].registers[5].byte_order'."""
+    """('connectors', 2, 'tags', 5, 'byte_order') -> 'connectors[2].tags[5].byte_order'."""
     out = ""
     for part in loc:
         if isinstance(part, int):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
-    help="Factory edge gateway firmware.", no_args_is_help=True, add_completion=False
-)
+app = typer.Typer(help="Factory edge gateway firmware.", no_args_is_help=True, add_completion=False)
 
 # Each command lives in its own module so the CLI stays a thin index.
 from gateway_image.firmware import cli_check, cli_run  # noqa: E402
