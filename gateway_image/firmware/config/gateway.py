@@ -1,0 +1,138 @@
+"""The whole gateway config: identity, MQTT uplink, durable buffer and the connector list."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol, Union
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
+from gateway_image.firmware.config.modbus import ModbusTcpConfig
+from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(value: object) -> int:
+    """256MiB -> 268435456, '1GB' -> 10**9, 4096 -> 4096 (KiB/MiB binary, kB/MB decimal)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size in bytes such as 268435456 or '256MiB'")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"cannot read size {value!r}: write bytes or e.g. '256MiB', '1GB'")
+    number, unit = float(match[1]), match[2].lower()
+    prefix = unit[:1] if unit[:1] != "b" else ""
+    if "i" in unit and prefix:
+        return int(number * 1024 ** ("kmgt".index(prefix) + 1))
+    return int(number * _UNITS[prefix])
+
+
+class GatewayInfo(StrictModel):
+    id: str
+    site: str = ""
+    board: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return check_name(value, "gateway id")
+
+
+class TlsConfig(StrictModel):
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure_hostname: bool = False
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both `cert` and `key` for a client certificate, or neither")
+        return self
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    keepalive: int = Field(default=30, ge=5, le=65535)
+    username: str | None = None
+    # SecretStr: its repr is '**********', so a logged config never shows the password.
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    batch_max_readings: int = Field(default=500, ge=1, le=100_000)
+    batch_max_delay: float = Field(default=0.2, ge=0)
+    inflight_batches: int = Field(default=8, ge=1, le=1000)
+    status_interval: float = Field(default=10.0, gt=0)
+
+
+class BufferConfig(StrictModel):
+    path: Path = Path("buffer.sqlite")
+    max_bytes: int = Field(default=256 * 1024**2, gt=0)
+    policy: Literal["drop_oldest", "refuse_newest"] = "drop_oldest"
+    ttl: float | None = Field(default=None, gt=0)
+    sync_interval: float = Field(default=0.1, ge=0)
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> int:
+        return parse_size(value)
+
+    def resolve_path(self, data_dir: Path) -> Path:
+        """Relative buffer paths live under the --data-dir of `gateway run`."""
+        return self.path if self.path.is_absolute() else data_dir / self.path
+
+
+# One line per connector type: owners add their model here (discriminated on `type`).
+ConnectorConfig = Annotated[
+    Union[  # noqa: UP007 - a one-member Union keeps the list open for the other connectors
+        ModbusTcpConfig,
+    ],
+    Field(discriminator="type"),
+]
+
+
+class _HasReadingKeys(Protocol):
+    def reading_keys(self) -> list[tuple[tuple[str, str], Loc]]: ...
+
+
+class GatewayConfig(StrictModel):
+    gateway: GatewayInfo
+    mqtt: MqttConfig = MqttConfig()
+    buffer: BufferConfig = BufferConfig()
+    connectors: list[ConnectorConfig] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> GatewayConfig:
+        problems = duplicates(
+            ((c.name, ("connectors", i, "name")) for i, c in enumerate(self.connectors)),
+            "connector name",
+        )
+        keys: list[tuple[Any, Loc]] = []
+        for i, connector in enumerate(self.connectors):
+            # Connector configs with tags implement reading_keys(); the rest produce none.
+            if hasattr(connector, "reading_keys"):
+                own: _HasReadingKeys = connector
+                keys += [(key, ("connectors", i, *loc)) for key, loc in own.reading_keys()]
+        problems += duplicates(keys, "(device, tag)")
+        raise_at("GatewayConfig", problems)
+        return self
+
+    def connector(self, name: str) -> ConnectorConfig:
+        for connector in self.connectors:
+            if connector.name == name:
+                return connector
+        raise KeyError(f"no connector named {name!r} in gateway {self.gateway.id}")
+
+
+def load_gateway_config(path: str | Path) -> GatewayConfig:
+    """Read and validate one gateway YAML file; raises factory_common.config.ConfigError."""
+    return load_yaml_model(path, GatewayConfig)
+
+
+def parse_gateway_config(text: str, source: str = "<config>") -> GatewayConfig:
+    return parse_yaml_model(text, GatewayConfig, source)
