@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,9 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
+            # Run as whoever runs the tests: as root, Mosquitto would otherwise drop to the
+            # `mosquitto` user, which cannot read pytest's private temp folders.
+            f"user {getpass.getuser()}\n"
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
@@ -46,3 +50,36 @@ class Mosquitto:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+def secured_broker(
+    binary: str,
+    workdir: Path,
+    ca_cert: Path,
+    broker_cert: Path,
+    broker_key: Path,
+    acl_text: str | None = None,
+) -> Mosquitto:
+    """A Mosquitto running the project's shipped TLS + ACL config, with paths made local."""
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+    acl = workdir / "acl"
+    workdir.mkdir(parents=True, exist_ok=True)
+    acl.write_text(acl_text if acl_text is not None else (shipped / "acl").read_text())
+    broker = Mosquitto(binary, workdir)
+    lines = []
+    for line in (shipped / "mosquitto.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        replacements = {
+            "listener": f"listener {broker.port} 127.0.0.1",
+            "cafile": f"cafile {ca_cert}",
+            "certfile": f"certfile {broker_cert}",
+            "keyfile": f"keyfile {broker_key}",
+            "acl_file": f"acl_file {acl}",
+            "persistence": "persistence false",
+            "persistence_location": "",
+        }
+        lines.append(replacements.get(key, line))
+    lines.append(f"log_dest file {workdir / 'mosquitto.log'}")
+    lines.append(f"user {getpass.getuser()}")
+    broker.config.write_text("\n".join(lines) + "\n")
+    return broker
