@@ -1,0 +1,117 @@
+"""The edge's time-series store: exactly-once ingest, latest values, raw and downsampled history.
+
+Public API: `Store` (open / write / compact / series / latest / history / gateways / close) and
+the result types in `model`. Thread use: one writer (ingest), any number of reader threads
+(the HTTP API's worker threads each get their own connection; WAL lets them read while
+ingest writes).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_node.store import reader
+from edge_node.store.model import (
+    GatewayRecord,
+    LatestValue,
+    SeriesData,
+    SeriesInfo,
+    WriteResult,
+    series_name,
+)
+from edge_node.store.schema import StoreError, connect, migrate
+from edge_node.store.writer import Writer
+from factory_common.wire import Batch, GatewayStatus
+
+__all__ = [
+    "GatewayRecord",
+    "LatestValue",
+    "SeriesData",
+    "SeriesInfo",
+    "Store",
+    "StoreError",
+    "WriteResult",
+    "series_name",
+]
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        conn = connect(self.path, writer=True)
+        migrate(conn, self.path)
+        self._writer_conn = conn
+        self._writer = Writer(conn)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # ------------------------------------------------------------ writes
+
+    def write(
+        self, batches: Sequence[Batch], statuses: Sequence[GatewayStatus] = ()
+    ) -> WriteResult:
+        """Store the readings not stored before (by gateway + seq), atomically and durably."""
+        return self._writer.write(batches, statuses)
+
+    def compact(self, before_ns: int) -> int:
+        """Pack readings of whole UTC hours before `before_ns` into blocks; returns rows moved."""
+        return self._writer.compact(before_ns)
+
+    def received(self, gateway: str) -> list[tuple[int, int]]:
+        return self._writer.received(gateway)
+
+    # ------------------------------------------------------------ reads
+
+    def _reader(self) -> sqlite3.Connection:
+        """One read connection per thread: sqlite3 connections must not be shared concurrently."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, writer=False)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def series(self) -> list[SeriesInfo]:
+        return reader.list_series(self._reader())
+
+    def lookup(self, names: Sequence[str]) -> tuple[list[SeriesInfo], list[str]]:
+        """Resolve 'gateway/device/tag' names; returns (found, unknown names)."""
+        known = {info.name: info for info in self.series()}
+        found = [known[n] for n in names if n in known]
+        return found, [n for n in names if n not in known]
+
+    def latest(self) -> list[LatestValue]:
+        return reader.latest(self._reader())
+
+    def history(self, series: Sequence[SeriesInfo], start: int, end: int) -> list[SeriesData]:
+        """Raw readings with start <= ts < end (ns), per series in the order given."""
+        return reader.history(self._reader(), series, start, end)
+
+    def gateways(self) -> list[GatewayRecord]:
+        return reader.gateways(self._reader())
+
+    def stats(self) -> dict[str, int]:
+        conn = self._reader()
+        recent = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
+        blocks, packed = conn.execute("SELECT count(*), coalesce(sum(n), 0) FROM blocks").fetchone()
+        size = conn.execute(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        ).fetchone()[0]
+        return {
+            "recent_rows": recent,
+            "blocks": blocks,
+            "block_readings": packed,
+            "file_bytes": size,
+        }
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._writer_conn.close()

@@ -1,0 +1,192 @@
+"""The edge store: exactly-once ingest, ordering, compaction, downsampling, restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_node.store import Store
+from edge_node.store.downsample import last_per_bucket, min_max_mean
+from edge_node.store.model import HOUR_NS
+from factory_common.wire import WIRE_VERSION, Batch, GatewayStatus, Quality, Reading
+
+T0 = 1_764_000_000 * 10**9 - (1_764_000_000 * 10**9) % HOUR_NS  # a UTC hour boundary
+SECOND = 10**9
+
+
+def batch(
+    first_seq: int,
+    values: list,
+    *,
+    gateway: str = "gw1",
+    tag: str = "temp",
+    t0: int = T0,
+    step: int = SECOND,
+) -> Batch:
+    """Reading i has seq first_seq + i and ts t0 + seq * step, so time order = seq order."""
+    readings = [
+        Reading(device="bath", tag=tag, ts=t0 + (first_seq + i) * step, value=v)
+        for i, v in enumerate(values)
+    ]
+    return Batch(
+        v=WIRE_VERSION,
+        gateway=gateway,
+        boot="b1",
+        first_seq=first_seq,
+        last_seq=first_seq + len(values) - 1,
+        readings=readings,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "ts.sqlite")
+    yield s
+    s.close()
+
+
+def values_of(
+    store: Store, name: str = "gw1/bath/temp", start: int = T0, end: int = T0 + 10 * HOUR_NS
+) -> tuple[list[int], list]:
+    (info,), unknown = store.lookup([name])
+    assert not unknown
+    (data,) = store.history([info], start, end)
+    values = data.values.tolist() if isinstance(data.values, np.ndarray) else data.values
+    return [int(t) for t in data.ts], values
+
+
+def test_replayed_batch_changes_nothing(store: Store) -> None:
+    first = store.write([batch(0, [1.0, 2.0, 3.0])])
+    again = store.write([batch(0, [1.0, 2.0, 3.0])])
+    assert (first.stored, first.duplicates) == (3, 0)
+    assert (again.stored, again.duplicates) == (0, 3)
+    assert values_of(store)[1] == [1.0, 2.0, 3.0]
+    assert store.received("gw1") == [(0, 2)]
+
+
+def test_overlapping_batches_store_only_the_new_part(store: Store) -> None:
+    store.write([batch(0, [float(i) for i in range(10)])])
+    result = store.write([batch(5, [float(i) for i in range(5, 15)])])
+    assert (result.stored, result.duplicates) == (5, 5)
+    ts, values = values_of(store)
+    assert values == [float(i) for i in range(15)]
+    assert ts == [T0 + i * SECOND for i in range(15)]
+
+
+def test_duplicates_inside_one_write_are_stored_once(store: Store) -> None:
+    result = store.write([batch(0, [1.0, 2.0]), batch(0, [1.0, 2.0]), batch(1, [2.0, 3.0])])
+    assert (result.stored, result.duplicates) == (3, 3)
+    assert values_of(store)[1] == [1.0, 2.0, 3.0]
+
+
+def test_live_before_backlog_ends_merged_and_in_time_order(store: Store) -> None:
+    store.write([batch(100, [100.0, 101.0])])  # live data overtakes the backlog
+    assert store.received("gw1") == [(100, 101)]
+    store.write([batch(0, [float(i) for i in range(50)])])
+    assert store.received("gw1") == [(0, 49), (100, 101)]
+    store.write([batch(50, [float(i) for i in range(50, 100)])])
+    assert store.received("gw1") == [(0, 101)]
+    ts, values = values_of(store)
+    assert values == [float(i) for i in range(102)]
+    assert ts == sorted(ts)
+    (latest,) = store.latest()
+    assert latest.value == 101.0  # the older backlog did not overwrite the latest value
+
+
+def test_sequences_are_per_gateway(store: Store) -> None:
+    store.write([batch(0, [1.0]), batch(0, [2.0], gateway="gw2")])
+    assert values_of(store, "gw2/bath/temp")[1] == [2.0]
+
+
+def test_strings_bools_none_and_quality(store: Store) -> None:
+    store.write(
+        [
+            batch(0, ["P-001", "P-002"], tag="product"),
+            batch(2, [True, False, True], tag="running"),
+        ]
+    )
+    bad = Reading(
+        device="bath", tag="temp", ts=T0, value=None, quality=Quality.BAD, reason="timeout"
+    )
+    store.write(
+        [Batch(v=WIRE_VERSION, gateway="gw1", boot="b", first_seq=5, last_seq=5, readings=[bad])]
+    )
+    assert values_of(store, "gw1/bath/product")[1] == ["P-001", "P-002"]
+    assert values_of(store, "gw1/bath/running")[1] == [True, False, True]
+    (info,), _ = store.lookup(["gw1/bath/temp"])
+    (data,) = store.history([info], T0, T0 + SECOND)
+    assert np.isnan(data.values[0]) and data.quality.tolist() == [2]
+    latest = {v.series.name: v for v in store.latest()}
+    assert latest["gw1/bath/temp"].quality == "bad"
+    assert latest["gw1/bath/temp"].reason == "timeout"
+    assert latest["gw1/bath/running"].value is True
+
+
+def test_compaction_keeps_every_reading_and_merges_late_backlog(store: Store) -> None:
+    n = 5400  # 1.5 hours of temp at 1 Hz, seqs 0..5399
+    store.write([batch(0, [round(20 + i * 0.1, 1) for i in range(n)])])
+    products = [f"P{i // 600}" for i in range(3 * 3600)]  # 3 hours, seqs from 100000
+    store.write([batch(100_000, products, tag="product", t0=T0 - 100_000 * SECOND)])
+    before = values_of(store), values_of(store, "gw1/bath/product")
+    moved = store.compact(T0 + 2 * HOUR_NS + 5)  # hours 0 and 1 are complete
+    assert moved == n + 2 * 3600
+    assert store.stats()["blocks"] == 4 and store.stats()["recent_rows"] == 3600
+    assert (values_of(store), values_of(store, "gw1/bath/product")) == before
+    # A backlog for the compacted first hour arrives late: it merges into the block.
+    late = batch(n, [1.5, 2.5], t0=T0 - n * SECOND + 11 * SECOND // 2)
+    store.write([late])
+    assert store.compact(T0 + 2 * HOUR_NS) == 2
+    ts, values = values_of(store)
+    assert len(values) == n + 2 and ts == sorted(ts)
+    assert values[:10] == [20.0, 20.1, 20.2, 20.3, 20.4, 20.5, 1.5, 20.6, 2.5, 20.7]
+
+
+def test_history_range_is_half_open_across_blocks_and_recent(store: Store) -> None:
+    store.write([batch(0, [float(i) for i in range(7200)])])
+    store.compact(T0 + HOUR_NS)  # first hour in a block, second hour in recent
+    _ts, values = values_of(store, start=T0 + 3598 * SECOND, end=T0 + 3602 * SECOND)
+    assert values == [3598.0, 3599.0, 3600.0, 3601.0]
+
+
+def test_restart_keeps_data_latest_and_dedup_state(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ts.sqlite")
+    store.write(
+        [batch(0, [1.0, 2.0])], [GatewayStatus(v=WIRE_VERSION, gateway="gw1", online=True, ts=5)]
+    )
+    store.close()
+    store = Store(tmp_path / "ts.sqlite")
+    try:
+        assert store.write([batch(0, [1.0, 2.0])]).stored == 0
+        assert values_of(store)[1] == [1.0, 2.0]
+        assert [v.value for v in store.latest()] == [2.0]
+        (gw,) = store.gateways()
+        assert (gw.gateway, gw.online, gw.ts) == ("gw1", True, 5)
+    finally:
+        store.close()
+
+
+def test_min_max_mean_on_a_known_series() -> None:
+    ts = T0 + np.arange(100, dtype=np.int64) * SECOND
+    values = np.arange(100, dtype=np.float64)
+    values[37] = 1000.0  # a spike must survive
+    values[55] = np.nan  # a reading without a value is skipped
+    b = min_max_mean(ts, values, T0, T0 + 100 * SECOND, 10)
+    assert b.t.tolist() == [T0 + i * 10 * SECOND for i in range(10)]
+    assert b.min.tolist() == [float(10 * i) for i in range(10)]
+    assert b.max[3] == 1000.0 and b.max[0] == 9.0
+    assert b.count.tolist() == [10, 10, 10, 10, 10, 9, 10, 10, 10, 10]
+    assert b.mean[0] == 4.5 and b.mean[5] == pytest.approx((sum(range(50, 60)) - 55) / 9)
+
+
+def test_min_max_mean_never_exceeds_points_and_skips_empty_buckets() -> None:
+    ts = T0 + np.array([0, 1, 2, 90, 91], dtype=np.int64) * SECOND
+    b = min_max_mean(ts, np.ones(5), T0, T0 + 100 * SECOND + 1, 7)
+    assert len(b.t) == 2 and b.count.tolist() == [3, 2]
+
+
+def test_last_per_bucket_for_strings() -> None:
+    ts = T0 + np.array([0, 1, 5, 6], dtype=np.int64) * SECOND
+    t, v = last_per_bucket(ts, ["a", "b", "c", "d"], T0, T0 + 10 * SECOND, 2)
+    assert v == ["b", "d"] and t.tolist() == [T0 + SECOND, T0 + 6 * SECOND]
