@@ -108,6 +108,7 @@ class Snapshot:
     delta_e: float  # last measured product vs recipe target
     measured_product_id: str
     defect: bool  # last measured product is over the ΔE limit
+    delta_e_limit: float
     products_done: int
     defects: int
     recipe: int
@@ -115,6 +116,8 @@ class Snapshot:
     run_enable: bool
     defect_lamp: bool
     labels_printed: int
+    label_request: bool
+    calibration_request: bool
 
 
 @dataclass
@@ -140,6 +143,8 @@ class _Control:
     run_enable: bool = True
     defect_lamp: bool = False
     labels_printed: int = 0
+    label_request: bool = False
+    calibration_request: bool = False
 
 
 @dataclass
@@ -207,12 +212,16 @@ class AnodizingLine:
     def set_defect_lamp(self, on: bool) -> None:
         self.control.defect_lamp = on
 
-    def print_label(self) -> None:
-        """The label printer trigger: a pulse, counted; the coil reads back False afterwards."""
-        self.control.labels_printed += 1
+    def request_label(self, on: bool = True) -> None:
+        """The label printer trigger, like a PLC trigger bit: the next step prints and clears it.
 
-    def calibrate_colour_meter(self) -> None:
-        self.plant.colour_drift = (0.0, 0.0, 0.0)
+        Keeping it set until the next scan lets a writer read back what it wrote.
+        """
+        self.control.label_request = on
+
+    def request_calibration(self, on: bool = True) -> None:
+        """Zero the colour meter's drift on the next step (a pulse, like the label trigger)."""
+        self.control.calibration_request = on
 
     # ---- time -------------------------------------------------------------------------------
     def step(self, dt: float) -> list[Event]:
@@ -221,11 +230,20 @@ class AnodizingLine:
             raise ValueError(f"dt must be positive, got {dt}")
         self.t += dt
         self.seq.events = []
+        self._scan_triggers()
         self._sequence(dt)
         self._thermal(dt)
         self._chemistry(dt)
         self._drift(dt)
         return list(self.seq.events)
+
+    def _scan_triggers(self) -> None:
+        if self.control.label_request:
+            self.control.labels_printed += 1
+            self.control.label_request = False
+        if self.control.calibration_request:
+            self.plant.colour_drift = (0.0, 0.0, 0.0)
+            self.control.calibration_request = False
 
     def _emit(self, code: EventCode) -> None:
         self.seq.last_event = code
@@ -356,6 +374,7 @@ class AnodizingLine:
             delta_e=self.delta_e,
             measured_product_id=self.measured_product_id,
             defect=self.defect,
+            delta_e_limit=c.delta_e_limit,
             products_done=s.products_done,
             defects=s.defects,
             recipe=c.recipe,
@@ -363,6 +382,8 @@ class AnodizingLine:
             run_enable=c.run_enable,
             defect_lamp=c.defect_lamp,
             labels_printed=c.labels_printed,
+            label_request=c.label_request,
+            calibration_request=c.calibration_request,
         )
 
 

@@ -117,10 +117,13 @@ def test_concentration_depletes_and_dosing_replenishes() -> None:
 
 def test_label_pulse_and_lamp_and_recipe() -> None:
     line = AnodizingLine()
-    line.print_label()
+    line.request_label()
+    assert line.snapshot().label_request and line.snapshot().labels_printed == 0
+    line.step(0.1)
     line.set_defect_lamp(True)
     line.set_recipe(2)
     s = line.snapshot()
+    assert not s.label_request
     assert (s.labels_printed, s.defect_lamp, s.recipe, s.cycle_time) == (1, True, 2, 20.0)
     with pytest.raises(ValueError, match="recipe 9 is unknown"):
         line.set_recipe(9)
