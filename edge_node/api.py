@@ -1,0 +1,205 @@
+"""The edge node's HTTP API (FastAPI, OpenAPI at /docs) and the operators' web page at /.
+
+Responses are encoded with msgspec from numpy arrays (`.tolist()`), not through FastAPI's
+per-object encoder: a day of 23 series is 2M values and must stay well under a second.
+Times in responses are epoch milliseconds (UTC); history series are columns (arrays), so a
+point costs a few bytes of JSON, not a dict.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from edge_node import api_models as m
+from edge_node.ingest import IngestStats
+from edge_node.store import SeriesData, Store
+from edge_node.store.downsample import last_per_bucket, min_max_mean
+
+WEB_DIR = Path(__file__).parent / "web"
+MS = 1_000_000  # ns per ms
+DEFAULT_SPAN_MS = 3_600_000
+MAX_RAW_POINTS = 5_000_000
+MAX_POINTS = 100_000
+_encoder = msgspec.json.Encoder()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    return Response(_encoder.encode(content), status_code, media_type="application/json")
+
+
+def parse_time(text: str | None, default_ms: int, what: str) -> int:
+    """Epoch milliseconds or ISO 8601 (naive means UTC) -> epoch ns."""
+    if text is None or text == "":
+        return default_ms * MS
+    stripped = text.strip()
+    try:
+        if stripped.lstrip("-").isdigit():
+            return int(stripped) * MS
+        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(
+            400, f"{what}={text!r}: give epoch milliseconds or ISO 8601 (2026-11-25T08:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _ms(ts: np.ndarray) -> list[int]:
+    return (ts // MS).tolist()
+
+
+def _values(values: Any) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+def series_json(data: SeriesData, start: int, end: int, points: int | None) -> dict[str, Any]:
+    info = data.series
+    head: dict[str, Any] = {"name": info.name, "kind": info.kind, "unit": info.unit}
+    numeric = isinstance(data.values, np.ndarray)
+    if points is None or len(data) <= points:
+        quality = data.quality.tolist() if data.quality.any() else None
+        return head | {"mode": "raw", "t": _ms(data.ts), "v": _values(data.values), "q": quality}
+    if not numeric:
+        ts, values = last_per_bucket(data.ts, _values(data.values), start, end, points)
+        return head | {"mode": "last", "t": _ms(ts), "v": values}
+    b = min_max_mean(data.ts, data.values, start, end, points)
+    return head | {
+        "mode": "minmax",
+        "t": _ms(b.t),
+        "min": b.min.tolist(),
+        "max": b.max.tolist(),
+        "mean": b.mean.tolist(),
+        "count": b.count.tolist(),
+    }
+
+
+def create_app(store: Store, stats: IngestStats, *, edge_id: str = "", web: bool = True) -> FastAPI:
+    started = time.monotonic()
+    app = FastAPI(
+        title="Factory edge node",
+        version="0.1.0",
+        description="Latest values, history (raw and downsampled), gateways and ingest health "
+        "of one edge node. Times are epoch milliseconds UTC unless stated.",
+    )
+
+    @app.get("/api/health", response_model=m.Health, tags=["health"])
+    def health() -> Response:
+        """Liveness and readiness: `status` is degraded while the MQTT broker is unreachable."""
+        return json_response(
+            {
+                "status": "ok" if stats.connected else "degraded",
+                "edge": edge_id,
+                "mqtt_connected": stats.connected,
+                "uptime_s": round(time.monotonic() - started, 3),
+            }
+        )
+
+    @app.get("/api/stats", response_model=m.Stats, tags=["health"])
+    def get_stats() -> Response:
+        """Ingest counters (incl. rejected payloads per gateway and reason) and store size."""
+        return json_response({"ingest": stats.as_dict(), "store": store.stats()})
+
+    @app.get("/api/gateways", response_model=list[m.Gateway], tags=["gateways"])
+    def gateways() -> Response:
+        """The latest retained status of every gateway seen, as the gateway sent it."""
+        out = [
+            {
+                "gateway": g.gateway,
+                "online": g.online,
+                "ts": g.ts // MS,
+                "received_at": g.received_at // MS,
+                "status": msgspec.json.decode(g.payload),
+            }
+            for g in store.gateways()
+        ]
+        return json_response(out)
+
+    @app.get("/api/tags", response_model=list[m.Tag], tags=["data"])
+    def tags() -> Response:
+        """Every series stored, named gateway/device/tag."""
+        return json_response(
+            [
+                {
+                    "name": s.name,
+                    "gateway": s.gateway,
+                    "device": s.device,
+                    "tag": s.tag,
+                    "kind": s.kind,
+                    "unit": s.unit,
+                }
+                for s in store.series()
+            ]
+        )
+
+    @app.get("/api/latest", response_model=list[m.Latest], tags=["data"])
+    def latest(
+        tag: Annotated[
+            list[str] | None, Query(description="gateway/device/tag; all if absent")
+        ] = None,
+    ) -> Response:
+        """The newest reading (by timestamp) of each series."""
+        wanted = set(tag) if tag else None
+        return json_response(
+            [
+                {
+                    "name": v.series.name,
+                    "t": v.ts // MS,
+                    "ts_ns": v.ts,
+                    "value": v.value,
+                    "quality": v.quality,
+                    "reason": v.reason,
+                }
+                for v in store.latest()
+                if wanted is None or v.series.name in wanted
+            ]
+        )
+
+    @app.get("/api/history", response_model=m.History, tags=["data"])
+    def history(
+        tag: Annotated[list[str], Query(description="gateway/device/tag, repeat for more")],
+        start: Annotated[
+            str | None, Query(description="epoch ms or ISO 8601; default end-1h")
+        ] = None,
+        end: Annotated[str | None, Query(description="epoch ms or ISO 8601; default now")] = None,
+        points: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_POINTS, description="max buckets per series; raw if absent"),
+        ] = None,
+    ) -> Response:
+        """History over [start, end) per series: raw columns, or min/max/mean per time bucket
+        when `points` is given and a series has more readings than that."""
+        end_ns = parse_time(end, time.time_ns() // MS, "end")
+        start_ns = parse_time(start, end_ns // MS - DEFAULT_SPAN_MS, "start")
+        if end_ns <= start_ns:
+            raise HTTPException(400, "end must be after start")
+        found, unknown = store.lookup(tag)
+        if unknown:
+            raise HTTPException(404, f"unknown tag(s) {unknown}: see /api/tags for the names")
+        data = store.history(found, start_ns, end_ns)
+        if points is None and sum(len(d) for d in data) > MAX_RAW_POINTS:
+            raise HTTPException(
+                413, f"more than {MAX_RAW_POINTS} raw points: pass points=N or a shorter range"
+            )
+        return json_response(
+            {
+                "start": start_ns // MS,
+                "end": end_ns // MS,
+                "points": points,
+                "series": [series_json(d, start_ns, end_ns, points) for d in data],
+            }
+        )
+
+    if web:
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

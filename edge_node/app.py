@@ -1,0 +1,99 @@
+"""One edge-node process: MQTT ingest, periodic compaction and the HTTP API in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import uvicorn
+
+from edge_node.api import create_app
+from edge_node.config import EdgeConfig
+from edge_node.ingest import Ingest, IngestStats
+from edge_node.store import Store
+from factory_common.logs import get_logger
+from factory_common.wire import now_ns
+
+log = get_logger(component="edge")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: the app, not uvicorn, owns SIGINT/SIGTERM (uvicorn would
+    re-raise the signal after serving, skipping our shutdown of ingest and the store)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind before serving, so port 0 works and the printed URL is the real one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc}; change http.port") from None
+    return sock
+
+
+async def compact_forever(store: Store, interval: float, grace: float) -> None:
+    """Pack finished hours into blocks; in a thread so ingest and the API keep running."""
+    while True:
+        await asyncio.sleep(interval)
+        job = asyncio.ensure_future(asyncio.to_thread(store.compact, now_ns() - int(grace * 1e9)))
+        try:
+            moved = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            await asyncio.wait([job], timeout=30)  # the store is closed only after this
+            raise
+        if moved:
+            log.info("compacted", readings=moved)
+
+
+async def run_edge(
+    config: EdgeConfig, data_dir: Path, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (or until cancelled); `on_ready` gets the URL of the web page."""
+    store = Store(config.store.resolve_path(data_dir))
+    stats = IngestStats()
+    ingest = Ingest(config, store, stats)
+    sock = bind(config.http.host, config.http.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    app = create_app(store, stats, edge_id=config.edge.id)
+    server = _EmbeddedServer(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", log_level="warning")
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with asyncio.TaskGroup() as group:
+            ingest_task = group.create_task(ingest.run(), name="ingest")
+            compact_task = group.create_task(
+                compact_forever(store, config.store.compact_interval, config.store.compact_grace),
+                name="compact",
+            )
+            group.create_task(server.serve(sockets=[sock]), name="http")
+            log.info("edge_started", url=url, store=str(store.path), broker=config.mqtt.host)
+            if on_ready:
+                on_ready(url)
+            await stop.wait()
+            log.info("edge_stopping")
+            server.should_exit = True
+            ingest_task.cancel()
+            compact_task.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        sock.close()
+        store.close()
+        log.info("edge_stopped")

@@ -1,0 +1,66 @@
+"""The `edge-node` command: run the edge node, or check its config."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge_node.config import EdgeConfig, load_edge_config
+from factory_common.config import ConfigError
+from factory_common.logs import configure
+
+app = typer.Typer(
+    help="Factory edge node: MQTT ingest, time-series store, HTTP API and web UI.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigArg = Annotated[
+    Path, typer.Argument(help="edge config YAML (see edge_node/samples/edge.yaml)")
+]
+
+
+def _load(config: Path) -> EdgeConfig:
+    try:
+        return load_edge_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    data_dir: Annotated[Path, typer.Option(help="where the store lives")] = Path("data/edge"),
+    json_logs: Annotated[bool | None, typer.Option("--json-logs/--console-logs")] = None,
+) -> None:
+    """Ingest from MQTT, store, and serve the API and web page until Ctrl-C / SIGTERM."""
+    from edge_node.app import run_edge
+    from edge_node.store import StoreError
+
+    configure(json=json_logs)
+    edge_config = _load(config)
+
+    def ready(url: str) -> None:
+        typer.echo(
+            f"edge node {edge_config.edge.id}: web page and API at {url} (API docs: {url}docs)"
+        )
+
+    try:
+        asyncio.run(run_edge(edge_config, data_dir, on_ready=ready))
+    except (StoreError, OSError) as exc:
+        typer.echo(f"edge-node: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def check(config: ConfigArg) -> None:
+    """Validate a config file and say what it would do."""
+    edge_config = _load(config)
+    typer.echo(
+        f"{config}: ok (edge {edge_config.edge.id}, broker {edge_config.mqtt.host}:"
+        f"{edge_config.mqtt.port}, http {edge_config.http.host}:{edge_config.http.port})"
+    )

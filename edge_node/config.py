@@ -1,0 +1,91 @@
+"""The edge node's config: identity, the MQTT broker it ingests from, its store and HTTP API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
+from factory_common.wire import WireError, check_id
+
+
+class EdgeInfo(StrictModel):
+    id: str
+    site: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        try:
+            return check_id(value, "edge id")
+        except WireError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class TlsConfig(StrictModel):
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure_hostname: bool = False
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both `cert` and `key` for a client certificate, or neither")
+        return self
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    keepalive: int = Field(default=30, ge=5, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None  # repr is '**********': never logged
+    tls: TlsConfig | None = None
+    # Fixed, not random: with a persistent session the broker queues QoS 1 messages for this
+    # id while the edge is down and delivers them when it comes back. Default: edge-<id>.
+    client_id: str | None = None
+    reconnect_min: float = Field(default=0.5, gt=0)
+    reconnect_max: float = Field(default=30.0, gt=0)
+
+
+class StoreConfig(StrictModel):
+    path: Path = Path("edge.sqlite")
+    # Ingest groups messages into one transaction per interval: one fsync, then PUBACKs.
+    flush_interval: float = Field(default=0.2, gt=0, le=1.0)
+    # Flush early at this many unacknowledged messages: the broker stops sending QoS 1
+    # messages past its in-flight window (Mosquitto: max_inflight_messages, default 20).
+    flush_messages: int = Field(default=16, ge=1)
+    compact_interval: float = Field(default=60.0, gt=0)
+    # Hours stay in `recent` this long after they end, so a short backlog lands before packing.
+    compact_grace: float = Field(default=300.0, ge=0)
+
+    def resolve_path(self, data_dir: Path) -> Path:
+        """Relative store paths live under the --data-dir of `edge-node run`."""
+        return self.path if self.path.is_absolute() else data_dir / self.path
+
+
+class HttpConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: pick a free port (tests)
+
+
+class EdgeConfig(StrictModel):
+    edge: EdgeInfo
+    mqtt: MqttConfig = MqttConfig()
+    store: StoreConfig = StoreConfig()
+    http: HttpConfig = HttpConfig()
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"edge-{self.edge.id}"
+
+
+def load_edge_config(path: str | Path) -> EdgeConfig:
+    """Raises factory_common.config.ConfigError naming file:line: key.path for each problem."""
+    return load_yaml_model(path, EdgeConfig)
+
+
+def parse_edge_config(text: str, source: str = "<edge config>") -> EdgeConfig:
+    return parse_yaml_model(text, EdgeConfig, source)

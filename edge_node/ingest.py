@@ -1,0 +1,276 @@
+"""MQTT ingest: gateway batches and status from the broker into the store, exactly once.
+
+Delivery contract (why the edge loses nothing it acknowledged):
+- The client runs with paho's `manual_ack=True`: a QoS 1 PUBACK is sent only after the
+  transaction holding that message's readings has committed (synchronous=FULL). Without it,
+  paho acknowledges as soon as on_message returns, and a crash before the commit would lose
+  messages the gateway already deleted from its buffer.
+- The session is persistent (MQTT 3.1.1, clean_session=False, a fixed client id): while the
+  edge is down or reconnecting, the broker keeps queuing QoS 1 messages for it and redelivers
+  unacknowledged ones. Limits: the broker's own queue limits (Mosquitto max_queued_messages)
+  and its persistence setting decide what survives a broker restart; those are broker config.
+- Redelivery means duplicates; the store drops them by (gateway, seq), so at-least-once on
+  the wire becomes exactly-once in the store.
+- A PUBACK belongs to one connection: message ids of an older connection are never acked on
+  a newer one (the broker redelivers those messages and the store drops the copies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_node.config import EdgeConfig
+from edge_node.store import Store
+from factory_common.logs import get_logger
+from factory_common.wire import (
+    Batch,
+    GatewayStatus,
+    TopicKind,
+    WireError,
+    decode,
+    now_ns,
+    parse_topic,
+    subscription,
+)
+
+log = get_logger(component="ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One MQTT message handed from paho's thread to the asyncio loop."""
+
+    generation: int  # which connection delivered it: acks are per connection
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass
+class IngestStats:
+    connected: bool = False
+    connects: int = 0
+    messages: int = 0
+    batches: int = 0
+    statuses: int = 0
+    readings_stored: int = 0
+    readings_duplicate: int = 0
+    flushes: int = 0
+    last_flush_ms: float = 0.0
+    last_flush_at: int = 0
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (gateway, reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        rejected: dict[str, dict[str, int]] = {}
+        for (gateway, reason), count in sorted(self.rejected.items()):
+            rejected.setdefault(gateway, {})[reason] = count
+        return {
+            "mqtt_connected": self.connected,
+            "connects": self.connects,
+            "messages": self.messages,
+            "batches": self.batches,
+            "statuses": self.statuses,
+            "readings_stored": self.readings_stored,
+            "readings_duplicate": self.readings_duplicate,
+            "flushes": self.flushes,
+            "last_flush_ms": round(self.last_flush_ms, 3),
+            "last_flush_at": self.last_flush_at,
+            "rejected_total": sum(self.rejected.values()),
+            "rejected": rejected,
+        }
+
+
+def rejection_reason(error: WireError) -> str:
+    """Group wire errors into a few counters; wire.py words them, so match its wording here."""
+    text = str(error)
+    if "wire version" in text:
+        return "wrong_version"
+    if "exceeds" in text:
+        return "too_large"
+    return "malformed"
+
+
+class Ingest:
+    """Subscribes to every gateway's data and status topics and writes them to the store."""
+
+    def __init__(self, config: EdgeConfig, store: Store, stats: IngestStats | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.stats = stats or IngestStats()
+        self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._generation = 0
+        self._logged: set[tuple[str, str]] = set()
+        self._client: mqtt.Client | None = None
+        self._writing: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------ paho side (its thread)
+
+    def _make_client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
+        cfg = self.config.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if cfg.username:
+            password = cfg.password.get_secret_value() if cfg.password else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
+                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
+                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            client.tls_insecure_set(cfg.tls.insecure_hostname)
+        client.reconnect_delay_set(cfg.reconnect_min, cfg.reconnect_max)  # type: ignore[arg-type]
+
+        def bridge(item: Incoming | bool) -> None:
+            # The one crossing from paho's network thread into the asyncio loop.
+            loop.call_soon_threadsafe(self._on_loop, item)
+
+        def on_connect(c: mqtt.Client, _u: object, flags: Any, reason: Any, _p: object) -> None:
+            if reason.is_failure:
+                bridge(False)
+                return
+            self._generation += 1
+            c.subscribe([(subscription(TopicKind.DATA), 1), (subscription(TopicKind.STATUS), 1)])
+            bridge(True)
+
+        def on_disconnect(_c: mqtt.Client, _u: object, _f: object, _r: object, _p: object) -> None:
+            bridge(False)
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            bridge(Incoming(self._generation, msg.topic, msg.payload, msg.mid, msg.qos))
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        return client
+
+    # ------------------------------------------------------------ asyncio side
+
+    def _on_loop(self, item: Incoming | bool) -> None:
+        if isinstance(item, Incoming):
+            self._queue.put_nowait(item)  # bounded by the broker's QoS 1 in-flight window
+            return
+        if item != self.stats.connected:
+            self.stats.connected = item
+            self.stats.connects += int(item)
+            cfg = self.config.mqtt
+            event = "mqtt_connected" if item else "mqtt_disconnected"
+            log.info(event, host=cfg.host, port=cfg.port, client_id=self.config.client_id)
+
+    async def run(self) -> None:
+        """Connect (retrying with backoff in paho's thread) and ingest until cancelled."""
+        client = self._client = self._make_client(asyncio.get_running_loop())
+        cfg = self.config.mqtt
+        client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+        client.loop_start()
+        try:
+            while True:
+                await self._flush(await self._collect())
+        finally:
+            if self._writing is not None and not self._writing.done():
+                await asyncio.wait([self._writing], timeout=30)  # before the store closes
+            client.disconnect()
+            client.loop_stop()
+
+    async def _collect(self) -> list[Incoming]:
+        """Wait for a message, then gather more for up to flush_interval or flush_messages."""
+        cfg = self.config.store
+        items = [await self._queue.get()]
+        deadline = asyncio.get_running_loop().time() + cfg.flush_interval
+        while len(items) < cfg.flush_messages:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                items.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return items
+
+    async def _flush(self, items: list[Incoming]) -> None:
+        batches, statuses = self._decode_all(items)
+        started = asyncio.get_running_loop().time()
+        # Shielded: a cancelled ingest still lets the commit in progress finish (see run()).
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, statuses))
+        await asyncio.shield(self._writing)
+        self.stats.flushes += 1
+        self.stats.last_flush_ms = (asyncio.get_running_loop().time() - started) * 1000
+        self.stats.last_flush_at = now_ns()
+        client = self._client
+        for item in items:  # only now, after the commit: see the module docstring
+            if client is not None and item.qos > 0 and item.generation == self._generation:
+                client.ack(item.mid, item.qos)
+
+    def _write(self, batches: list[Batch], statuses: list[GatewayStatus]) -> None:
+        """Runs in a worker thread so HTTP requests are served while the commit syncs."""
+        try:
+            self._count(self.store.write(batches, statuses))
+        except OverflowError:
+            # An integer beyond SQLite's 64 bits (value, ts or seq) in some batch: store the
+            # others one by one and reject the offender, rather than retrying it forever.
+            self._count(self.store.write([], statuses))
+            for batch in batches:
+                try:
+                    self._count(self.store.write([batch]))
+                except OverflowError:
+                    self._reject(batch.gateway, "out_of_range", "an integer exceeds 64 bits")
+
+    def _count(self, result: Any) -> None:
+        self.stats.readings_stored += result.stored
+        self.stats.readings_duplicate += result.duplicates
+
+    def _decode_all(self, items: list[Incoming]) -> tuple[list[Batch], list[GatewayStatus]]:
+        batches: list[Batch] = []
+        statuses: list[GatewayStatus] = []
+        for item in items:
+            self.stats.messages += 1
+            try:
+                gateway, kind = parse_topic(item.topic)
+            except WireError as exc:
+                self._reject("?", "bad_topic", str(exc))
+                continue
+            if kind is TopicKind.STATUS and not item.payload:
+                continue  # a retained status being cleared (fleet removed the gateway)
+            message = self._decode(gateway, kind, item.payload)
+            if isinstance(message, Batch):
+                batches.append(message)
+                self.stats.batches += 1
+            elif isinstance(message, GatewayStatus):
+                statuses.append(message)
+                self.stats.statuses += 1
+        return batches, statuses
+
+    def _decode(
+        self, gateway: str, kind: TopicKind, payload: bytes
+    ) -> Batch | GatewayStatus | None:
+        model = Batch if kind is TopicKind.DATA else GatewayStatus
+        try:
+            message = decode(payload, model)
+        except WireError as exc:
+            self._reject(gateway, rejection_reason(exc), str(exc))
+            return None
+        if message.gateway != gateway:
+            # A gateway must not write into another gateway's sequence space.
+            self._reject(gateway, "gateway_mismatch", f"payload says {message.gateway!r}")
+            return None
+        return message
+
+    def _reject(self, gateway: str, reason: str, detail: str) -> None:
+        self.stats.rejected[(gateway, reason)] += 1
+        if (gateway, reason) not in self._logged:  # once per gateway and reason, not per message
+            self._logged.add((gateway, reason))
+            log.warning("payload_rejected", gateway=gateway, reason=reason, detail=detail[:300])
