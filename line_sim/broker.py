@@ -1,0 +1,119 @@
+"""Pick and describe the MQTT broker for the simulated line: Mosquitto if installed, else amqtt.
+
+Mosquitto is the product's broker (DESIGN.md); amqtt, a maintained pure-Python broker, only
+lets a machine without the Debian package still bring the line up. Either runs as its own
+child process on 127.0.0.1, with its files under the run's data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+BrokerChoice = Literal["auto", "mosquitto", "embedded"]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The requested broker cannot run here; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class BrokerPlan:
+    kind: Literal["mosquitto", "amqtt"]
+    argv: list[str]
+    port: int
+
+    def describe(self) -> str:
+        if self.kind == "mosquitto":
+            return f"Mosquitto ({self.argv[0]}) on 127.0.0.1:{self.port}"
+        return (
+            f"embedded amqtt broker on 127.0.0.1:{self.port} "
+            "(Mosquitto is not installed: `sudo apt-get install mosquitto` to use it)"
+        )
+
+
+def find_mosquitto() -> str | None:
+    # Debian installs it in /usr/sbin, which is not on a normal user's PATH.
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if _exe(p)), None)
+
+
+def _exe(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def mosquitto_config(port: int, workdir: Path) -> Path:
+    """Write a private Mosquitto config: loopback only, anonymous, persistent sessions."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        # Persistence keeps the edge node's queued QoS 1 messages across a broker restart.
+        "persistence true",
+        f"persistence_location {workdir}/",
+        "autosave_interval 30",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "max_queued_messages 100000",
+    ]
+    if os.geteuid() == 0:
+        # As root Mosquitto drops to user `mosquitto`, which cannot write the run's data dir.
+        lines.append("user root")
+    path = workdir / "mosquitto.conf"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def plan_broker(choice: BrokerChoice, port: int, workdir: Path) -> BrokerPlan:
+    """Decide which broker runs and the command that starts it."""
+    binary = find_mosquitto() if choice in ("auto", "mosquitto") else None
+    if binary:
+        config = mosquitto_config(port, workdir)
+        return BrokerPlan("mosquitto", [binary, "-c", str(config)], port)
+    if choice == "mosquitto":
+        raise BrokerUnavailable(
+            "mosquitto is not installed: `sudo apt-get install mosquitto`, "
+            "or pass --broker embedded"
+        )
+    try:
+        import amqtt  # noqa: F401
+    except ImportError:
+        raise BrokerUnavailable(
+            "no MQTT broker available: install Mosquitto (`sudo apt-get install mosquitto`) "
+            "or the embedded one (`pip install -e '.[sim]'`)"
+        ) from None
+    argv = [sys.executable, "-m", "line_sim", "broker", "--port", str(port)]
+    return BrokerPlan("amqtt", argv, port)
+
+
+def amqtt_config(host: str, port: int) -> dict[str, object]:
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+        "plugins": {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+        },
+    }
+
+
+async def run_embedded(host: str, port: int) -> None:
+    """Run amqtt in this process until cancelled (the `factory-line broker` command)."""
+    from amqtt.broker import Broker
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    broker = Broker(amqtt_config(host, port))
+    await broker.start()
+    print(f"amqtt broker listening on {host}:{port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await broker.shutdown()
