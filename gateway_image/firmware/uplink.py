@@ -1,0 +1,349 @@
+"""MQTT uplink: buffered readings out as QoS-1 batches, deleted on PUBACK; status and commands.
+
+- Batches are contiguous seq runs read from the durable buffer, in seq order, at most
+  `inflight_batches` unacknowledged at once. A batch's rows are deleted only on its PUBACK, and
+  only when the PUBACK reports success (MQTT 5 reason codes: a broker refusing a publish, e.g.
+  by ACL, must not make us delete data).
+- Reconnect: paho keeps unacknowledged QoS-1 messages and re-sends them, in order, when the
+  connection is back; after a process restart the buffer itself is the source (everything still
+  in it is sent again). Duplicates on the wire are fine: the edge deduplicates on (gateway, seq).
+- Backoff: paho's doubling delay, with its start re-drawn at random after every connection
+  loss, so a fleet of gateways does not reconnect in lockstep after a broker restart.
+- Status: retained `GatewayStatus(online=True)` on connect and every `status_interval`; the
+  MQTT last will is the same message with online=False.
+- Threads: paho runs its network thread; every callback crosses into asyncio in one place,
+  `_bridge`, with loop.call_soon_threadsafe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from factory_common import wire
+from factory_common.logs import get_logger
+from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.config import MqttConfig
+
+CommandHandler = Callable[[wire.Command], Awaitable[wire.CommandAck]]
+HealthSource = Callable[[], list[wire.ConnectorHealth]]
+BACKOFF_MIN = 1.0  # seconds before the first reconnect attempt (then doubled per failure)
+BACKOFF_MAX = 30.0
+REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
+GOODBYE_TIMEOUT = 3.0  # seconds a clean shutdown waits for PUBACKs before disconnecting
+
+
+def firmware_version() -> str:
+    try:
+        return importlib.metadata.version("factory-edge")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class Uplink:
+    """Owns the MQTT connection of one gateway process; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        gateway_id: str,
+        config: MqttConfig,
+        buffer: DurableBuffer,
+        *,
+        boot: str,
+        health: HealthSource = list,
+        command_handler: CommandHandler | None = None,
+        version: str | None = None,
+    ) -> None:
+        self.gateway_id = wire.check_id(gateway_id)
+        self.config = config
+        self.buffer = buffer
+        self.boot = boot
+        self.health = health
+        self.command_handler = command_handler
+        self.version = version or firmware_version()
+        self.started_at = wire.now_ns()
+        self._started_mono = time.monotonic()
+        self.connected = False
+        self.batches_acked = 0
+        self.readings_acked = 0
+        self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
+        self._cursor: int | None = None  # highest seq published; None: start at the oldest
+        self._retry_from: int | None = None  # a refused batch: re-send from here
+        self._room = asyncio.Event()  # connected and the window has room
+        self._online = asyncio.Event()
+        self._drained = asyncio.Event()  # no batch in flight
+        self._waiters: dict[int, asyncio.Future[None]] = {}  # mids someone awaits the PUBACK of
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self.log = get_logger(component="uplink", gateway=gateway_id)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Connect and keep sending until cancelled; then say goodbye (offline status)."""
+        self._loop = asyncio.get_running_loop()
+        self._client = client = self._make_client()
+        client.connect_async(self.config.host, self.config.port, self.config.keepalive)
+        client.loop_start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                tasks.create_task(self._send_loop(), name="uplink-send")
+                tasks.create_task(self._status_loop(), name="uplink-status")
+        finally:
+            self._tasks = None
+            await self._goodbye(client)
+
+    async def _goodbye(self, client: mqtt.Client) -> None:
+        """Let in-flight batches get their PUBACK, publish offline status, disconnect."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOODBYE_TIMEOUT):
+                if self.connected:
+                    await self._drained.wait()
+                    info = client.publish(
+                        wire.status_topic(self.gateway_id),
+                        wire.encode(self.status(online=False)),
+                        qos=1,
+                        retain=True,
+                    )
+                    published = self._waiters[info.mid] = asyncio.get_running_loop().create_future()
+                    await published
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self.connected = False
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.gateway_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        client.connect_timeout = 5.0
+        # Our own window bounds the batches; leave paho room for status and acks too.
+        client.max_inflight_messages_set(cfg.inflight_batches + 8)
+        client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
+        if cfg.username is not None:
+            password = cfg.password.get_secret_value() if cfg.password else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
+                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
+                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(cfg.tls.insecure_hostname)
+        client.will_set(
+            wire.status_topic(self.gateway_id),
+            wire.encode(self.status(online=False)),
+            qos=1,
+            retain=True,
+        )
+        client.on_connect = lambda _c, _u, _f, rc, _p: self._bridge(self._on_connect, rc)
+        client.on_disconnect = self._on_disconnect_thread
+        client.on_publish = lambda _c, _u, mid, rc, _p: self._bridge(self._on_publish, mid, rc)
+        client.on_message = lambda _c, _u, msg: self._bridge(self._on_message, msg)
+        return client
+
+    def _bridge(self, handler: Callable[..., None], *args: Any) -> None:
+        """The one crossing from paho's network thread into the event loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between check and call
+            loop.call_soon_threadsafe(handler, *args)
+
+    def _on_disconnect_thread(
+        self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any
+    ) -> None:
+        # Runs in paho's thread on purpose: the jittered backoff must be set before paho waits.
+        jitter = random.uniform(0.5, 1.5)
+        client.reconnect_delay_set(BACKOFF_MIN * jitter, BACKOFF_MAX * min(jitter, 1.0))
+        self._bridge(self._on_disconnect, rc)
+
+    # ------------------------------------------------------------------ callbacks (loop thread)
+
+    def _on_connect(self, reason: Any) -> None:
+        if reason.is_failure:
+            self.log.warning("mqtt_refused", reason=str(reason))
+            return
+        self.connected = True
+        self.log.info("mqtt_connected", host=self.config.host, port=self.config.port)
+        assert self._client is not None
+        self._client.subscribe(wire.command_topic(self.gateway_id), qos=1)
+        self._publish_status()
+        self._online.set()
+        self._update_room()
+
+    def _on_disconnect(self, reason: Any) -> None:
+        if self.connected:
+            self.log.warning("mqtt_disconnected", reason=str(reason), inflight=len(self._inflight))
+        self.connected = False
+        self._online.clear()
+        self._update_room()
+
+    def _on_publish(self, mid: int, reason: Any) -> None:
+        waiter = self._waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        seqs = self._inflight.pop(mid, None)
+        if seqs is None:  # a status or command ack
+            return
+        if reason.is_failure:
+            # Not stored by the broker: keep the rows and send them again later.
+            self.log.error("batch_refused", reason=str(reason), first=seqs[0], last=seqs[1])
+            self._retry_from = min(seqs[0], self._retry_from or seqs[0])
+        elif self._tasks is not None:
+            self._tasks.create_task(self._ack(*seqs))
+        self._update_room()
+
+    async def _ack(self, first: int, last: int) -> None:
+        removed = await asyncio.to_thread(self.buffer.ack, first, last)
+        self.batches_acked += 1
+        self.readings_acked += removed
+
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            command = wire.decode(message.payload, wire.Command)
+        except wire.WireError as exc:
+            self.log.warning("command_malformed", topic=message.topic, error=str(exc))
+            return
+        if self._tasks is not None:
+            self._tasks.create_task(self._execute(command))
+
+    async def _execute(self, command: wire.Command) -> None:
+        if self.command_handler is None:
+            ack = wire.CommandAck(
+                v=wire.WIRE_VERSION,
+                id=command.id,
+                gateway=self.gateway_id,
+                status=wire.AckStatus.REJECTED,
+                ts=wire.now_ns(),
+                detail="commands not enabled",
+            )
+        else:
+            ack = await self.command_handler(command)
+        if self._client is not None:
+            self._client.publish(wire.ack_topic(self.gateway_id), wire.encode(ack), qos=1)
+
+    def _update_room(self) -> None:
+        if self._inflight:
+            self._drained.clear()
+        else:
+            self._drained.set()
+        if self.connected and len(self._inflight) < self.config.inflight_batches:
+            self._room.set()
+        else:
+            self._room.clear()
+
+    # ------------------------------------------------------------------ sending
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._room.wait()
+            if self._retry_from is not None:
+                await asyncio.sleep(REJECTED_RETRY)
+                self._cursor, self._retry_from = self._retry_from - 1, None
+            entries = await self._next_entries()
+            if entries and self.connected and self._room.is_set():
+                self._publish_batch(entries)
+
+    async def _next_entries(self) -> list[tuple[int, wire.Reading]]:
+        """The next readings to send; waits (bounded) for data, and for a batch to fill."""
+        limit = self.config.batch_max_readings
+        self.buffer.committed.clear()
+        entries = await asyncio.to_thread(self.buffer.pending, limit, self._cursor)
+        if not entries:
+            # Appends through put() set `committed`; the timeout covers direct append() calls.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.buffer.committed.wait(), 1.0)
+            return []
+        if len(entries) < limit and self.config.batch_max_delay > 0:
+            await asyncio.sleep(self.config.batch_max_delay)
+            entries = await asyncio.to_thread(self.buffer.pending, limit, self._cursor)
+        return _contiguous(entries)
+
+    def _publish_batch(self, entries: list[tuple[int, wire.Reading]]) -> None:
+        assert self._client is not None
+        while True:
+            batch = wire.Batch(
+                v=wire.WIRE_VERSION,
+                gateway=self.gateway_id,
+                boot=self.boot,
+                first_seq=entries[0][0],
+                last_seq=entries[-1][0],
+                readings=[r for _, r in entries],
+                sent_at=wire.now_ns(),
+            )
+            payload = wire.encode(batch)
+            if len(payload) <= wire.MAX_PAYLOAD_BYTES or len(entries) == 1:
+                break
+            entries = entries[: len(entries) // 2]  # the edge refuses oversized batches
+        info = self._client.publish(wire.data_topic(self.gateway_id), payload, qos=1)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            # Not queued by paho: leave the cursor so the same rows are tried again.
+            self.log.warning("publish_failed", rc=mqtt.error_string(info.rc))
+            return
+        # NO_CONN: paho queued it and sends it after the reconnect; count it as in flight.
+        self._inflight[info.mid] = (batch.first_seq, batch.last_seq)
+        self._cursor = batch.last_seq
+        self._update_room()
+
+    # ------------------------------------------------------------------ status
+
+    def status(self, online: bool = True) -> wire.GatewayStatus:
+        stats = self.buffer.stats()
+        return wire.GatewayStatus(
+            v=wire.WIRE_VERSION,
+            gateway=self.gateway_id,
+            online=online,
+            ts=wire.now_ns(),
+            version=self.version,
+            boot=self.boot,
+            started_at=self.started_at,
+            uptime_s=round(time.monotonic() - self._started_mono, 3),
+            buffer_depth=stats.depth,
+            buffer_bytes=stats.bytes,
+            last_seq=stats.last_seq,
+            dropped=stats.dropped,
+            connectors=self.health(),
+        )
+
+    def _publish_status(self) -> None:
+        if self._client is not None and self.connected:
+            self._client.publish(
+                wire.status_topic(self.gateway_id),
+                wire.encode(self.status()),
+                qos=1,
+                retain=True,
+            )
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.status_interval)
+            if self.buffer.ttl is not None:
+                await asyncio.to_thread(self.buffer.expire)
+            self._publish_status()
+
+    async def wait_online(self) -> None:
+        """Until connected to the broker (wrap it in asyncio.timeout)."""
+        await self._online.wait()
+
+
+def _contiguous(entries: list[tuple[int, wire.Reading]]) -> list[tuple[int, wire.Reading]]:
+    """The leading run of consecutive seqs (drops by budget or ttl leave gaps; a Batch can't)."""
+    for i in range(1, len(entries)):
+        if entries[i][0] != entries[0][0] + i:
+            return entries[:i]
+    return entries
