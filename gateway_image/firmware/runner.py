@@ -1,0 +1,287 @@
+"""Drives one connector: schedule, timeouts, reconnect back-off, health and state-change logs.
+
+The runner is the one place where connector failures become health. Whatever a connector
+raises (ConnectorError, a timeout, or a bug), the runner closes it, waits a jittered,
+capped back-off and starts again; it never lets the failure escape to other runners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from factory_common.logs import get_logger
+from factory_common.wire import ConnectorHealth, DeviceHealth, Quality, Reading, now_ns
+from gateway_image.firmware.connectors.base import (
+    ConnectorError,
+    PollingConnector,
+    StreamingConnector,
+)
+
+Sink = Callable[[list[Reading]], Awaitable[None]]
+# What a connector failure may look like; anything else is a bug, logged with its traceback.
+EXPECTED = (ConnectorError, TimeoutError, OSError)
+
+
+class Backoff:
+    """Exponential back-off with jitter, so gateways restarted together do not retry in step."""
+
+    def __init__(self, initial: float = 0.5, cap: float = 30.0, rng: random.Random | None = None):
+        self.initial, self.cap, self.attempt = initial, cap, 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        base = min(self.cap, self.initial * 2**self.attempt)
+        self.attempt += 1
+        return base * (0.5 + 0.5 * self._rng.random())
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _Health:
+    """Mutable counters behind `ConnectorRunner.health()`."""
+
+    def __init__(self, name: str, type_: str) -> None:
+        self.name, self.type = name, type_
+        self.state = "starting"
+        self.last_success: int | None = None
+        self.polls = self.errors = self.readings = self.overruns = 0
+        self.latency_ms: float | None = None
+        self.last_error = ""
+        self.devices: dict[str, DeviceHealth] = {}
+
+    def record(self, readings: list[Reading]) -> list[tuple[str, str, DeviceHealth]]:
+        """Per-device state from one batch: up (all good), degraded (some bad), down (all bad).
+
+        Returns (device, old state, new health) for every device whose state changed.
+        """
+        changes = []
+        self.readings += len(readings)
+        by_device: dict[str, list[Reading]] = {}
+        for reading in readings:
+            by_device.setdefault(reading.device, []).append(reading)
+        for device, items in by_device.items():
+            bad = [r for r in items if r.quality is not Quality.GOOD]
+            old = self.devices.get(device, DeviceHealth(state="starting"))
+            state = "up" if not bad else "down" if len(bad) == len(items) else "degraded"
+            new = DeviceHealth(
+                state=state,
+                last_success=max(r.ts for r in items)
+                if len(bad) < len(items)
+                else old.last_success,
+                errors=old.errors + len(bad),
+                last_error=bad[-1].reason if bad else old.last_error,
+            )
+            self.devices[device] = new
+            if state != old.state:
+                changes.append((device, old.state, new))
+        return changes
+
+    def all_devices_down(self) -> None:
+        self.devices = {
+            name: DeviceHealth("down", d.last_success, d.errors, d.last_error)
+            for name, d in self.devices.items()
+        }
+
+    def snapshot(self) -> ConnectorHealth:
+        return ConnectorHealth(
+            name=self.name,
+            type=self.type,
+            state=self.state,
+            last_success=self.last_success,
+            polls=self.polls,
+            errors=self.errors,
+            readings=self.readings,
+            latency_ms=self.latency_ms,
+            last_error=self.last_error,
+            devices=dict(self.devices),
+        )
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return text if text else type(exc).__name__
+
+
+class ConnectorRunner:
+    """Runs one polling or streaming connector until cancelled; see the module docstring."""
+
+    def __init__(
+        self,
+        connector: PollingConnector | StreamingConnector,
+        sink: Sink,
+        *,
+        gateway: str,
+        connector_type: str,
+        interval: float = 1.0,
+        poll_timeout: float | None = None,
+        open_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        settle: float = 1.0,
+    ) -> None:
+        self.connector = connector
+        self.name = connector.name
+        self.interval = interval
+        # A connector may know its own worst case (e.g. Modbus: one timeout per unit).
+        self.poll_timeout = (
+            poll_timeout or getattr(connector, "poll_timeout", None) or max(2 * interval, 5.0)
+        )
+        self.open_timeout = open_timeout
+        self.backoff = backoff or Backoff()
+        self.settle = settle
+        self.overruns = 0
+        self._sink = sink
+        self._h = _Health(connector.name, connector_type)
+        self._log = get_logger(gateway=gateway, connector=connector.name)
+        self._down_since: float | None = None
+        self._sink_failing = False
+
+    def health(self) -> ConnectorHealth:
+        return self._h.snapshot()
+
+    @property
+    def state(self) -> str:
+        return self._h.state
+
+    async def run(self) -> None:
+        """Run the connector until cancelled, restarting it with back-off whenever it fails."""
+        while True:
+            try:
+                if isinstance(self.connector, PollingConnector):
+                    await self._poll_session(self.connector)
+                else:
+                    await self._stream_session(self.connector)
+                self._went_down("connector stopped without an error", None)
+            except EXPECTED as exc:
+                self._went_down(describe(exc), None)
+            except Exception as exc:  # a connector bug must not stop the gateway
+                self._went_down(f"{type(exc).__name__}: {exc}", exc)
+            await self._close()
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _poll_session(self, connector: PollingConnector) -> None:
+        await asyncio.wait_for(connector.open(), self.open_timeout)
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            started = loop.time()
+            try:
+                readings = await asyncio.wait_for(connector.poll(), self.poll_timeout)
+            except TimeoutError:
+                raise ConnectorError(f"poll did not finish within {self.poll_timeout:g}s") from None
+            self._succeeded(readings, (loop.time() - started) * 1000)
+            await self._deliver(readings)
+            next_tick = self._next_tick(next_tick + self.interval, loop.time())
+            await asyncio.sleep(next_tick - loop.time())
+
+    def _next_tick(self, due: float, now: float) -> float:
+        """Fixed rate without drift; ticks already missed are skipped and counted, not bunched."""
+        if now <= due:
+            return due
+        missed = int((now - due) // self.interval) + 1
+        if not self.overruns:
+            self._log.info(
+                "poll overran its interval",
+                interval=self.interval,
+                hint="raise poll_interval or split the connector",
+            )
+        self.overruns += missed
+        return due + missed * self.interval
+
+    async def _stream_session(self, connector: StreamingConnector) -> None:
+        # A quiet stream (a door switch that never moves) is healthy once it has run a while.
+        timer = asyncio.get_running_loop().call_later(self.settle, self._stream_settled)
+        try:
+            await connector.run(self._emit)
+        finally:
+            timer.cancel()
+
+    async def _emit(self, readings: list[Reading]) -> None:
+        self._succeeded(readings, None)
+        await self._deliver(readings)
+
+    def _stream_settled(self) -> None:
+        if self._h.state in ("starting", "down"):
+            self._came_up("up")
+
+    def _succeeded(self, readings: list[Reading], latency_ms: float | None) -> None:
+        h = self._h
+        h.polls += 1
+        h.last_success = now_ns()
+        if latency_ms is not None:
+            h.latency_ms = round(latency_ms, 3)
+        for device, old, new in h.record(readings):
+            self._log_device(device, old, new)
+        state = "degraded" if any(r.quality is not Quality.GOOD for r in readings) else "up"
+        if h.state in ("starting", "down"):
+            self._came_up(state)
+        h.state = state
+
+    def _came_up(self, state: str) -> None:
+        if self._h.state == "down" and self._down_since is not None:
+            down_for = round(time.monotonic() - self._down_since, 3)
+            self._log.info("connector recovered", down_s=down_for)
+        else:
+            self._log.info("connector up")
+        self._h.state = state
+        self._down_since = None
+        self.backoff.reset()
+
+    def _log_device(self, device: str, old: str, new: DeviceHealth) -> None:
+        if new.state == "down":
+            self._log.warning("device unavailable", device=device, error=new.last_error)
+        elif old == "down":
+            self._log.info("device recovered", device=device, state=new.state)
+
+    def _went_down(self, error: str, exc: Exception | None) -> None:
+        h = self._h
+        h.errors += 1
+        h.last_error = error
+        if h.state != "down":
+            # Logged once per outage; later failed attempts only count in health.
+            extra = {"exc_info": exc} if exc is not None else {}
+            self._log.warning("connector unavailable", error=error, **extra)
+            self._down_since = time.monotonic()
+            h.state = "down"
+            h.all_devices_down()
+
+    async def _deliver(self, readings: list[Reading]) -> None:
+        if not readings:
+            return
+        try:
+            await self._sink(readings)
+        except Exception as exc:  # a sink failure is not a device failure
+            self._h.last_error = f"sink: {describe(exc)}"
+            if not self._sink_failing:
+                self._log.error("sink refused readings", error=describe(exc), exc_info=exc)
+            self._sink_failing = True
+            return
+        if self._sink_failing:
+            self._log.info("sink accepts readings again")
+        self._sink_failing = False
+
+    async def _close(self) -> None:
+        close = getattr(self.connector, "close", None)
+        if close is None:
+            return
+        try:
+            await asyncio.wait_for(close(), self.open_timeout)
+        except Exception as exc:  # a failing close must not block the restart
+            self._log.debug("close failed", error=describe(exc))
+
+
+def runner_for(config: object, sink: Sink, gateway: str) -> ConnectorRunner:
+    """Build a connector from one `connectors:` entry and wrap it in a runner."""
+    from gateway_image.firmware.connectors.registry import build_connector
+
+    connector = build_connector(config)  # type: ignore[arg-type]
+    return ConnectorRunner(
+        connector,
+        sink,
+        gateway=gateway,
+        connector_type=str(getattr(config, "type", "unknown")),
+        interval=float(getattr(config, "poll_interval", 1.0)),
+    )
