@@ -1,0 +1,24 @@
+# The two commands a newcomer needs, and a few for developers. Each target calls a script in
+# scripts/, so a machine without `make` runs the same thing: ./scripts/run-line.sh, ./scripts/test.sh
+.PHONY: run test lint bootstrap deps clean
+
+# Extra arguments: make run ARGS="--http-port 9000"   make test ARGS="tests/unit -x"
+ARGS ?=
+
+run:
+	./scripts/run-line.sh $(ARGS)
+
+test:
+	./scripts/test.sh $(ARGS)
+
+bootstrap deps:
+	./scripts/bootstrap.sh
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/hadolint Dockerfile
+	.venv/bin/shellcheck scripts/*.sh .ci/run
+
+clean:
+	rm -rf var/line build dist

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Make this clone ready to run and test: Debian packages (when root), .venv, the project.
+#
+# Idempotent and quick: the pip step is skipped while pyproject.toml and the extras are
+# unchanged (a stamp in .venv keyed on their hash). Environment:
+#   PYTHON=python3.12   interpreter to build .venv with (default: newest python3.x >= 3.11)
+#   EXTRAS=gateway,edge,sim,dev   extras to install
+#   CI=true             a missing Debian package is an error instead of a hint
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages the line and the tests use. Extend this list (and say why) when you
+# add a test that needs a binary: mosquitto (the broker), socat (pty pairs for serial
+# tests), chromium + chromium-driver (the edge web page tests).
+APT_PACKAGES=(
+    python3-venv
+    mosquitto
+    mosquitto-clients
+    socat
+    chromium
+    chromium-driver
+)
+EXTRAS="${EXTRAS:-gateway,edge,sim,dev}"
+VENV=".venv"
+STAMP="$VENV/.bootstrap-stamp"
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+
+missing_debian_packages() {
+    local pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+install_debian_packages() {
+    command -v dpkg-query >/dev/null 2>&1 || return 0 # not Debian/Ubuntu: nothing to do
+    local missing=()
+    mapfile -t missing < <(missing_debian_packages)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        say "missing Debian packages: ${missing[*]}"
+        say "install them with: sudo apt-get install -y ${missing[*]}"
+        say "(or run: sudo ./scripts/bootstrap.sh); tests needing them are skipped until then"
+        if [ "${CI:-}" = "true" ]; then
+            say "CI=true: failing because tests would fail without them"
+            exit 1
+        fi
+        return 0
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    # Wait for another apt run (unattended upgrades, a colleague) instead of failing at once.
+    local wait_lock=(-o DPkg::Lock::Timeout=300)
+    apt-get "${wait_lock[@]}" update -qq
+    local available=() pkg
+    for pkg in "${missing[@]}"; do
+        # Ubuntu ships chromium only as a snap: skip what this release does not have.
+        if apt-cache show "$pkg" >/dev/null 2>&1; then
+            available+=("$pkg")
+        else
+            say "warning: no package '$pkg' in this distribution's archive; skipping it"
+        fi
+    done
+    if [ "${#available[@]}" -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends \
+            "${available[@]}"
+    fi
+}
+
+find_python() {
+    local candidate
+    for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        command -v "$candidate" >/dev/null 2>&1 || continue
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    say "error: Python 3.11 or newer is needed (found: $(python3 --version 2>&1 || echo none))"
+    say "on Debian 12 / Ubuntu 22.04+: sudo apt-get install -y python3 python3-venv"
+    exit 1
+}
+
+make_venv() {
+    [ -x "$VENV/bin/python" ] && return 0
+    local python
+    python="$(find_python)"
+    say "creating $VENV with $python"
+    if ! "$python" -m venv "$VENV"; then
+        say "error: could not create $VENV: sudo apt-get install -y python3-venv, then retry"
+        rm -rf "$VENV"
+        exit 1
+    fi
+}
+
+install_project() {
+    local want
+    want="$(cat pyproject.toml <(printf '%s' "$EXTRAS") | sha256sum | cut -d' ' -f1)"
+    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+        return 0
+    fi
+    say "installing the project with extras [$EXTRAS] into $VENV (first run takes a minute)"
+    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+    printf '%s\n' "$want" >"$STAMP"
+}
+
+install_debian_packages
+make_venv
+install_project
