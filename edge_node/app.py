@@ -18,8 +18,6 @@ from edge_node.store import Store
 from factory_common.logs import get_logger
 from factory_common.wire import now_ns
 
-log = get_logger(component="edge")
-
 
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn inside our loop: the app, not uvicorn, owns SIGINT/SIGTERM (uvicorn would
@@ -45,6 +43,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def compact_forever(store: Store, interval: float, grace: float) -> None:
     """Pack finished hours into blocks; in a thread so ingest and the API keep running."""
+    log = get_logger(component="compact")
     while True:
         await asyncio.sleep(interval)
         job = asyncio.ensure_future(asyncio.to_thread(store.compact, now_ns() - int(grace * 1e9)))
@@ -58,9 +57,13 @@ async def compact_forever(store: Store, interval: float, grace: float) -> None:
 
 
 async def run_edge(
-    config: EdgeConfig, data_dir: Path, on_ready: Callable[[str], None] | None = None
+    config: EdgeConfig,
+    data_dir: Path,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or until cancelled); `on_ready` gets the URL of the web page."""
+    """Run until SIGINT/SIGTERM or `stop` is set; `on_ready` gets the URL of the web page."""
+    log = get_logger(component="edge", edge=config.edge.id)
     store = Store(config.store.resolve_path(data_dir))
     stats = IngestStats()
     ingest = Ingest(config, store, stats)
@@ -72,7 +75,7 @@ async def run_edge(
         uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", log_level="warning")
     )
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:

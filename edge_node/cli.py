@@ -64,3 +64,7 @@ def check(config: ConfigArg) -> None:
         f"{config}: ok (edge {edge_config.edge.id}, broker {edge_config.mqtt.host}:"
         f"{edge_config.mqtt.port}, http {edge_config.http.host}:{edge_config.http.port})"
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -40,8 +40,6 @@ from factory_common.wire import (
     subscription,
 )
 
-log = get_logger(component="ingest")
-
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -109,6 +107,8 @@ class Ingest:
         self._generation = 0
         self._logged: set[tuple[str, str]] = set()
         self._client: mqtt.Client | None = None
+        # Bound here, not at import: a logger bound before logs.configure() prints to stdout.
+        self._log = get_logger(component="ingest")
         self._writing: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ paho side (its thread)
@@ -169,7 +169,7 @@ class Ingest:
             self.stats.connects += int(item)
             cfg = self.config.mqtt
             event = "mqtt_connected" if item else "mqtt_disconnected"
-            log.info(event, host=cfg.host, port=cfg.port, client_id=self.config.client_id)
+            self._log.info(event, host=cfg.host, port=cfg.port, client_id=self.config.client_id)
 
     async def run(self) -> None:
         """Connect (retrying with backoff in paho's thread) and ingest until cancelled."""
@@ -273,4 +273,6 @@ class Ingest:
         self.stats.rejected[(gateway, reason)] += 1
         if (gateway, reason) not in self._logged:  # once per gateway and reason, not per message
             self._logged.add((gateway, reason))
-            log.warning("payload_rejected", gateway=gateway, reason=reason, detail=detail[:300])
+            self._log.warning(
+                "payload_rejected", gateway=gateway, reason=reason, detail=detail[:300]
+            )
