@@ -1,0 +1,126 @@
+"""`gateway check CONFIG [--probe]`: validate a config and read every tag once, for technicians."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from factory_common.config import ConfigError
+from factory_common.wire import Quality, Reading
+from gateway_image.firmware.config import GatewayConfig, load_gateway_config
+from gateway_image.firmware.connectors.base import ConnectorError, PollingConnector
+from gateway_image.firmware.connectors.registry import build_connector
+
+# One probe row: connector, device, tag, value, quality, error.
+Row = tuple[str, str, str, str, str, str]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+def check(
+    config: Annotated[Path, typer.Argument(help="Gateway YAML config file.")],
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Connect to every device and read each tag once.")
+    ] = False,
+    probe_timeout: Annotated[
+        float, typer.Option(help="Seconds each connector may take to connect and poll.")
+    ] = 15.0,
+) -> None:
+    """Validate CONFIG; with --probe, read every tag once and print values and errors."""
+    out, err = Console(), Console(stderr=True)
+    try:
+        cfg = load_gateway_config(config)
+    except ConfigError as exc:
+        err.print(f"[bold red]{config}: invalid config[/] ({len(exc.problems)} problem(s))")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(summary(cfg, config))
+    if not probe:
+        out.print("[green]config OK[/]")
+        return
+    rows = asyncio.run(probe_all(cfg, probe_timeout))
+    out.print(probe_table(rows))
+    failed = [row for row in rows if row[4] not in (Quality.GOOD.value, "skipped")]
+    if failed:
+        err.print(f"[bold red]{len(failed)} of {len(rows)} probe row(s) failed[/]")
+        raise typer.Exit(1)
+    out.print(f"[green]probe OK: {len(rows)} tag(s) read[/]")
+
+
+def _target(connector: Any) -> str:
+    if hasattr(connector, "host"):
+        return f"{connector.host}:{connector.port}"
+    for key in ("port", "url", "endpoint", "topic"):
+        if hasattr(connector, key):
+            return str(getattr(connector, key))
+    return ""
+
+
+def summary(cfg: GatewayConfig, path: Path) -> Table:
+    table = Table(title=f"gateway {cfg.gateway.id} ({path})")
+    for column in ("connector", "type", "target", "devices", "tags", "poll"):
+        table.add_column(column)
+    for connector in cfg.connectors:
+        keys = connector.reading_keys() if hasattr(connector, "reading_keys") else []
+        devices = {device for (device, _tag), _loc in keys}
+        poll = getattr(connector, "poll_interval", None)
+        table.add_row(
+            connector.name,
+            connector.type,
+            _target(connector),
+            str(len(devices)),
+            str(len(keys)),
+            f"{poll:g}s" if poll else "stream",
+        )
+    return table
+
+
+async def probe_all(cfg: GatewayConfig, probe_timeout: float) -> list[Row]:
+    """Probe every connector at once, each under its own timeout."""
+    results = await asyncio.gather(*(probe_one(c, probe_timeout) for c in cfg.connectors))
+    return [row for rows in results for row in rows]
+
+
+async def probe_one(config: Any, probe_timeout: float) -> list[Row]:
+    name = config.name
+    try:
+        connector = build_connector(config)
+    except ValueError as exc:
+        return [(name, "-", "-", "", "bad", str(exc))]
+    if not isinstance(connector, PollingConnector):
+        return [(name, "-", "-", "", "skipped", "streaming connector: see `gateway run` logs")]
+    try:
+        async with asyncio.timeout(probe_timeout):
+            await connector.open()
+            try:
+                readings = await connector.poll()
+            finally:
+                await connector.close()
+    except TimeoutError:
+        return [(name, "-", "-", "", "bad", f"no answer within {probe_timeout:g}s")]
+    except (ConnectorError, OSError) as exc:
+        return [(name, "-", "-", "", "bad", str(exc))]
+    return [_row(name, r) for r in readings]
+
+
+def _row(connector: str, reading: Reading) -> Row:
+    value = "" if reading.value is None else repr(reading.value)
+    return (connector, reading.device, reading.tag, value, reading.quality.value, reading.reason)
+
+
+def probe_table(rows: list[Row]) -> Table:
+    table = Table(title="probe")
+    for column in ("connector", "device", "tag", "value", "quality", "error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = "" if row[4] == Quality.GOOD.value else "red"
+        table.add_row(*row, style=style)
+    return table
