@@ -239,3 +239,11 @@ def test_bad_config_names_line_and_problem(
     hits = [p for p in problems if expected in p]
     assert hits, f"{expected!r} not in {problems}"
     assert hits[0].startswith(f"{path}:{line}: "), hits[0]
+
+
+def test_readme_modbus_snippet_validates() -> None:
+    readme = (Path(__file__).parents[2] / "gateway_image/firmware/README.md").read_text()
+    section = readme.split("## Modbus TCP", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_gateway_config("gateway: {id: readme}\n" + snippet, "README.md")
+    assert config.connectors[0].name == "bath-plc"
