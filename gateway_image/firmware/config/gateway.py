@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
 from gateway_image.firmware.config.modbus import ModbusTcpConfig
+from gateway_image.firmware.config.mqtt_in import MqttInConfig
+from gateway_image.firmware.config.opcua import OpcUaConfig
 from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
@@ -91,6 +93,8 @@ class BufferConfig(StrictModel):
 ConnectorConfig = Annotated[
     Union[  # noqa: UP007 - a one-member Union keeps the list open for the other connectors
         ModbusTcpConfig,
+        OpcUaConfig,
+        MqttInConfig,
     ],
     Field(discriminator="type"),
 ]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway_image.firmware.config import ConnectorConfig
-from gateway_image.firmware.connectors import modbus_tcp
+from gateway_image.firmware.connectors import modbus_tcp, mqtt_in, opcua
 from gateway_image.firmware.connectors.base import PollingConnector, StreamingConnector
 
 Connector = PollingConnector | StreamingConnector
@@ -14,6 +14,8 @@ Connector = PollingConnector | StreamingConnector
 # One line per connector type; the config union in config/gateway.py lists the same types.
 BUILDERS: dict[str, Callable[[Any], Connector]] = {
     "modbus_tcp": modbus_tcp.build,
+    "opcua": opcua.build,
+    "mqtt_in": mqtt_in.build,
 }
 
 
