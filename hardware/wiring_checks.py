@@ -170,11 +170,12 @@ def outputs_without_driver(config: GatewayConfig) -> list[WiringProblem]:
             if driver is None or str(driver) in NO_DRIVER:
                 message = (
                     f"output {output.name!r} of connector {connector.name!r} on GPIO{output.pin} "
-                    f"declares no driver (got {driver!r}): a pin gives 3.3 V and a few mA and "
+                    "has no driver between pin and load: a pin gives 3.3 V and a few mA and "
                     "must not drive a coil, lamp or buzzer; wire it through a relay module, SSR "
                     "or ULN2803 and name that driver"
                 )
-                problems.append(WiringProblem(("connectors", i, "outputs", j, "driver"), message))
+                loc: Loc = ("connectors", i, "outputs", j, "driver")
+                problems.append(WiringProblem(loc, message, driver))
     return problems
 
 
@@ -233,7 +234,8 @@ def mixed_settings(bus: list[SerialUse]) -> list[WiringProblem]:
                 f"{use.settings}, connector {first.name!r} uses {first.settings}; every device "
                 "on one bus must use the same baud rate, parity and stop bits"
             )
-            problems.append(WiringProblem(("connectors", use.index, "baudrate"), message))
+            loc: Loc = ("connectors", use.index, "baudrate")
+            problems.append(WiringProblem(loc, message, use.connector.baudrate))
     return problems
 
 

@@ -13,6 +13,7 @@ from gateway_image.firmware.config.modbus import ModbusTcpConfig
 from gateway_image.firmware.config.mqtt_in import MqttInConfig
 from gateway_image.firmware.config.opcua import OpcUaConfig
 from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
+from hardware.wiring_checks import wiring_problems
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -124,6 +125,13 @@ class GatewayConfig(StrictModel):
                 keys += [(key, ("connectors", i, *loc)) for key, loc in own.reading_keys()]
         problems += duplicates(keys, "(device, tag)")
         raise_at("GatewayConfig", problems)
+        return self
+
+    @model_validator(mode="after")
+    def _wiring(self) -> GatewayConfig:
+        # Board pins, shared GPIOs, serial buses: hardware/wiring_checks.py (issue 6).
+        problems = wiring_problems(self)
+        raise_at("GatewayConfig", [(p.loc, p.message, p.value) for p in problems])
         return self
 
     def connector(self, name: str) -> ConnectorConfig:
