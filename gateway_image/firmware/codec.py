@@ -64,7 +64,25 @@ def decode_number(registers: Sequence[int], data_type: DataType, order: ByteOrde
     need = register_count(data_type)
     if len(registers) != need:
         raise CodecError(f"{data_type} needs {need} registers, got {len(registers)}")
-    return struct.unpack(_FORMATS[data_type], _reorder(registers_to_bytes(registers), order))[0]
+    data = _reorder(registers_to_bytes(registers), order)
+    value = struct.unpack(_FORMATS[data_type], data)[0]
+    return shortest_float32(value, data) if data_type is DataType.FLOAT32 else value
+
+
+def shortest_float32(value: float, data: bytes) -> float:
+    """The shortest decimal that is the same float32: 123.456, not 123.45600128173828.
+
+    Devices hold float32; widening it to a Python float exposes binary noise that would
+    travel to the edge, its charts and CSV exports. Writing the result back gives the same
+    bits, so nothing is lost.
+    """
+    if not math.isfinite(value):
+        return value
+    for digits in range(6, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack(">f", candidate) == data:
+            return candidate
+    return value
 
 
 def encode_number(value: int | float, data_type: DataType, order: ByteOrder) -> list[int]:
@@ -91,7 +109,10 @@ def decode_string(registers: Sequence[int], order: ByteOrder) -> str:
 
 
 def encode_string(text: str, length: int, order: ByteOrder) -> list[int]:
-    data = text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CodecError(f"text cannot be encoded as UTF-8: {exc.reason}") from None
     if len(data) > 2 * length:
         raise CodecError(f"{len(data)} bytes of text do not fit {length} registers")
     data = data.ljust(2 * length, b"\x00")
