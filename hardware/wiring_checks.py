@@ -223,16 +223,22 @@ def ports_named_twice(uses: list[SerialUse], board: BoardProfile | None) -> list
     return problems
 
 
+def _devices(use: SerialUse) -> str:
+    names = ", ".join(repr(d.name) for d in getattr(use.connector, "devices", None) or ())
+    return f"connector {use.name!r} (devices {names})" if names else f"connector {use.name!r}"
+
+
 def mixed_settings(bus: list[SerialUse]) -> list[WiringProblem]:
     """Devices on one RS-485 bus must share baud rate, parity, data and stop bits."""
-    first = bus[0]
+    rtu = [use for use in bus if getattr(use.connector, "type", None) == "modbus_rtu"]
     problems = []
-    for use in bus[1:]:
+    for use in rtu[1:]:
+        first = rtu[0]
         if use.settings != first.settings:
             message = (
-                f"bus {use.port} mixes serial settings: connector {use.name!r} uses "
-                f"{use.settings}, connector {first.name!r} uses {first.settings}; every device "
-                "on one bus must use the same baud rate, parity and stop bits"
+                f"bus {use.port} mixes serial settings: {_devices(use)} uses {use.settings}, "
+                f"{_devices(first)} uses {first.settings}; every device on one bus must use "
+                "the same baud rate, parity and stop bits"
             )
             loc: Loc = ("connectors", use.index, "baudrate")
             problems.append(WiringProblem(loc, message, use.connector.baudrate))

@@ -1,0 +1,101 @@
+"""Wiring checks: each case folder is a config with one wiring mistake and the exact errors.
+
+tests/cases/wiring/<name>/config.yaml is loaded through the real loader (the checks run in
+GatewayConfig validation); expected.txt lists every problem as 'config.yaml:line: path: message'.
+An empty expected.txt means the config must load cleanly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import get_args
+
+import pytest
+import yaml
+
+from factory_common.config import ConfigError, parse_yaml_model
+from gateway_image.firmware.config import GatewayConfig, load_gateway_config, parse_gateway_config
+from gateway_image.firmware.config.gateway import ConnectorConfig
+from hardware.profiles import BoardProfile, load_board
+from hardware.wiring_checks import board_pins, gpio_claims, port_key, wiring_problems
+
+CASES = Path(__file__).parents[1] / "cases" / "wiring"
+CASE_DIRS = sorted(p for p in CASES.iterdir() if (p / "config.yaml").is_file())
+
+
+def registered_types() -> set[str]:
+    """Connector `type` values the config union accepts today."""
+    union = get_args(ConnectorConfig)[0]
+    return {get_args(m.model_fields["type"].annotation)[0] for m in get_args(union)}
+
+
+def case_problems(case: Path) -> list[str]:
+    try:
+        load_gateway_config(case / "config.yaml")
+    except ConfigError as exc:
+        return [p.replace(f"{case}/", "") for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize("case", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
+def test_wiring_case(case: Path) -> None:
+    data = yaml.safe_load((case / "config.yaml").read_text(encoding="utf-8"))
+    missing = {c["type"] for c in data.get("connectors", [])} - registered_types()
+    if missing:
+        # Connector models land in the config union one by one (issue 6 depends on them).
+        pytest.skip(f"connector type(s) {sorted(missing)} not in the config union yet")
+    expected = (case / "expected.txt").read_text(encoding="utf-8").splitlines()
+    assert case_problems(case) == [line for line in expected if line.strip()]
+
+
+def test_every_check_has_a_case() -> None:
+    names = {p.name for p in CASE_DIRS}
+    for needed in (
+        "gpio-pin-used-twice",
+        "gpio-reserved-i2c",
+        "output-direct",
+        "serial-port-twice",
+        "unknown-board",
+    ):
+        assert needed in names
+
+
+SMALL_CARRIER = """\
+name: tiny
+title: Tiny carrier
+soc: BCM2711
+logic_voltage: 3.3
+gpio_max_ma: 16
+header:
+  - {pin: 1, kind: 3v3}
+  - {pin: 2, kind: gpio, gpio: 5}
+  - {pin: 3, kind: gpio, gpio: 6}
+  - {pin: 4, kind: gnd}
+"""
+
+
+def gpio_config(pin: int) -> GatewayConfig:
+    if "gpio" not in registered_types():
+        pytest.skip("gpio connector not in the config union yet")
+    inputs = f"[{{name: door, pin: {pin}}}]"
+    text = f"gateway: {{id: gw1}}\nconnectors:\n  - {{type: gpio, name: io, inputs: {inputs}}}\n"
+    return parse_gateway_config(text)
+
+
+def test_pin_the_board_does_not_have() -> None:
+    """Carriers that bring out only a few GPIOs: a config pin outside them is named."""
+    board = parse_yaml_model(SMALL_CARRIER, BoardProfile, "tiny.yaml")
+    problems = board_pins(gpio_claims(gpio_config(17)), board)
+    assert [str(p) for p in problems] == [
+        "connectors[0].inputs[0].pin: input 'door' of connector 'io': Tiny carrier (tiny) has "
+        "no GPIO17 on its header; free GPIOs are 5, 6"
+    ]
+    assert wiring_problems(gpio_config(5), board) == []
+
+
+def test_port_aliases_follow_the_board() -> None:
+    """/dev/serial0 and /dev/ttyAMA0 are one UART on a Pi 4; USB names stay as written."""
+    rpi4 = load_board("rpi4")
+    assert port_key("/dev/serial0", rpi4) == port_key("/dev/ttyAMA0", rpi4)
+    assert port_key("/dev/ttyUSB0", rpi4) == "/dev/ttyUSB0"
+    assert port_key("/dev/./ttyUSB0", None) == "/dev/ttyUSB0"
