@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 from asyncua import Server, ua
@@ -13,8 +12,6 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from factory_common.wire import Reading
 
 NAMESPACE = "urn:factory-edge:test:anodizing"
 SERVER_URI = "urn:factory-edge:test:plant-server"
@@ -102,27 +99,3 @@ class Plant:
     async def read(self, name: str) -> object:
         assert self.server is not None
         return await self.server.get_node(self.node_id(name)).read_value()
-
-
-class Sink:
-    """The runner's sink: collects readings and lets a test wait for one it expects."""
-
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, readings: list[Reading]) -> None:
-        async with self._changed:
-            self.readings.extend(readings)
-            self._changed.notify_all()
-
-    def of(self, tag: str) -> list[Reading]:
-        return [r for r in self.readings if r.tag == tag]
-
-    async def wait_for(self, check: Callable[[Reading], bool], within: float = 5.0) -> Reading:
-        async with asyncio.timeout(within), self._changed:
-            while True:
-                found = next((r for r in self.readings if check(r)), None)
-                if found is not None:
-                    return found
-                await self._changed.wait()

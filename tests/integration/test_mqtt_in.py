@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import paho.mqtt.publish as publish
@@ -14,8 +12,8 @@ import pytest
 from factory_common.wire import TimeSource
 from gateway_image.firmware.config.mqtt_in import MqttInConfig
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.mqtt_in import MqttInConnector, build
-from tests.integration.opcua_plant import Sink
+from gateway_image.firmware.connectors.mqtt_in import build
+from tests.integration.streaming import Sink, running
 from tests.support.broker import Mosquitto
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,28 +58,6 @@ async def send(port: int, topic: str, payload: object, retain: bool = False) -> 
     )
 
 
-@contextlib.asynccontextmanager
-async def supervised(connector: MqttInConnector, sink: Sink) -> AsyncIterator[list[str]]:
-    """The runner's job in small: run() again after each ConnectorError."""
-    errors: list[str] = []
-
-    async def loop() -> None:
-        while True:
-            try:
-                await connector.run(sink)
-            except ConnectorError as exc:
-                errors.append(str(exc))
-            await asyncio.sleep(0.2)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield errors
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_topic_levels_and_paths_map_to_readings(mosquitto: Mosquitto) -> None:
     port = mosquitto.port
     # Retained, so it is delivered as soon as the connector has subscribed.
@@ -92,7 +68,7 @@ async def test_topic_levels_and_paths_map_to_readings(mosquitto: Mosquitto) -> N
         retain=True,
     )
     connector, sink = build(config(port)), Sink()
-    async with supervised(connector, sink):
+    async with running(connector, sink, "mqtt_in"):
         first = await sink.wait_for(lambda r: r.tag == "temperature")
         await send(port, "plant/bath2/env", b"{not json")
         await send(
@@ -120,7 +96,7 @@ async def test_topic_levels_and_paths_map_to_readings(mosquitto: Mosquitto) -> N
 async def test_bad_values_are_counted_never_fatal(mosquitto: Mosquitto) -> None:
     port = mosquitto.port
     connector, sink = build(config(port)), Sink()
-    async with supervised(connector, sink) as errors:
+    async with running(connector, sink, "mqtt_in") as runner:
         await send(port, "plant/ready/env", {"sensors": [{"temp": 1, "rh": 1}]}, retain=True)
         await sink.wait_for(lambda r: r.device == "ready")
         await send(port, "plant/bad device!/env", {"sensors": [{"temp": 1, "rh": 1}]})
@@ -137,24 +113,26 @@ async def test_bad_values_are_counted_never_fatal(mosquitto: Mosquitto) -> None:
     b6 = [r for r in sink.readings if r.device == "b6"]
     assert [(r.tag, r.value, r.src) for r in b6] == [("temperature", 6.0, TimeSource.GATEWAY)]
     assert last.value == 5
-    assert errors == []
+    assert runner.health().errors == 0  # bad messages are counted, never a connector failure
 
 
 async def test_broker_restart_ends_run_and_the_next_run_resumes(mosquitto: Mosquitto) -> None:
     port = mosquitto.port
     connector, sink = build(config(port)), Sink()
-    async with supervised(connector, sink) as errors:
+    async with running(connector, sink, "mqtt_in") as runner:
         await send(port, "plant/a/env", {"sensors": [{"temp": 1, "rh": 1}]}, retain=True)
         await sink.wait_for(lambda r: r.device == "a")
         mosquitto.stop()
         async with asyncio.timeout(5):
-            while not errors:  # noqa: ASYNC110 - the supervision loop fills it
+            while runner.health().state != "down":  # noqa: ASYNC110 - health is polled state
                 await asyncio.sleep(0.05)
+        down = runner.health()
         mosquitto.start()
         # The restarted broker kept nothing (persistence off): retained again for the resubscribe.
         await send(port, "plant/b/env", {"sensors": [{"temp": 2, "rh": 2}]}, retain=True)
         await sink.wait_for(lambda r: r.device == "b", within=10)
-    assert "lost the broker" in errors[0]
+    assert "lost the broker" in down.last_error
+    assert runner.health().state == "up"
 
 
 async def test_unreachable_broker_is_a_connector_error(mosquitto: Mosquitto) -> None:

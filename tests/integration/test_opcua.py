@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,8 +15,9 @@ from asyncua import ua
 from factory_common.wire import Quality, TimeSource
 from gateway_image.firmware.config.opcua import OpcUaConfig
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.opcua import OpcUaConnector, build
-from tests.integration.opcua_plant import Plant, Sink, make_certificate
+from gateway_image.firmware.connectors.opcua import build
+from tests.integration.opcua_plant import Plant, make_certificate
+from tests.integration.streaming import Sink, running
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,33 +37,6 @@ def config(plant: Plant, tags: list[dict[str, Any]], **extra: Any) -> OpcUaConfi
             **extra,
         }
     )
-
-
-class Supervised:
-    """What the runner does for a StreamingConnector: call run() again after ConnectorError."""
-
-    def __init__(self, connector: OpcUaConnector, sink: Sink) -> None:
-        self.connector, self.sink = connector, sink
-        self.errors: list[str] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.connector.run(self.sink)
-            except ConnectorError as exc:
-                self.errors.append(str(exc))
-            await asyncio.sleep(0.2)
-
-    async def __aenter__(self) -> Supervised:
-        self._task = asyncio.create_task(self._loop())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 async def until(check: Callable[[], bool], within: float = 5.0) -> None:
@@ -97,7 +70,7 @@ async def test_subscription_source_timestamps_deadband_bad_status_and_polls(plan
         tag("recipe", "Recipe", plant),
     ]
     sink = Sink()
-    async with Supervised(build(config(plant, tags)), sink):
+    async with running(build(config(plant, tags)), sink, "opcua"):
         await sink.wait_for(lambda r: r.tag == "temperature" and r.value == 20.0)
         small = dt.datetime(2026, 1, 2, 3, 4, 5, 600_000, tzinfo=dt.UTC)
         large = small + dt.timedelta(seconds=1)
@@ -127,7 +100,7 @@ async def test_subscription_source_timestamps_deadband_bad_status_and_polls(plan
 
 async def test_uncertain_status_is_an_uncertain_reading_with_the_value_kept(plant: Plant) -> None:
     sink = Sink()
-    async with Supervised(build(config(plant, [tag("t", "Temperature", plant)])), sink):
+    async with running(build(config(plant, [tag("t", "Temperature", plant)])), sink, "opcua"):
         await sink.wait_for(lambda r: r.value == 20.0)
         node = plant.server.get_node(plant.node_id("Temperature"))  # type: ignore[union-attr]
         await node.write_value(
@@ -147,7 +120,7 @@ async def test_write_is_scaled_checked_and_read_back(plant: Plant) -> None:
     ]
     connector = build(config(plant, tags))
     sink = Sink()
-    async with Supervised(connector, sink):
+    async with running(connector, sink, "opcua"):
         await sink.wait_for(lambda r: r.tag == "setpoint")
         assert await connector.write("bath1", "setpoint", 42.5) == pytest.approx(42.5)
         assert await plant.read("Setpoint") == 425  # raw Int16 on the server
@@ -165,20 +138,24 @@ async def test_server_restart_resumes_data_without_restarting_the_gateway() -> N
     plant = Plant(free_port())
     await plant.start()
     sink = Sink()
-    supervised = Supervised(build(config(plant, [tag("t", "Temperature", plant)])), sink)
+    connector = build(config(plant, [tag("t", "Temperature", plant)]))
     try:
-        async with supervised:
+        async with running(connector, sink, "opcua") as runner:
             await sink.wait_for(lambda r: r.value == 20.0)
             await plant.stop()
-            await until(lambda: len(supervised.errors) >= 1, within=5)
+            await until(lambda: runner.health().state == "down")
+            down = runner.health()
             await plant.start()
             await plant.write("Temperature", 33.0)
             after = await sink.wait_for(lambda r: r.value == 33.0, within=10)
+            await until(lambda: runner.health().state == "up")
     finally:
         await plant.stop()
-    # Noticed either by the closed socket or by the server's BadShutdown status change.
-    assert "reconnecting" in supervised.errors[0]
+    # Lost session (closed socket or the server's BadShutdown), then refused reconnects.
+    assert down.errors >= 1 and down.last_error
+    assert down.devices["bath1"].state == "down"
     assert after.quality is Quality.GOOD
+    assert runner.health().devices["bath1"].state == "up"
 
 
 async def test_unreachable_endpoint_is_a_connector_error_with_advice() -> None:
@@ -214,7 +191,7 @@ async def test_basic256sha256_sign_and_encrypt(secure_plant: tuple[Plant, Path])
     }
     sink = Sink()
     connector = build(config(plant, [tag("t", "Temperature", plant)], security=security))
-    async with Supervised(connector, sink):
+    async with running(connector, sink, "opcua"):
         await sink.wait_for(lambda r: r.value == 20.0)
         await plant.write("Temperature", 25.5)
         await sink.wait_for(lambda r: r.value == 25.5)
