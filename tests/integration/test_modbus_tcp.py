@@ -197,6 +197,46 @@ async def test_exception_response_becomes_bad_quality(server: ModbusTestServer) 
     assert "Modbus exception 2 (illegal data address) from unit 1" in bad.reason
 
 
+async def test_silent_unit_is_bad_and_does_not_stall_others() -> None:
+    async def slow(*_access: object) -> None:
+        await asyncio.sleep(2.0)  # longer than the connector's timeout: the unit is "dead"
+
+    srv = ModbusTestServer(
+        {1: UnitData(holding={0: [1, 2]}), 3: UnitData(holding={0: [3]}, action=slow)}
+    )
+    await srv.start()
+    tag = {"table": "holding", "type": "uint16"}
+    devices = [
+        {
+            "name": "dead",
+            "unit": 3,
+            "tags": [{"name": "a", "address": 0} | tag, {"name": "b", "address": 40} | tag],
+        },
+        {
+            "name": "alive",
+            "unit": 1,
+            "tags": [{"name": "a", "address": 0} | tag, {"name": "b", "address": 1} | tag],
+        },
+    ]
+    conn = ModbusTcpConnector(config(srv.port, devices, timeout=0.3, max_gap=0))
+    await conn.open()
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        readings = await conn.poll()
+        took = loop.time() - started
+    finally:
+        await conn.close()
+        await srv.stop()
+    dead = [r for r in readings if r.device == "dead"]
+    alive = {r.tag: r.value for r in readings if r.device == "alive"}
+    assert len(dead) == 2 and all(r.quality is Quality.BAD for r in dead)
+    assert all(r.reason == "unit 3 did not respond within 0.3s" for r in dead)
+    assert alive == {"a": 1, "b": 2}
+    # One timeout for the dead unit, not one per request.
+    assert took < 0.55
+
+
 async def test_refused_bridge_is_split_and_remembered(server: ModbusTestServer) -> None:
     # Registers 306..309 are not mapped on unit 1: a read bridging them is refused.
     tags = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pymodbus.pdu import ModbusPDU
@@ -20,6 +21,8 @@ class UnitData:
     input: dict[int, list[int]] = field(default_factory=dict)
     coils: dict[int, list[bool]] = field(default_factory=dict)
     discrete: dict[int, list[bool]] = field(default_factory=dict)
+    # pymodbus SimDevice action: awaited on every access (delay it to play a slow unit).
+    action: Callable[..., Awaitable[object]] | None = None
 
     def simdevice(self, unit: int) -> SimDevice:
         def block(table: dict, kind: DataType) -> list[SimData]:
@@ -36,6 +39,7 @@ class UnitData:
                 block(self.holding, DataType.REGISTERS),
                 block(self.input, DataType.REGISTERS),
             ),
+            action=self.action,
         )
 
 

@@ -161,38 +161,43 @@ class ModbusLink:
         queue, kept = list(plan), []
         while queue:
             read = queue.pop(0)
-            ts = now_ns()
-            if read.device.name in silent:
-                readings += bad_readings(read, ts, silent[read.device.name])
-                kept.append(read)
+            got, replacement, unit_answered = await self._read_planned(read, silent)
+            answered += unit_answered
+            if replacement:
+                queue[:0] = replacement
                 continue
-            request = read.request
-            try:
-                unit, table = read.device.unit, read.table
-                values = await self.read(unit, table, request.address, request.count)
-            except UnitTimeout as exc:
-                silent[read.device.name] = str(exc)
-                readings += bad_readings(read, ts, str(exc))
-                kept.append(read)
-                continue
-            except ModbusExceptionResponse as exc:
-                answered += 1
-                parts = split_refused(read) if exc.code == ILLEGAL_ADDRESS else [read]
-                if len(parts) > 1:
-                    queue[:0] = parts
-                    continue
-                readings += bad_readings(read, ts, str(exc))
-                kept.append(read)
-                continue
-            answered += 1
             kept.append(read)
-            for tag, part in split_response(request, values):
-                readings.append(to_reading(read.device, tag, ts, part))
+            readings += got
         plan[:] = kept
         if plan and not answered:
             # Every unit silent: most likely a half-open TCP connection, so reconnect.
             raise ConnectorError(f"no unit answered: {next(iter(silent.values()))}")
         return readings
+
+    async def _read_planned(
+        self, read: PlannedRead, silent: dict[str, str]
+    ) -> tuple[list[Reading], list[PlannedRead], bool]:
+        """(readings, requests to read instead, did the unit answer) for one planned read.
+
+        `silent` collects units that timed out this poll: their other requests are skipped.
+        """
+        ts = now_ns()
+        if read.device.name in silent:
+            return bad_readings(read, ts, silent[read.device.name]), [], False
+        request = read.request
+        try:
+            unit, table = read.device.unit, read.table
+            values = await self.read(unit, table, request.address, request.count)
+        except UnitTimeout as exc:
+            silent[read.device.name] = str(exc)
+            return bad_readings(read, ts, str(exc)), [], False
+        except ModbusExceptionResponse as exc:
+            parts = split_refused(read) if exc.code == ILLEGAL_ADDRESS else []
+            if len(parts) > 1:
+                return [], parts, True
+            return bad_readings(read, ts, str(exc)), [], True
+        parts_values = split_response(request, values)
+        return [to_reading(read.device, tag, ts, part) for tag, part in parts_values], [], True
 
     async def write(self, device: ModbusDevice, tag: ModbusTag, value: Value) -> Value:
         """Write one tag and return its value read back from the device.
