@@ -132,7 +132,9 @@ def scale_value(raw: int | float, scale: float, offset: float) -> int | float:
     """Engineering value = raw * scale + offset; an unscaled integer stays an integer."""
     if scale == 1 and offset == 0:
         return raw
-    return raw * scale + offset
+    # 15 significant digits drop binary noise (3 * 0.1 = 0.30000000000000004) that would
+    # otherwise reach charts and exports; registers never carry that much precision.
+    return float(f"{raw * scale + offset:.15g}")
 
 
 def unscale_value(

@@ -201,6 +201,7 @@ def test_unscaled_integer_stays_integer() -> None:
     assert isinstance(decode_tag(tag(type="int16"), [5]), int)
     assert decode_tag(tag(type="int16", scale=0.1), [215]) == pytest.approx(21.5)
     assert unscale_value(21.5, 0.1, 0.0, DataType.INT16) == 215
+    assert decode_tag(tag(type="uint16", scale=0.1), [3]) == 0.3  # not 0.30000000000000004
 
 
 def test_bit_in_register_tag() -> None:
