@@ -18,6 +18,7 @@ from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.opcua import build
 from tests.integration.opcua_plant import Plant, make_certificate
 from tests.integration.streaming import Sink, running
+from tests.integration.tcp_proxy import FreezableProxy
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -156,6 +157,27 @@ async def test_server_restart_resumes_data_without_restarting_the_gateway() -> N
     assert down.devices["bath1"].state == "down"
     assert after.quality is Quality.GOOD
     assert runner.health().devices["bath1"].state == "up"
+
+
+async def test_a_silent_server_is_noticed_by_the_watchdog_and_recovered(plant: Plant) -> None:
+    proxy = FreezableProxy(plant.port)
+    await proxy.start()
+    cfg = config(plant, [tag("t", "Temperature", plant)], timeout=1.0, watchdog_interval=0.5)
+    cfg = cfg.model_copy(update={"endpoint": f"opc.tcp://127.0.0.1:{proxy.port}/plant/"})
+    sink = Sink()
+    try:
+        async with running(build(cfg), sink, "opcua") as runner:
+            await sink.wait_for(lambda r: r.value == 20.0)
+            proxy.freeze()  # no FIN, no RST: only the liveness probe can tell
+            frozen_at = asyncio.get_running_loop().time()
+            await until(lambda: runner.health().state == "down", within=5)
+            noticed_after = asyncio.get_running_loop().time() - frozen_at
+            proxy.thaw()
+            await plant.write("Temperature", 44.0)
+            await sink.wait_for(lambda r: r.value == 44.0, within=10)
+    finally:
+        await proxy.stop()
+    assert noticed_after < 3.0  # watchdog_interval 0.5 s + probe timeout, with slack for CI
 
 
 async def test_unreachable_endpoint_is_a_connector_error_with_advice() -> None:
