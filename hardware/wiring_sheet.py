@@ -214,8 +214,9 @@ def tcp_section(c: Any, board: BoardProfile) -> Section:
     title = f"Modbus TCP {endpoint} (connector {c.name})"
     section = Section(c.name, title, draw.network_link(endpoint, units, title))
     section.wires.append(Wire("Ethernet", "gateway eth0 (OT network)", f"switch port for {c.host}"))
+    section.wires.append(Wire("check", f"ping {c.host}", f"nc -vz {c.host} {c.port}", "port open"))
     section.wires += [
-        Wire("check", f"ping {c.host}", f"nc -vz {c.host} {c.port}", f"{d.name} unit {d.unit}")
+        Wire("unit", f"{d.name}: Modbus unit {d.unit}", "gateway check --probe", "values read")
         for d in c.devices
     ]
     return section
