@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from line_sim.register_map import POINTS
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +37,18 @@ def pid_alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _tags_without_history(url: str, query: str, names: list[str]) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"{url}api/history?{query}", timeout=5) as response:
+            series = json.load(response)["series"]
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # a tag the edge has not seen yet
+            return names
+        raise
+    have = {s["name"] for s in series if s["t"]}
+    return [n for n in names if n not in have]
 
 
 def test_a_busy_port_asked_for_is_refused_with_a_clear_message(tmp_path: Path) -> None:
@@ -92,6 +107,16 @@ def test_the_line_comes_up_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         assert set(info["pids"]) == {"broker", "simulator", "edge", "gateway"}
         with urllib.request.urlopen(info["url"], timeout=5) as response:
             assert response.status == 200
+        # The promise: history points from every simulated tag within 15 s.
+        names = [f"anodizing-gw1/{p.device}/{p.name}" for p in POINTS]
+        query = urllib.parse.urlencode([("tag", n) for n in names])
+        deadline = time.monotonic() + 15
+        while True:
+            empty = _tags_without_history(info["url"], query, names)
+            if not empty:
+                break
+            assert time.monotonic() < deadline, f"no history for {empty}"
+            time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         assert process.wait(40) == 0, (tmp_path / "out.log").read_text()
     finally:
