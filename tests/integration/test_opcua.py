@@ -116,7 +116,7 @@ async def test_uncertain_status_is_an_uncertain_reading_with_the_value_kept(plan
 
 async def test_write_is_scaled_checked_and_read_back(plant: Plant) -> None:
     tags = [
-        tag("setpoint", "Setpoint", plant, writable=True, scale=0.1, mode="poll"),
+        tag("setpoint", "Setpoint", plant, writable=True, scale=0.1, mode="poll", max=4000),
         tag("temperature", "Temperature", plant, mode="poll"),
     ]
     connector = build(config(plant, tags))
@@ -126,7 +126,10 @@ async def test_write_is_scaled_checked_and_read_back(plant: Plant) -> None:
         assert await connector.write("bath1", "setpoint", 42.5) == pytest.approx(42.5)
         assert await plant.read("Setpoint") == 425  # raw Int16 on the server
         with pytest.raises(ConnectorError, match="outside Int16"):
-            await connector.write("bath1", "setpoint", 5000.0)
+            await connector.write("bath1", "setpoint", 3500.0)  # 35000 raw
+        with pytest.raises(ConnectorError, match="outside the tag's range"):
+            await connector.write("bath1", "setpoint", 4500.0)
+        assert await plant.read("Setpoint") == 425  # refused writes never reached the server
         with pytest.raises(ConnectorError, match="not writable"):
             await connector.write("bath1", "temperature", 1.0)
         with pytest.raises(ConnectorError, match="no tag bath1/nope"):

@@ -107,7 +107,7 @@ class OpcUaTag(TagBase):
                         ("deadband",),
                         "deadband is applied by the server to subscribed tags only: "
                         "use mode: subscribe",
-                        None,
+                        self.deadband.model_dump(exclude_none=True),
                     )
                 ],
             )
@@ -171,7 +171,9 @@ class OpcUaConfig(StrictModel):
             ((d.name, ("devices", i, "name")) for i, d in enumerate(self.devices)), "device name"
         )
         if (self.username is None) != (self.password is None):
-            problems.append((("username",), "give both username and password, or neither", None))
+            problems.append(
+                (("username",), "give both username and password, or neither", self.username)
+            )
         raise_at("OpcUaConfig", problems)
         return self
 

@@ -119,6 +119,12 @@ def application_uri(certificate_der_or_pem: bytes) -> str | None:
     return uris[0] if uris else None
 
 
+def _properties(content: bytes, password: str | None = None) -> uacrypto.CertProperties:
+    """asyncua needs to be told whether bytes are PEM or DER."""
+    kind = "pem" if content.lstrip().startswith(b"-----BEGIN") else "der"
+    return uacrypto.CertProperties(content, kind, password)
+
+
 class OpcUaConnector:
     """StreamingConnector and WritableConnector for one OPC UA server."""
 
@@ -195,20 +201,42 @@ class OpcUaConnector:
         security = self.config.security
         if security.policy == "None":
             return
-        assert security.certificate is not None and security.private_key is not None
-        certificate = await asyncio.to_thread(Path(security.certificate).read_bytes)
-        client.application_uri = security.application_uri or application_uri(certificate) or ""
+        files = {"certificate": security.certificate, "private_key": security.private_key}
+        if security.server_certificate is not None:
+            files["server_certificate"] = security.server_certificate
+        content: dict[str, bytes] = {}
+        for key, path in files.items():
+            try:
+                content[key] = await asyncio.to_thread(Path(str(path)).read_bytes)
+            except OSError as exc:
+                raise ConnectorError(
+                    f"cannot read security.{key} {path}: {exc.strerror or exc}; check the path "
+                    "and that the gateway user may read it"
+                ) from None
+        try:
+            uri = security.application_uri or application_uri(content["certificate"]) or ""
+        except ValueError:
+            raise ConnectorError(
+                f"security.certificate {security.certificate} is not a DER or PEM certificate"
+            ) from None
+        client.application_uri = uri
         password = security.private_key_password
-        await client.set_security(
-            security_policies.SecurityPolicyBasic256Sha256,
-            certificate=uacrypto.CertProperties(certificate),
-            private_key=str(security.private_key),
-            private_key_password=password.get_secret_value() if password else None,
-            server_certificate=str(security.server_certificate)
-            if security.server_certificate
-            else None,
-            mode=getattr(ua.MessageSecurityMode, security.mode),
-        )
+        server = content.get("server_certificate")
+        try:
+            await client.set_security(
+                security_policies.SecurityPolicyBasic256Sha256,
+                certificate=_properties(content["certificate"]),
+                private_key=_properties(
+                    content["private_key"], password.get_secret_value() if password else None
+                ),
+                server_certificate=_properties(server) if server is not None else None,
+                mode=getattr(ua.MessageSecurityMode, security.mode),
+            )
+        except (ValueError, TypeError) as exc:  # cryptography: bad key, wrong password, bad PEM
+            raise ConnectorError(
+                f"cannot load the certificate or private key of {self.name}: {exc}; check "
+                "security.private_key and security.private_key_password"
+            ) from None
 
     async def _disconnect(self, client: Client) -> None:
         """Stop asyncua's tasks (supervisor, publish loop) and close what is still open."""

@@ -96,6 +96,8 @@ def to_raw(value: Value, tag: OpcUaTag, vtype: ua.VariantType) -> object:
         raise ValueError(f"node is String; got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"node is {vtype.name}; got {value!r}")
+    if (tag.min is not None and value < tag.min) or (tag.max is not None and value > tag.max):
+        raise ValueError(f"{value!r} is outside the tag's range {tag.min}..{tag.max}")
     raw = (value - tag.offset) / tag.scale
     if vtype in _FLOATS:
         return float(raw)
