@@ -35,6 +35,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog until uvicorn starts accepting
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc}; change http.port") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -51,8 +52,16 @@ def run(
 
     try:
         asyncio.run(run_edge(edge_config, data_dir, on_ready=ready))
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError) as exc:  # before anything runs: bad --data-dir, port in use
         typer.echo(f"edge-node: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ExceptionGroup as group:
+        # The store failed while running (disk full, file removed): stop, so a supervisor
+        # restarts us; unacknowledged messages are redelivered by the broker.
+        failed = group.subgroup(lambda exc: isinstance(exc, sqlite3.Error))
+        if failed is None:
+            raise
+        typer.echo(f"edge-node: the store failed: {failed.exceptions[0]}", err=True)
         raise typer.Exit(1) from None
 
 

@@ -211,7 +211,9 @@ class Ingest:
         self.stats.last_flush_ms = (asyncio.get_running_loop().time() - started) * 1000
         self.stats.last_flush_at = now_ns()
         client = self._client
-        for item in items:  # only now, after the commit: see the module docstring
+        # Only now, after the commit (module docstring), and in arrival order as MQTT 3.1.1
+        # section 4.6 requires of PUBACKs.
+        for item in items:
             if client is not None and item.qos > 0 and item.generation == self._generation:
                 client.ack(item.mid, item.qos)
 

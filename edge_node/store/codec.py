@@ -48,15 +48,26 @@ _block_encoder = msgspec.msgpack.Encoder()
 _block_decoder = msgspec.msgpack.Decoder(Block)
 
 
+_WIDTHS = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+
+
 def _shuffle(arr: np.ndarray) -> bytes:
-    """Group byte k of every element together: high bytes of small numbers are runs of zeros."""
-    raw = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), arr.itemsize)
-    return _compressor.compress(raw.T.tobytes())
+    """Narrow uint64 words to the fewest bytes that hold them (1, 2, 4 or 8), then group byte
+    k of every word together before zstd: the high bytes of small numbers become zero runs.
+    Narrowing first halves the work of decoding a steady series' timestamps."""
+    top = int(arr.max()) if len(arr) else 0
+    width = next(w for w in (1, 2, 4, 8) if top < 1 << (8 * w))
+    narrow = np.ascontiguousarray(arr, dtype=_WIDTHS[width])
+    raw = narrow.view(np.uint8).reshape(len(arr), width)
+    return bytes([width]) + _compressor.compress(raw.T.tobytes())
 
 
-def _unshuffle(blob: bytes, n: int, dtype: np.dtype) -> np.ndarray:
-    raw = np.frombuffer(_decompressor.decompress(blob), dtype=np.uint8)
-    return raw.reshape(dtype.itemsize, n).T.copy().view(dtype).reshape(n)
+def _unshuffle(blob: bytes, n: int) -> np.ndarray:
+    """Inverse of _shuffle: always returns uint64."""
+    width = blob[0]
+    raw = np.frombuffer(_decompressor.decompress(blob[1:]), dtype=np.uint8)
+    narrow = np.ascontiguousarray(raw.reshape(width, n).T).view(_WIDTHS[width]).reshape(n)
+    return narrow.astype(np.uint64)
 
 
 def _zigzag(arr: np.ndarray) -> np.ndarray:
@@ -64,8 +75,8 @@ def _zigzag(arr: np.ndarray) -> np.ndarray:
 
 
 def _unzigzag(arr: np.ndarray) -> np.ndarray:
-    u = arr.view(np.uint64)
-    return ((u >> np.uint64(1)) ^ (np.uint64(0) - (u & np.uint64(1)))).view(np.int64)
+    signed = arr.view(np.int64)
+    return (arr >> np.uint64(1)).view(np.int64) ^ -(signed & 1)
 
 
 def _encode_ints(arr: np.ndarray, order: int) -> bytes:
@@ -75,7 +86,7 @@ def _encode_ints(arr: np.ndarray, order: int) -> bytes:
 
 
 def _decode_ints(blob: bytes, n: int, order: int) -> np.ndarray:
-    out = _unzigzag(_unshuffle(blob, n, np.dtype(np.uint64)))
+    out = _unzigzag(_unshuffle(blob, n))
     for _ in range(order):
         out = np.cumsum(out, dtype=np.int64)
     return out
@@ -182,5 +193,5 @@ def decode_block(blob: bytes) -> tuple[np.ndarray, Values, np.ndarray, list[tupl
 
 
 def _unxor(blob: bytes, n: int) -> np.ndarray:
-    xored = _unshuffle(blob, n, np.dtype(np.uint64))
+    xored = _unshuffle(blob, n)
     return np.bitwise_xor.accumulate(xored).view(np.float64)

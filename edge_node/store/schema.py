@@ -86,7 +86,7 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: a day of blocks stays warm
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"cannot open the store {path}: {exc}; check the --data-dir") from None
     return conn
 
