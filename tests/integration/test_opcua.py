@@ -183,6 +183,15 @@ async def test_a_silent_server_is_noticed_by_the_watchdog_and_recovered(plant: P
     assert noticed_after < 3.0  # watchdog_interval 0.5 s + probe timeout, with slack for CI
 
 
+async def test_probe_reads_every_tag_once(plant: Plant) -> None:
+    tags = [tag("t", "Temperature", plant), tag("c", "Conductivity", plant, mode="poll")]
+    readings = await build(config(plant, tags)).probe()
+    assert [(r.tag, r.value, r.quality, r.reason) for r in readings] == [
+        ("t", 20.0, Quality.GOOD, ""),
+        ("c", None, Quality.BAD, "BadSensorFailure"),
+    ]
+
+
 async def test_unreachable_endpoint_is_a_connector_error_with_advice() -> None:
     plant = Plant(free_port())  # never started
     connector = build(config(plant, [{"name": "t", "node_id": "ns=2;s=Bath.Temperature"}]))

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from factory_common.config import ConfigError, parse_yaml_model
 from factory_common.wire import Quality, TimeSource
 from gateway_image.firmware.config.opcua import OpcUaConfig, OpcUaTag
-from gateway_image.firmware.connectors.opcua import deadband_filter
 from gateway_image.firmware.connectors.opcua_values import (
     datetime_ns,
+    deadband_filter,
     status_quality,
     to_raw,
     to_reading,

@@ -26,7 +26,7 @@ from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
 from gateway_image.firmware.config.opcua import OpcUaConfig, OpcUaTag
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
-from gateway_image.firmware.connectors.opcua_values import to_raw, to_reading
+from gateway_image.firmware.connectors.opcua_values import item_request, to_raw, to_reading
 
 # Notifications waiting for the sink; beyond this the sink is too slow and they are dropped
 # (counted as `overflow`) rather than growing memory without bound on a Pi.
@@ -73,36 +73,6 @@ class _Handler:
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
         self._put(status)
-
-
-def deadband_filter(tag: OpcUaTag) -> ua.DataChangeFilter | None:
-    """Part 4 §7.22.2 DataChangeFilter; an absolute deadband is converted to raw units."""
-    if tag.deadband is None:
-        return None
-    if tag.deadband.absolute is not None:
-        kind, amount = ua.DeadbandType.Absolute, tag.deadband.absolute / abs(tag.scale)
-    else:
-        kind, amount = ua.DeadbandType.Percent, float(tag.deadband.percent or 0.0)
-    return ua.DataChangeFilter(
-        Trigger=ua.DataChangeTrigger.StatusValue, DeadbandType=kind, DeadbandValue=amount
-    )
-
-
-def _item_request(handle: int, tag: _Tag, with_filter: bool) -> ua.MonitoredItemCreateRequest:
-    interval = tag.config.sampling_interval
-    params = ua.MonitoringParameters(
-        ClientHandle=handle,
-        # -1: sample at the subscription's publishing interval (Part 4 §5.12.1.2).
-        SamplingInterval=-1.0 if interval is None else interval * 1000.0,
-        QueueSize=tag.config.queue_size,
-        DiscardOldest=True,
-        Filter=deadband_filter(tag.config) if with_filter else None,
-    )
-    return ua.MonitoredItemCreateRequest(
-        ItemToMonitor=ua.ReadValueId(NodeId=tag.node_id, AttributeId=ua.AttributeIds.Value),
-        MonitoringMode=ua.MonitoringMode.Reporting,
-        RequestedParameters=params,
-    )
 
 
 def application_uri(certificate_der_or_pem: bytes) -> str | None:
@@ -272,7 +242,9 @@ class OpcUaConnector:
         subscription = await client.create_subscription(
             self.config.publishing_interval * 1000.0, handler
         )
-        requests = [_item_request(i, tag, True) for i, tag in enumerate(subscribed)]
+        requests = [
+            item_request(i, tag.node_id, tag.config, True) for i, tag in enumerate(subscribed)
+        ]
         results = await subscription.create_monitored_items(requests)
         retry = [
             i
@@ -285,7 +257,7 @@ class OpcUaConnector:
             self.counters["rejected_filter"] += len(retry)
             self._log.warning("deadband_rejected", tags=[subscribed[i].config.name for i in retry])
             again = await subscription.create_monitored_items(
-                [_item_request(i, subscribed[i], False) for i in retry]
+                [item_request(i, subscribed[i].node_id, subscribed[i].config, False) for i in retry]
             )
             for i, result in zip(retry, again, strict=True):
                 results[i] = result
@@ -335,32 +307,39 @@ class OpcUaConnector:
 
     # ------------------------------------------------------------------ polled reads
 
-    async def _poll_loop(self, client: Client, emit: Emit) -> None:
-        polled = [t for t in self.tags if t.config.mode == "poll"]
+    async def _read(self, client: Client, tags: list[_Tag]) -> list[Reading]:
+        """One Read service call for `tags`; a bad node is a bad reading, not an error."""
         params = ua.ReadParameters(
             MaxAge=0,
             TimestampsToReturn=ua.TimestampsToReturn.Both,
             NodesToRead=[
-                ua.ReadValueId(NodeId=t.node_id, AttributeId=ua.AttributeIds.Value) for t in polled
+                ua.ReadValueId(NodeId=t.node_id, AttributeId=ua.AttributeIds.Value) for t in tags
             ],
         )
+        try:
+            values = await asyncio.wait_for(client.uaclient.read(params), self.config.timeout)
+        except _TRANSPORT_ERRORS as exc:
+            raise ConnectorError(f"read from {self.config.endpoint} failed: {exc!r}") from None
+        gateway_ns = now_ns()
+        return [
+            to_reading(t.device, t.config, v, gateway_ns) for t, v in zip(tags, values, strict=True)
+        ]
+
+    async def _poll_loop(self, client: Client, emit: Emit) -> None:
+        polled = [t for t in self.tags if t.config.mode == "poll"]
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            try:
-                values = await asyncio.wait_for(client.uaclient.read(params), self.config.timeout)
-            except _TRANSPORT_ERRORS as exc:
-                raise ConnectorError(
-                    f"polled read from {self.config.endpoint} failed: {exc!r}"
-                ) from None
-            gateway_ns = now_ns()
-            await emit(
-                [
-                    to_reading(t.device, t.config, v, gateway_ns)
-                    for t, v in zip(polled, values, strict=True)
-                ]
-            )
+            await emit(await self._read(client, polled))
             await asyncio.sleep(max(0.0, self.config.poll_interval - (loop.time() - started)))
+
+    async def probe(self) -> list[Reading]:
+        """Connect, read every tag once (subscribed ones too), disconnect: for `--probe`."""
+        client = await self._connect()
+        try:
+            return await self._read(client, self.tags)
+        finally:
+            await self._disconnect(client)
 
     # ------------------------------------------------------------------ writes
 

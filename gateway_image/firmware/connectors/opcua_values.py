@@ -1,4 +1,4 @@
-"""Pure OPC UA <-> Reading conversions: DataValue to Reading (quality, time), writes to raw."""
+"""Pure OPC UA pieces: DataValue to Reading (quality, time), writes to raw, item requests."""
 
 from __future__ import annotations
 
@@ -108,3 +108,36 @@ def to_raw(value: Value, tag: OpcUaTag, vtype: ua.VariantType) -> object:
     if not limits[0] <= whole <= limits[1]:
         raise ValueError(f"{value!r} is {whole} raw, outside {vtype.name} {limits[0]}..{limits[1]}")
     return whole
+
+
+def deadband_filter(tag: OpcUaTag) -> ua.DataChangeFilter | None:
+    """Part 4 §7.22.2 DataChangeFilter; an absolute deadband is converted to raw units."""
+    if tag.deadband is None:
+        return None
+    if tag.deadband.absolute is not None:
+        kind, amount = ua.DeadbandType.Absolute, tag.deadband.absolute / abs(tag.scale)
+    else:
+        kind, amount = ua.DeadbandType.Percent, float(tag.deadband.percent or 0.0)
+    return ua.DataChangeFilter(
+        Trigger=ua.DataChangeTrigger.StatusValue, DeadbandType=kind, DeadbandValue=amount
+    )
+
+
+def item_request(
+    handle: int, node_id: ua.NodeId, tag: OpcUaTag, with_filter: bool
+) -> ua.MonitoredItemCreateRequest:
+    """One monitored item of the Value attribute, as the tag's config asks for it."""
+    interval = tag.sampling_interval
+    params = ua.MonitoringParameters(
+        ClientHandle=handle,
+        # -1: sample at the subscription's publishing interval (Part 4 §5.12.1.2).
+        SamplingInterval=-1.0 if interval is None else interval * 1000.0,
+        QueueSize=tag.queue_size,
+        DiscardOldest=True,
+        Filter=deadband_filter(tag) if with_filter else None,
+    )
+    return ua.MonitoredItemCreateRequest(
+        ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
+        MonitoringMode=ua.MonitoringMode.Reporting,
+        RequestedParameters=params,
+    )
