@@ -52,8 +52,8 @@ class Collector:
         self.readings += readings
         self.changed.set()
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, count: int, within: float = 5.0) -> None:
+        async with asyncio.timeout(within):
             while len(self.readings) < count:
                 self.changed.clear()
                 await self.changed.wait()
@@ -68,7 +68,12 @@ async def test_lines_become_readings_and_garbage_is_counted(pty: PtyPair) -> Non
     try:
         await asyncio.sleep(0.2)  # let the connector open its end before the first line
         # Split mid-line to prove framing does not depend on read boundaries.
-        for chunk in (b"ST,GS,  1.25", b"0 kg\r\n", b"\xff\xfe\x00noise\r\n", b"US,GS, 2.000 lb\r\n"):
+        for chunk in (
+            b"ST,GS,  1.25",
+            b"0 kg\r\n",
+            b"\xff\xfe\x00noise\r\n",
+            b"US,GS, 2.000 lb\r\n",
+        ):
             instrument.write(chunk)
             instrument.flush()
             await asyncio.sleep(0.05)
@@ -133,7 +138,7 @@ async def test_fixed_length_frames(pty: PtyPair) -> None:
 
 async def test_missing_port_is_a_connector_error_naming_it(tmp_path: Path) -> None:
     connector = build(scale_config(tmp_path / "ttyUSB9"))
-    with pytest.raises(ConnectorError, match="ttyUSB9.*dialout"):
+    with pytest.raises(ConnectorError, match=r"ttyUSB9.*dialout"):
         await connector.run(Collector())
 
 
