@@ -32,10 +32,8 @@ class BrokerPlan:
     def describe(self) -> str:
         if self.kind == "mosquitto":
             return f"Mosquitto ({self.argv[0]}) on 127.0.0.1:{self.port}"
-        return (
-            f"embedded amqtt broker on 127.0.0.1:{self.port} "
-            "(Mosquitto is not installed: `sudo apt-get install mosquitto` to use it)"
-        )
+        hint = "" if find_mosquitto() else " (`sudo apt-get install mosquitto` to use Mosquitto)"
+        return f"embedded amqtt broker on 127.0.0.1:{self.port}{hint}"
 
 
 def find_mosquitto() -> str | None:
@@ -105,11 +103,18 @@ def amqtt_config(host: str, port: int) -> dict[str, object]:
     }
 
 
+def _quiet_port_probes(record: logging.LogRecord) -> bool:
+    """A TCP connect that sends nothing (a readiness or health probe) is not an error."""
+    message = record.getMessage()
+    return "No data" not in message and "fixed header" not in message
+
+
 async def run_embedded(host: str, port: int) -> None:
     """Run amqtt in this process until cancelled (the `factory-line broker` command)."""
     from amqtt.broker import Broker
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("amqtt.broker").addFilter(_quiet_port_probes)
     broker = Broker(amqtt_config(host, port))
     await broker.start()
     print(f"amqtt broker listening on {host}:{port}", flush=True)

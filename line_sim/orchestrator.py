@@ -74,17 +74,22 @@ def free_port() -> int:
 
 
 def choose_ports(options: RunOptions) -> Ports:
-    """Ports asked for must be free; the others are picked (1883 is often taken already)."""
+    """Ports asked for must be free; the others are picked (1883 is often taken already).
+
+    None or 0 means "pick one"; for the web page, 8080 when it is free.
+    """
     for name, port in (
         ("--http-port", options.http_port),
         ("--mqtt-port", options.mqtt_port),
         ("--modbus-port", options.modbus_port),
     ):
-        if port is not None and not port_free(port):
+        if port and not port_free(port):
             raise StartupError(f"port {port} ({name}) is in use: choose another or leave it out")
     http = options.http_port
     if http is None:
         http = DEFAULT_HTTP_PORT if port_free(DEFAULT_HTTP_PORT) else free_port()
+    elif http == 0:
+        http = free_port()
     return Ports(http, options.mqtt_port or free_port(), options.modbus_port or free_port())
 
 
@@ -101,11 +106,30 @@ def _template(given: Path | None, name: str) -> dict[str, Any]:
     return data
 
 
-def write_configs(options: RunOptions, ports: Ports, config_dir: Path) -> tuple[Path, Path]:
-    """Copies of the example configs, rewritten for this run's ports."""
+def gateway_mqtt_overrides(broker_kind: str) -> dict[str, str]:
+    """amqtt speaks MQTT 3.1.1 only; the gateway defaults to MQTT 5 (PUBACK reason codes)."""
+    if broker_kind != "amqtt":
+        return {}
+    from gateway_image.firmware.config import MqttConfig
+
+    if "protocol" not in MqttConfig.model_fields:
+        raise StartupError(
+            "the embedded amqtt broker speaks MQTT 3.1.1 only and this gateway needs MQTT 5: "
+            "install Mosquitto (`sudo apt-get install mosquitto`) and run again"
+        )
+    return {"protocol": "3.1.1"}
+
+
+def write_configs(
+    options: RunOptions,
+    ports: Ports,
+    config_dir: Path,
+    gateway_mqtt: dict[str, str] | None = None,
+) -> tuple[Path, Path]:
+    """Copies of the example configs, rewritten for this run's ports (and broker)."""
     config_dir.mkdir(parents=True, exist_ok=True)
     gateway = _template(options.gateway_template, "anodizing-gateway.yaml")
-    gateway.setdefault("mqtt", {}).update(host="127.0.0.1", port=ports.mqtt)
+    gateway.setdefault("mqtt", {}).update(host="127.0.0.1", port=ports.mqtt, **(gateway_mqtt or {}))
     for connector in gateway.get("connectors", []):
         if connector.get("type") == "modbus_tcp":
             connector.update(host="127.0.0.1", port=ports.modbus)
@@ -195,13 +219,14 @@ class Line:
         for sub in ("logs", "config", "broker", "gateway", "edge"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         ports = choose_ports(opts)
-        gateway_cfg, edge_cfg = write_configs(opts, ports, self.data_dir / "config")
         gateway_bin = console_script("gateway", "gateway")
         edge_bin = console_script("edge-node", "edge")
         try:
             plan = plan_broker(opts.broker, ports.mqtt, self.data_dir / "broker")
         except BrokerUnavailable as exc:
             raise StartupError(str(exc)) from None
+        overrides = gateway_mqtt_overrides(plan.kind)
+        gateway_cfg, edge_cfg = write_configs(opts, ports, self.data_dir / "config", overrides)
         print(f"factory-line: broker: {plan.describe()}", flush=True)
         broker = self._child("broker", plan.argv)
         await self._start(broker, lambda: _port_open(ports.mqtt), f"port {ports.mqtt}")

@@ -10,7 +10,14 @@ import pytest
 
 from edge_node.config import load_edge_config
 from gateway_image.firmware.config import load_gateway_config
-from line_sim.orchestrator import Ports, RunOptions, StartupError, choose_ports, write_configs
+from line_sim.orchestrator import (
+    Ports,
+    RunOptions,
+    StartupError,
+    choose_ports,
+    gateway_mqtt_overrides,
+    write_configs,
+)
 from line_sim.processes import readable
 
 
@@ -56,3 +63,18 @@ def test_json_log_lines_are_shown_readably_and_others_untouched() -> None:
     assert readable("Traceback (most recent call last):") == "Traceback (most recent call last):"
     assert readable('{"not": "structlog"}') == '{"not": "structlog"}'
     assert readable("{broken") == "{broken"
+
+
+def test_embedded_broker_gets_a_gateway_speaking_its_protocol_or_a_clear_refusal(
+    tmp_path: Path,
+) -> None:
+    from gateway_image.firmware.config import MqttConfig
+
+    assert gateway_mqtt_overrides("mosquitto") == {}
+    if "protocol" not in MqttConfig.model_fields:
+        with pytest.raises(StartupError, match=r"MQTT 3\.1\.1 only.*install Mosquitto"):
+            gateway_mqtt_overrides("amqtt")
+        return
+    overrides = gateway_mqtt_overrides("amqtt")
+    gateway_path, _ = write_configs(RunOptions(tmp_path), Ports(1, 2, 3), tmp_path, overrides)
+    assert str(load_gateway_config(gateway_path).mqtt.protocol) == "3.1.1"
