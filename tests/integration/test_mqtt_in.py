@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.publish as publish
@@ -15,6 +17,8 @@ from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.mqtt_in import build
 from tests.integration.streaming import Sink, running
 from tests.support.broker import Mosquitto
+from tests.support.pki import TestCA
+from tests.support.requirements import require_binary
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -140,3 +144,33 @@ async def test_unreachable_broker_is_a_connector_error(mosquitto: Mosquitto) -> 
     connector = build(config(mosquitto.port, timeout=2))
     with pytest.raises(ConnectorError, match=r"broker 127\.0\.0\.1"):
         await connector.run(Sink())
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, TestCA]]:
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
+    ca = TestCA(tmp_path / "pki")
+    server = ca.issue("localhost", server=True)
+    tls = f"cafile {ca.cert_path}\ncertfile {server.cert}\nkeyfile {server.key}\n"
+    broker = Mosquitto(binary, tmp_path / "broker", extra_config=tls)
+    broker.start()
+    yield broker, ca
+    broker.stop()
+
+
+async def test_tls_broker(tls_broker: tuple[Mosquitto, TestCA], tmp_path: Path) -> None:
+    broker, ca = tls_broker
+    connector, sink = build(config(broker.port, tls={"ca": str(ca.cert_path)})), Sink()
+    body = json.dumps({"sensors": [{"temp": 30.5, "rh": 1}]})
+    tls = {"ca_certs": str(ca.cert_path)}
+    async with running(connector, sink, "mqtt_in"):
+        await asyncio.to_thread(
+            publish.single, "plant/t1/env", body, qos=1, retain=True, port=broker.port, tls=tls
+        )
+        reading = await sink.wait_for(lambda r: r.device == "t1" and r.tag == "temperature")
+    assert reading.value == 30.5
+    # A gateway that does not trust the broker's CA refuses to talk to it.
+    stranger = TestCA(tmp_path / "other-ca")
+    untrusting = build(config(broker.port, timeout=2, tls={"ca": str(stranger.cert_path)}))
+    with pytest.raises(ConnectorError, match=r"cannot connect to broker 127\.0\.0\.1"):
+        await untrusting.run(Sink())

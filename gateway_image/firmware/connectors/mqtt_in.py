@@ -114,7 +114,7 @@ class MqttInConnector:
             post(_Event("connect", reason.is_failure, str(reason)))
 
         def on_connect_fail(c: Any, u: Any) -> None:
-            post(_Event("connect", True, "connection refused or unreachable"))
+            post(_Event("connect", True, "refused, unreachable, or the TLS handshake failed"))
 
         def on_subscribe(c: Any, u: Any, mid: int, reasons: list[ReasonCode], props: Any) -> None:
             bad = [str(r) for r in reasons if r.is_failure]
