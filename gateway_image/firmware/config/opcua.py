@@ -147,7 +147,8 @@ class OpcUaConfig(StrictModel):
     timeout: float = Field(default=4.0, gt=0)  # seconds per request
     publishing_interval: float = Field(default=1.0, gt=0)  # seconds between notifications
     poll_interval: float = Field(default=1.0, gt=0)  # seconds, for mode: poll tags
-    # Seconds between liveness probes: a dead server is noticed within this plus `timeout`.
+    # Seconds between liveness probes (each may take this long): a silent server is noticed
+    # within about twice this.
     watchdog_interval: float = Field(default=1.0, gt=0)
     devices: list[OpcUaDevice] = Field(min_length=1)
 
