@@ -9,13 +9,14 @@ point costs a few bytes of JSON, not a dict.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
@@ -84,36 +85,49 @@ def series_json(data: SeriesData, start: int, end: int, points: int | None) -> d
     }
 
 
-def create_app(store: Store, stats: IngestStats, *, edge_id: str = "", web: bool = True) -> FastAPI:
-    started = time.monotonic()
-    app = FastAPI(
-        title="Factory edge node",
-        version="0.1.0",
-        description="Latest values, history (raw and downsampled), gateways and ingest health "
-        "of one edge node. Times are epoch milliseconds UTC unless stated.",
+@dataclass(frozen=True)
+class EdgeState:
+    """What the routes read: reached through a FastAPI dependency, so tests build their own."""
+
+    store: Store
+    stats: IngestStats
+    edge_id: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+def _edge(request: Request) -> EdgeState:
+    return request.app.state.edge
+
+
+Edge = Annotated[EdgeState, Depends(_edge)]
+router = APIRouter(prefix="/api")
+
+
+@router.get("/health", response_model=m.Health, tags=["health"])
+def health(edge: Edge) -> Response:
+    """Liveness and readiness: `status` is degraded while the MQTT broker is unreachable."""
+    connected = edge.stats.connected
+    return json_response(
+        {
+            "status": "ok" if connected else "degraded",
+            "edge": edge.edge_id,
+            "mqtt_connected": connected,
+            "uptime_s": round(time.monotonic() - edge.started, 3),
+        }
     )
 
-    @app.get("/api/health", response_model=m.Health, tags=["health"])
-    def health() -> Response:
-        """Liveness and readiness: `status` is degraded while the MQTT broker is unreachable."""
-        return json_response(
-            {
-                "status": "ok" if stats.connected else "degraded",
-                "edge": edge_id,
-                "mqtt_connected": stats.connected,
-                "uptime_s": round(time.monotonic() - started, 3),
-            }
-        )
 
-    @app.get("/api/stats", response_model=m.Stats, tags=["health"])
-    def get_stats() -> Response:
-        """Ingest counters (incl. rejected payloads per gateway and reason) and store size."""
-        return json_response({"ingest": stats.as_dict(), "store": store.stats()})
+@router.get("/stats", response_model=m.Stats, tags=["health"])
+def stats(edge: Edge) -> Response:
+    """Ingest counters (incl. rejected payloads per gateway and reason) and store size."""
+    return json_response({"ingest": edge.stats.as_dict(), "store": edge.store.stats()})
 
-    @app.get("/api/gateways", response_model=list[m.Gateway], tags=["gateways"])
-    def gateways() -> Response:
-        """The latest retained status of every gateway seen, as the gateway sent it."""
-        out = [
+
+@router.get("/gateways", response_model=list[m.Gateway], tags=["gateways"])
+def gateways(edge: Edge) -> Response:
+    """The latest retained status of every gateway seen, as the gateway sent it."""
+    return json_response(
+        [
             {
                 "gateway": g.gateway,
                 "online": g.online,
@@ -121,85 +135,86 @@ def create_app(store: Store, stats: IngestStats, *, edge_id: str = "", web: bool
                 "received_at": g.received_at // MS,
                 "status": msgspec.json.decode(g.payload),
             }
-            for g in store.gateways()
+            for g in edge.store.gateways()
         ]
-        return json_response(out)
+    )
 
-    @app.get("/api/tags", response_model=list[m.Tag], tags=["data"])
-    def tags() -> Response:
-        """Every series stored, named gateway/device/tag."""
-        return json_response(
-            [
-                {
-                    "name": s.name,
-                    "gateway": s.gateway,
-                    "device": s.device,
-                    "tag": s.tag,
-                    "kind": s.kind,
-                    "unit": s.unit,
-                }
-                for s in store.series()
-            ]
-        )
 
-    @app.get("/api/latest", response_model=list[m.Latest], tags=["data"])
-    def latest(
-        tag: Annotated[
-            list[str] | None, Query(description="gateway/device/tag; all if absent")
-        ] = None,
-    ) -> Response:
-        """The newest reading (by timestamp) of each series."""
-        wanted = set(tag) if tag else None
-        return json_response(
-            [
-                {
-                    "name": v.series.name,
-                    "t": v.ts // MS,
-                    "ts_ns": v.ts,
-                    "value": v.value,
-                    "quality": v.quality,
-                    "reason": v.reason,
-                }
-                for v in store.latest()
-                if wanted is None or v.series.name in wanted
-            ]
-        )
+@router.get("/tags", response_model=list[m.Tag], tags=["data"])
+def tags(edge: Edge) -> Response:
+    """Every series stored, named gateway/device/tag."""
+    fields = ("name", "gateway", "device", "tag", "kind", "unit")
+    return json_response([{f: getattr(s, f) for f in fields} for s in edge.store.series()])
 
-    @app.get("/api/history", response_model=m.History, tags=["data"])
-    def history(
-        tag: Annotated[list[str], Query(description="gateway/device/tag, repeat for more")],
-        start: Annotated[
-            str | None, Query(description="epoch ms or ISO 8601; default end-1h")
-        ] = None,
-        end: Annotated[str | None, Query(description="epoch ms or ISO 8601; default now")] = None,
-        points: Annotated[
-            int | None,
-            Query(ge=1, le=MAX_POINTS, description="max buckets per series; raw if absent"),
-        ] = None,
-    ) -> Response:
-        """History over [start, end) per series: raw columns, or min/max/mean per time bucket
-        when `points` is given and a series has more readings than that."""
-        end_ns = parse_time(end, time.time_ns() // MS, "end")
-        start_ns = parse_time(start, end_ns // MS - DEFAULT_SPAN_MS, "start")
-        if end_ns <= start_ns:
-            raise HTTPException(400, "end must be after start")
-        found, unknown = store.lookup(tag)
-        if unknown:
-            raise HTTPException(404, f"unknown tag(s) {unknown}: see /api/tags for the names")
-        data = store.history(found, start_ns, end_ns)
-        if points is None and sum(len(d) for d in data) > MAX_RAW_POINTS:
-            raise HTTPException(
-                413, f"more than {MAX_RAW_POINTS} raw points: pass points=N or a shorter range"
-            )
-        return json_response(
+
+TagFilter = Annotated[list[str] | None, Query(description="gateway/device/tag; all if absent")]
+
+
+@router.get("/latest", response_model=list[m.Latest], tags=["data"])
+def latest(edge: Edge, tag: TagFilter = None) -> Response:
+    """The newest reading (by timestamp) of each series."""
+    wanted = set(tag) if tag else None
+    return json_response(
+        [
             {
-                "start": start_ns // MS,
-                "end": end_ns // MS,
-                "points": points,
-                "series": [series_json(d, start_ns, end_ns, points) for d in data],
+                "name": v.series.name,
+                "t": v.ts // MS,
+                "ts_ns": v.ts,
+                "value": v.value,
+                "quality": v.quality,
+                "reason": v.reason,
             }
-        )
+            for v in edge.store.latest()
+            if wanted is None or v.series.name in wanted
+        ]
+    )
 
+
+Tags = Annotated[list[str], Query(description="gateway/device/tag, repeat for more")]
+Start = Annotated[str | None, Query(description="epoch ms or ISO 8601; default end - 1 h")]
+End = Annotated[str | None, Query(description="epoch ms or ISO 8601; default now")]
+Points = Annotated[
+    int | None, Query(ge=1, le=MAX_POINTS, description="max buckets per series; raw if absent")
+]
+
+
+@router.get("/history", response_model=m.History, tags=["data"])
+def history(
+    edge: Edge, tag: Tags, start: Start = None, end: End = None, points: Points = None
+) -> Response:
+    """History over [start, end) per series: raw columns, or min/max/mean per time bucket
+    when `points` is given and a series has more readings than that."""
+    end_ns = parse_time(end, time.time_ns() // MS, "end")
+    start_ns = parse_time(start, end_ns // MS - DEFAULT_SPAN_MS, "start")
+    if end_ns <= start_ns:
+        raise HTTPException(400, "end must be after start")
+    found, unknown = edge.store.lookup(tag)
+    if unknown:
+        raise HTTPException(404, f"unknown tag(s) {unknown}: see /api/tags for the names")
+    data = edge.store.history(found, start_ns, end_ns)
+    if points is None and sum(len(d) for d in data) > MAX_RAW_POINTS:
+        raise HTTPException(
+            413, f"more than {MAX_RAW_POINTS} raw points: pass points=N or a shorter range"
+        )
+    return json_response(
+        {
+            "start": start_ns // MS,
+            "end": end_ns // MS,
+            "points": points,
+            "series": [series_json(d, start_ns, end_ns, points) for d in data],
+        }
+    )
+
+
+def create_app(store: Store, stats: IngestStats, *, edge_id: str = "", web: bool = True) -> FastAPI:
+    app = FastAPI(
+        title="Factory edge node",
+        version="0.1.0",
+        description="Latest values, history (raw and downsampled), gateways and ingest health "
+        "of one edge node. Times are epoch milliseconds UTC unless stated.",
+    )
+    app.state.edge = EdgeState(store, stats, edge_id)
+    app.include_router(router)
     if web:
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

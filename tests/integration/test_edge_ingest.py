@@ -253,3 +253,18 @@ def test_edge_node_command_prints_url_and_stops_on_sigterm(
             process.kill()
             process.wait()
     assert (tmp_path / "edge.sqlite").exists()
+
+
+async def test_ingest_reconnects_after_the_broker_restarts(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with running_edge(mosquitto, tmp_path) as api:
+        publish(mosquitto, (data_topic("gw1"), make_batch(0, [1.0]), False))
+        await until(api, "/api/stats", lambda s: s["ingest"]["readings_stored"] == 1)
+        mosquitto.stop()
+        await until(api, "/api/health", lambda h: h["status"] == "degraded")
+        await asyncio.to_thread(mosquitto.start)  # same port; backoff is capped at 1 s here
+        await until(api, "/api/health", lambda h: h["mqtt_connected"])
+        publish(mosquitto, (data_topic("gw1"), make_batch(0, [1.0, 2.0]), False))
+        stats = await until(api, "/api/stats", lambda s: s["ingest"]["readings_stored"] == 2)
+        assert stats["ingest"]["readings_duplicate"] == 1 and stats["ingest"]["connects"] == 2
