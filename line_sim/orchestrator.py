@@ -218,6 +218,8 @@ class Line:
         opts = self.options
         for sub in ("logs", "config", "broker", "gateway", "edge"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        # A run killed with -9 leaves its ready.json: never let a waiter mistake it for ours.
+        (self.data_dir / "ready.json").unlink(missing_ok=True)
         ports = choose_ports(opts)
         gateway_bin = console_script("gateway", "gateway")
         edge_bin = console_script("edge-node", "edge")

@@ -39,6 +39,13 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def _read_ready(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
 def _tags_without_history(url: str, query: str, names: list[str]) -> list[str]:
     try:
         with urllib.request.urlopen(f"{url}api/history?{query}", timeout=5) as response:
@@ -90,20 +97,24 @@ def test_the_line_comes_up_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     pytest.importorskip("edge_node.cli", reason="the edge node's CLI has not landed yet")
     pytest.importorskip("gateway_image.firmware.cli_run", reason="`gateway run` not landed yet")
     data = tmp_path / "line"
+    data.mkdir()
+    (data / "ready.json").write_text("{}")  # a stale one from a killed run
     log = (tmp_path / "out.log").open("w")
+    # --http-port 0: other runs on this machine may hold 8080.
+    args = ["--data-dir", str(data), "--seed", "1", "--duration", "90", "--http-port", "0"]
     process = subprocess.Popen(
-        factory_line("--data-dir", str(data), "--seed", "1", "--duration", "120"),
+        factory_line(*args),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         ready = data / "ready.json"
         deadline = time.monotonic() + 60
-        while not ready.exists():
+        while not _read_ready(ready):
             assert process.poll() is None, (tmp_path / "out.log").read_text()
             assert time.monotonic() < deadline, (tmp_path / "out.log").read_text()
             time.sleep(0.2)
-        info = json.loads(ready.read_text())
+        info = _read_ready(ready)
         assert set(info["pids"]) == {"broker", "simulator", "edge", "gateway"}
         with urllib.request.urlopen(info["url"], timeout=5) as response:
             assert response.status == 200
