@@ -57,6 +57,19 @@ async def compact_forever(store: Store, interval: float, grace: float) -> None:
             log.info("compacted", readings=moved)
 
 
+def _http_server(config: EdgeConfig, store: Store, stats: IngestStats) -> _EmbeddedServer:
+    app = create_app(store, stats, edge_id=config.edge.id)
+    return _EmbeddedServer(
+        uvicorn.Config(
+            app,
+            log_config=None,  # keep our structlog setup
+            access_log=False,
+            lifespan="off",
+            log_level="warning",
+        )
+    )
+
+
 async def run_edge(
     config: EdgeConfig,
     data_dir: Path,
@@ -64,25 +77,36 @@ async def run_edge(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM or `stop` is set; `on_ready` gets the URL of the web page."""
-    log = get_logger(component="edge", edge=config.edge.id)
     store = Store(config.store.resolve_path(data_dir))
+    try:
+        sock = bind(config.http.host, config.http.port)
+        try:
+            await _run_parts(config, store, sock, on_ready, stop or asyncio.Event())
+        finally:
+            sock.close()
+    finally:
+        store.close()  # after every part has stopped: none of them writes any more
+
+
+async def _run_parts(
+    config: EdgeConfig,
+    store: Store,
+    sock: socket.socket,
+    on_ready: Callable[[str], None] | None,
+    stop: asyncio.Event,
+) -> None:
+    log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
-    ingest = Ingest(config, store, stats)
-    sock = bind(config.http.host, config.http.port)
+    server = _http_server(config, store, stats)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    app = create_app(store, stats, edge_id=config.edge.id)
-    server = _EmbeddedServer(
-        uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", log_level="warning")
-    )
     loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as group:
-            ingest_task = group.create_task(ingest.run(), name="ingest")
-            compact_task = group.create_task(
+            ingest = group.create_task(Ingest(config, store, stats).run(), name="ingest")
+            compact = group.create_task(
                 compact_forever(store, config.store.compact_interval, config.store.compact_grace),
                 name="compact",
             )
@@ -93,11 +117,9 @@ async def run_edge(
             await stop.wait()
             log.info("edge_stopping")
             server.should_exit = True
-            ingest_task.cancel()
-            compact_task.cancel()
+            ingest.cancel()
+            compact.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        sock.close()
-        store.close()
         log.info("edge_stopped")

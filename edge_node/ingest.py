@@ -122,17 +122,7 @@ class Ingest:
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        if cfg.username:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
-                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
-                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_hostname)
+        self._secure(client)
         client.reconnect_delay_set(cfg.reconnect_min, cfg.reconnect_max)  # type: ignore[arg-type]
 
         def bridge(item: Incoming | bool) -> None:
@@ -157,6 +147,20 @@ class Ingest:
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         return client
+
+    def _secure(self, client: mqtt.Client) -> None:
+        cfg = self.config.mqtt
+        if cfg.username:
+            password = cfg.password.get_secret_value() if cfg.password else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
+                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
+                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            client.tls_insecure_set(cfg.tls.insecure_hostname)
 
     # ------------------------------------------------------------ asyncio side
 
