@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -93,7 +94,7 @@ def test_a_part_dying_at_start_up_stops_the_others_and_exits_non_zero(tmp_path: 
 
 
 @pytest.mark.slow
-def test_the_line_comes_up_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def test_the_line_comes_up_answers_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     pytest.importorskip("edge_node.cli", reason="the edge node's CLI has not landed yet")
     pytest.importorskip("gateway_image.firmware.cli_run", reason="`gateway run` not landed yet")
     data = tmp_path / "line"
@@ -128,7 +129,7 @@ def test_the_line_comes_up_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) 
                 break
             assert time.monotonic() < deadline, f"no history for {empty}"
             time.sleep(0.5)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(40) == 0, (tmp_path / "out.log").read_text()
     finally:
         if process.poll() is None:
@@ -140,3 +141,24 @@ def test_the_line_comes_up_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     assert not any(pid_alive(pid) for pid in info["pids"].values())
     assert not ready.exists()
     assert {p.name for p in (data / "logs").iterdir()} >= {"gateway.log", "edge.log"}
+
+
+@pytest.mark.slow
+def test_a_part_dying_later_stops_the_line_with_its_log(tmp_path: Path) -> None:
+    data = tmp_path / "line"
+    args = ["--data-dir", str(data), "--duration", "90", "--http-port", "0"]
+    process = subprocess.Popen(factory_line(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (info := _read_ready(data / "ready.json")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        os.kill(info["pids"]["simulator"], signal.SIGKILL)
+        _, err = process.communicate(timeout=40)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    assert "simulator stopped unexpectedly (exit code -9)" in err.decode()
+    assert not any(pid_alive(pid) for pid in info["pids"].values())
