@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_node.store import Store
 from edge_node.store.downsample import last_per_bucket, min_max_mean
@@ -190,3 +193,32 @@ def test_last_per_bucket_for_strings() -> None:
     ts = T0 + np.array([0, 1, 5, 6], dtype=np.int64) * SECOND
     t, v = last_per_bucket(ts, ["a", "b", "c", "d"], T0, T0 + 10 * SECOND, 2)
     assert v == ["b", "d"] and t.tolist() == [T0 + SECOND, T0 + 6 * SECOND]
+
+
+_deliveries = st.lists(
+    st.tuples(st.integers(0, 60), st.integers(1, 15), st.booleans()), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_deliveries)
+def test_any_delivery_order_stores_each_seq_exactly_once(
+    deliveries: list[tuple[int, int, bool]],
+) -> None:
+    """Batches cut anywhere from one gateway's stream, replayed, overlapping and out of order,
+    with compaction in between: the store ends with exactly the readings of the seqs seen."""
+    stream = [round(i * 0.5, 1) for i in range(80)]  # seq i was taken at T0 + i * 60 s
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "ts.sqlite")
+        try:
+            seen: set[int] = set()
+            for first, length, compact in deliveries:
+                store.write([batch(first, stream[first : first + length], step=60 * SECOND)])
+                seen.update(range(first, min(first + length, len(stream))))
+                if compact:
+                    store.compact(T0 + HOUR_NS)  # the first hour goes into a block
+            ts, values = values_of(store)
+            assert values == [stream[i] for i in sorted(seen)]
+            assert ts == [T0 + i * 60 * SECOND for i in sorted(seen)]
+        finally:
+            store.close()
