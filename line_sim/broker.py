@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-BrokerChoice = Literal["auto", "mosquitto", "embedded"]
+# "external": use a broker already running on --mqtt-port (tests that stop and restart it).
+BrokerChoice = Literal["auto", "mosquitto", "embedded", "external"]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -25,11 +26,13 @@ class BrokerUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class BrokerPlan:
-    kind: Literal["mosquitto", "amqtt"]
-    argv: list[str]
+    kind: Literal["mosquitto", "amqtt", "external"]
+    argv: list[str]  # empty for an external broker: nothing to start
     port: int
 
     def describe(self) -> str:
+        if self.kind == "external":
+            return f"external broker on 127.0.0.1:{self.port} (not started or stopped by this run)"
         if self.kind == "mosquitto":
             return f"Mosquitto ({self.argv[0]}) on 127.0.0.1:{self.port}"
         hint = "" if find_mosquitto() else " (`sudo apt-get install mosquitto` to use Mosquitto)"
@@ -74,6 +77,8 @@ def mosquitto_config(port: int, workdir: Path) -> Path:
 
 def plan_broker(choice: BrokerChoice, port: int, workdir: Path) -> BrokerPlan:
     """Decide which broker runs and the command that starts it."""
+    if choice == "external":
+        return BrokerPlan("external", [], port)
     binary = find_mosquitto() if choice in ("auto", "mosquitto") else None
     if binary:
         config = mosquitto_config(port, workdir)

@@ -33,7 +33,9 @@ def run(
     modbus_port: Annotated[
         int | None, typer.Option(help="Simulator port [default: a free one]")
     ] = None,
-    broker: Annotated[str, typer.Option(help="auto | mosquitto | embedded")] = "auto",
+    broker: Annotated[
+        str, typer.Option(help="auto | mosquitto | embedded | external (one on --mqtt-port)")
+    ] = "auto",
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable line")] = None,
     defect_probability: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help="Plant time factor")] = 1.0,
@@ -50,8 +52,8 @@ def run(
     """
     from line_sim.orchestrator import RunOptions, StartupError, run_line
 
-    if broker not in ("auto", "mosquitto", "embedded"):
-        raise typer.BadParameter("use auto, mosquitto or embedded", param_hint="--broker")
+    if broker not in ("auto", "mosquitto", "embedded", "external"):
+        raise typer.BadParameter("use auto, mosquitto, embedded or external", param_hint="--broker")
     options = RunOptions(
         data_dir=data_dir,
         http_port=http_port,

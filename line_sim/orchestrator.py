@@ -83,7 +83,13 @@ def choose_ports(options: RunOptions) -> Ports:
         ("--mqtt-port", options.mqtt_port),
         ("--modbus-port", options.modbus_port),
     ):
-        if port and not port_free(port):
+        if options.broker == "external" and name == "--mqtt-port":
+            if not port or port_free(port):
+                raise StartupError(
+                    f"--broker external needs --mqtt-port with a broker listening on it "
+                    f"(nothing listens on {port})"
+                )
+        elif port and not port_free(port):
             raise StartupError(f"port {port} ({name}) is in use: choose another or leave it out")
     http = options.http_port
     if http is None:
@@ -230,8 +236,9 @@ class Line:
         overrides = gateway_mqtt_overrides(plan.kind)
         gateway_cfg, edge_cfg = write_configs(opts, ports, self.data_dir / "config", overrides)
         print(f"factory-line: broker: {plan.describe()}", flush=True)
-        broker = self._child("broker", plan.argv)
-        await self._start(broker, lambda: _port_open(ports.mqtt), f"port {ports.mqtt}")
+        if plan.argv:
+            broker = self._child("broker", plan.argv)
+            await self._start(broker, lambda: _port_open(ports.mqtt), f"port {ports.mqtt}")
         sim_argv = [sys.executable, "-m", "line_sim", "simulate", "--port", str(ports.modbus)]
         sim_argv += ["--defect-probability", str(opts.defect_probability)]
         sim_argv += ["--speed", str(opts.speed)]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from line_sim.register_map import POINTS
+from tests.support.broker import Mosquitto
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +163,42 @@ def test_a_part_dying_later_stops_the_line_with_its_log(tmp_path: Path) -> None:
     assert process.returncode == 1
     assert "simulator stopped unexpectedly (exit code -9)" in err.decode()
     assert not any(pid_alive(pid) for pid in info["pids"].values())
+
+
+def _latest_ts(url: str) -> int:
+    with urllib.request.urlopen(f"{url}api/latest", timeout=5) as response:
+        return max((v["ts_ns"] for v in json.load(response)), default=0)
+
+
+@pytest.mark.slow
+def test_external_broker_may_stop_and_come_back_under_a_running_line(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    data = tmp_path / "line"
+    args = ["--data-dir", str(data), "--duration", "90", "--http-port", "0"]
+    args += ["--broker", "external", "--mqtt-port", str(mosquitto.port)]
+    log = (tmp_path / "out.log").open("w")
+    process = subprocess.Popen(factory_line(*args), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (info := _read_ready(data / "ready.json")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert set(info["pids"]) == {"simulator", "edge", "gateway"}
+        assert info["broker"] == "external"
+        mosquitto.stop()
+        time.sleep(3)
+        assert process.poll() is None, "the line must ride out a broker outage"
+        stopped_at = time.time_ns()
+        mosquitto.start()
+        deadline = time.monotonic() + 30
+        while _latest_ts(info["url"]) < stopped_at:
+            assert time.monotonic() < deadline, (tmp_path / "out.log").read_text()
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(40) == 0, (tmp_path / "out.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()

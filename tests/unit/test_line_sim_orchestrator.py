@@ -78,3 +78,13 @@ def test_embedded_broker_gets_a_gateway_speaking_its_protocol_or_a_clear_refusal
     overrides = gateway_mqtt_overrides("amqtt")
     gateway_path, _ = write_configs(RunOptions(tmp_path), Ports(1, 2, 3), tmp_path, overrides)
     assert str(load_gateway_config(gateway_path).mqtt.protocol) == "3.1.1"
+
+
+def test_external_broker_needs_one_listening_on_the_given_port(tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match="--broker external needs --mqtt-port"):
+        choose_ports(RunOptions(tmp_path, broker="external"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert choose_ports(RunOptions(tmp_path, broker="external", mqtt_port=port)).mqtt == port
