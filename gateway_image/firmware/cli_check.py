@@ -95,15 +95,19 @@ async def probe_one(config: Any, probe_timeout: float) -> list[Row]:
         connector = build_connector(config)
     except ValueError as exc:
         return [(name, "-", "-", "", "bad", str(exc))]
-    if not isinstance(connector, PollingConnector):
+    read_once = getattr(connector, "probe", None)  # a streaming connector that can read on demand
+    if read_once is None and not isinstance(connector, PollingConnector):
         return [(name, "-", "-", "", "skipped", "streaming connector: see `gateway run` logs")]
     try:
         async with asyncio.timeout(probe_timeout):
-            await connector.open()
-            try:
-                readings = await connector.poll()
-            finally:
-                await connector.close()
+            if read_once is not None:
+                readings = await read_once()
+            else:
+                await connector.open()
+                try:
+                    readings = await connector.poll()
+                finally:
+                    await connector.close()
     except TimeoutError:
         return [(name, "-", "-", "", "bad", f"no answer within {probe_timeout:g}s")]
     except (ConnectorError, OSError) as exc:

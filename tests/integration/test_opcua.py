@@ -13,6 +13,7 @@ import pytest_asyncio
 from asyncua import ua
 
 from factory_common.wire import Quality, TimeSource
+from gateway_image.firmware.cli_check import probe_one
 from gateway_image.firmware.config.opcua import OpcUaConfig
 from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.opcua import build
@@ -190,6 +191,11 @@ async def test_probe_reads_every_tag_once(plant: Plant) -> None:
         ("t", 20.0, Quality.GOOD, ""),
         ("c", None, Quality.BAD, "BadSensorFailure"),
     ]
+
+
+async def test_gateway_check_probe_reads_opcua_tags(plant: Plant) -> None:
+    rows = await probe_one(config(plant, [tag("t", "Temperature", plant)]), 10.0)
+    assert rows == [("bath-opcua", "bath1", "t", "20.0", "good", "")]
 
 
 async def test_unreachable_endpoint_is_a_connector_error_with_advice() -> None:
