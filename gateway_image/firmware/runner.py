@@ -12,13 +12,17 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
+
 from factory_common.logs import get_logger
 from factory_common.wire import ConnectorHealth, DeviceHealth, Quality, Reading, now_ns
+from gateway_image.firmware.clock import ClockWatch
 from gateway_image.firmware.connectors.base import (
     ConnectorError,
     PollingConnector,
     StreamingConnector,
 )
+from gateway_image.firmware.exception_filter import ExceptionFilter
 
 Sink = Callable[[list[Reading]], Awaitable[None]]
 # What a connector failure may look like; anything else is a bug, logged with its traceback.
@@ -48,7 +52,7 @@ class _Health:
         self.name, self.type = name, type_
         self.state = "starting"
         self.last_success: int | None = None
-        self.polls = self.errors = self.readings = self.overruns = 0
+        self.polls = self.errors = self.readings = self.overruns = self.clock_jumps = 0
         self.latency_ms: float | None = None
         self.last_error = ""
         self.devices: dict[str, DeviceHealth] = {}
@@ -98,6 +102,7 @@ class _Health:
             latency_ms=self.latency_ms,
             last_error=self.last_error,
             devices=dict(self.devices),
+            clock_jumps=self.clock_jumps,
         )
 
 
@@ -121,6 +126,8 @@ class ConnectorRunner:
         open_timeout: float = 10.0,
         backoff: Backoff | None = None,
         settle: float = 1.0,
+        exception_filter: ExceptionFilter | None = None,
+        clock: ClockWatch | None = None,
     ) -> None:
         self.connector = connector
         self.name = connector.name
@@ -138,6 +145,11 @@ class ConnectorRunner:
         self._log = get_logger(gateway=gateway, connector=connector.name)
         self._down_since: float | None = None
         self._sink_failing = False
+        self.filter = exception_filter
+        self.clock = clock or ClockWatch()
+        # Held for each poll; a command's write takes it too, so a write never interleaves
+        # with this connector's own polling (see commands.py).
+        self.io_lock = asyncio.Lock()
 
     def health(self) -> ConnectorHealth:
         return self._h.snapshot()
@@ -169,11 +181,13 @@ class ConnectorRunner:
         while True:
             started = loop.time()
             try:
-                readings = await asyncio.wait_for(connector.poll(), self.poll_timeout)
+                async with self.io_lock:
+                    readings = await asyncio.wait_for(connector.poll(), self.poll_timeout)
             except TimeoutError:
                 raise ConnectorError(f"poll did not finish within {self.poll_timeout:g}s") from None
+            readings = self._check_clock(readings)
             self._succeeded(readings, (loop.time() - started) * 1000)
-            await self._deliver(readings)
+            await self._deliver(self._filtered(readings))
             next_tick = self._next_tick(next_tick + self.interval, loop.time())
             await asyncio.sleep(next_tick - loop.time())
 
@@ -194,14 +208,45 @@ class ConnectorRunner:
     async def _stream_session(self, connector: StreamingConnector) -> None:
         # A quiet stream (a door switch that never moves) is healthy once it has run a while.
         timer = asyncio.get_running_loop().call_later(self.settle, self._stream_settled)
+        tick = self.filter.tick if self.filter is not None else None
+        alive = asyncio.create_task(self._report_due(tick)) if tick else None
         try:
             await connector.run(self._emit)
         finally:
             timer.cancel()
+            if alive is not None:
+                alive.cancel()
 
     async def _emit(self, readings: list[Reading]) -> None:
+        readings = self._check_clock(readings)
         self._succeeded(readings, None)
-        await self._deliver(readings)
+        await self._deliver(self._filtered(readings))
+
+    async def _report_due(self, tick: float) -> None:
+        """Streams fall silent: held-back changes and alive reports are sent from here."""
+        assert self.filter is not None
+        while True:
+            await asyncio.sleep(tick)
+            await self._deliver(self.filter.due(time.monotonic(), now_ns()))
+
+    def _filtered(self, readings: list[Reading]) -> list[Reading]:
+        if self.filter is None or not self.filter.active:
+            return readings
+        return self.filter.apply(readings, time.monotonic())
+
+    def _check_clock(self, readings: list[Reading]) -> list[Reading]:
+        """A cycle during which the wall clock jumped has untrustworthy timestamps: flag it."""
+        jump = self.clock.check()
+        if jump is None:
+            return readings
+        self._h.clock_jumps += 1
+        self._log.warning("clock_jump", jump_s=round(jump, 3), readings=len(readings))
+        return [
+            msgspec.structs.replace(r, quality=Quality.UNCERTAIN, reason="clock_jump")
+            if r.quality is Quality.GOOD
+            else r
+            for r in readings
+        ]
 
     def _stream_settled(self) -> None:
         if self._h.state in ("starting", "down"):
@@ -284,4 +329,5 @@ def runner_for(config: object, sink: Sink, gateway: str) -> ConnectorRunner:
         gateway=gateway,
         connector_type=str(getattr(config, "type", "unknown")),
         interval=float(getattr(config, "poll_interval", 1.0)),
+        exception_filter=ExceptionFilter.from_config(config),
     )

@@ -65,6 +65,10 @@ class TagBase(StrictModel):
     min: float | None = None
     max: float | None = None
     deadband: Deadband | None = None
+    # Report by exception (issue 3), seconds: at most this often, and at least this often
+    # (an unchanged value is reported again as alive). Null: no limit.
+    min_interval: float | None = Field(default=None, gt=0)
+    max_interval: float | None = Field(default=None, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -90,6 +94,12 @@ class TagBase(StrictModel):
             raise_at(
                 type(self).__name__,
                 [(("min",), f"min ({self.min}) is greater than max ({self.max})", self.min)],
+            )
+        low, high = self.min_interval, self.max_interval
+        if low is not None and high is not None and low > high:
+            raise_at(
+                type(self).__name__,
+                [(("min_interval",), f"min_interval ({low}) exceeds max_interval ({high})", low)],
             )
         return self
 
