@@ -100,6 +100,8 @@ class ConnectorHealth(msgspec.Struct, frozen=True, omit_defaults=True):
     latency_ms: float | None = None
     last_error: str = ""
     devices: dict[str, DeviceHealth] = {}
+    # Protocol-specific error counts by kind (garbled lines, CRC errors, refused filters...).
+    counters: dict[str, int] = {}
     # Poll cycles whose readings were flagged uncertain because the wall clock jumped.
     clock_jumps: int = 0
 
