@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal, Protocol, Union
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
-from gateway_image.firmware.config.modbus import ModbusTcpConfig
+from gateway_image.firmware.config.gpio import GpioConfig
+from gateway_image.firmware.config.modbus import ModbusRtuConfig, ModbusTcpConfig
 from gateway_image.firmware.config.mqtt_in import MqttInConfig
 from gateway_image.firmware.config.opcua import OpcUaConfig
+from gateway_image.firmware.config.serial_line import SerialLineConfig
 from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
 from hardware.wiring_checks import wiring_problems
 
@@ -96,6 +98,9 @@ ConnectorConfig = Annotated[
         ModbusTcpConfig,
         OpcUaConfig,
         MqttInConfig,
+        ModbusRtuConfig,
+        SerialLineConfig,
+        GpioConfig,
     ],
     Field(discriminator="type"),
 ]

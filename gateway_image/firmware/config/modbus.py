@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
+from gateway_image.firmware.config.serial_line import Parity, SerialPort
 from gateway_image.firmware.config.tags import Loc, TagBase, check_name, duplicates, raise_at
 
 # Modbus application protocol v1.1b3, 6.1-6.4: the most one read request may ask for.
@@ -278,3 +279,53 @@ class ModbusTcpConfig(StrictModel):
     def reading_keys(self) -> list[tuple[tuple[str, str], Loc]]:
         """(device, tag) of every Reading this connector produces, with its config location."""
         return modbus_reading_keys(self.devices)
+
+
+# ---------------------------------------------------------------- Modbus RTU (serial line)
+
+
+class ModbusRtuDevice(ModbusDevice):
+    """A slave on an RS-485 line: its own timeout and retries, as slow slaves need more."""
+
+    timeout: float = Field(default=0.5, gt=0, le=30)  # seconds to wait for each response
+    retries: int = Field(default=1, ge=0, le=10)  # extra attempts before the poll gives up
+
+    @field_validator("unit")
+    @classmethod
+    def _not_broadcast(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("unit 0 is broadcast on a serial line and never answers: use 1..247")
+        return value
+
+
+class ModbusRtuConfig(SerialPort):
+    """Several slaves on one RS-485 port; every connector naming the same port shares the bus."""
+
+    type: Literal["modbus_rtu"]
+    name: str
+    # Modbus over serial line v1.02, 2.5.1: 19200 baud, even parity are the defaults.
+    baudrate: int = Field(default=19200, ge=300, le=4_000_000)
+    parity: Parity = "E"
+    poll_interval: float = Field(default=1.0, gt=0)
+    max_gap: int = Field(default=10, ge=0, le=MAX_READ_REGISTERS)
+    max_registers: int = Field(default=MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)
+    # A slave that fails a poll is skipped for a growing interval, up to this many seconds.
+    backoff_max: float = Field(default=60.0, gt=0, le=3600)
+    devices: list[ModbusRtuDevice] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "connector name")
+
+    @model_validator(mode="after")
+    def _devices(self) -> ModbusRtuConfig:
+        problems = modbus_device_problems(list(self.devices), self.max_registers)
+        problems += duplicates(
+            ((d.unit, ("devices", i, "unit")) for i, d in enumerate(self.devices)), "unit id"
+        )
+        raise_at("ModbusRtuConfig", problems)
+        return self
+
+    def reading_keys(self) -> list[tuple[tuple[str, str], Loc]]:
+        return modbus_reading_keys(list(self.devices))

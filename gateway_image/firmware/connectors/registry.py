@@ -6,7 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway_image.firmware.config import ConnectorConfig
-from gateway_image.firmware.connectors import modbus_tcp, mqtt_in, opcua
+from gateway_image.firmware.connectors import (
+    gpio,
+    modbus_rtu,
+    modbus_tcp,
+    mqtt_in,
+    opcua,
+    serial_line,
+)
 from gateway_image.firmware.connectors.base import PollingConnector, StreamingConnector
 
 Connector = PollingConnector | StreamingConnector
@@ -16,6 +23,9 @@ BUILDERS: dict[str, Callable[[Any], Connector]] = {
     "modbus_tcp": modbus_tcp.build,
     "opcua": opcua.build,
     "mqtt_in": mqtt_in.build,
+    "modbus_rtu": modbus_rtu.build,
+    "serial_line": serial_line.build,
+    "gpio": gpio.build,
 }
 
 
