@@ -215,6 +215,7 @@ async def test_exception_response_is_a_bad_reading_and_counted(
     try:
         readings = await second.poll()
         stats = second.stats()["bus"]
+        counters = second.counters
     finally:
         await second.close()
     unmapped = polls(readings, "meter2", "unmapped")
@@ -223,6 +224,7 @@ async def test_exception_response_is_a_bad_reading_and_counted(
     assert polls(readings, "meter2", "v")[0].value == 221
     assert stats["exceptions"] == 1 and stats["transactions"] >= 3
     assert 0 < stats["utilisation_pct"] <= 100
+    assert counters["exceptions"] == 1 and counters["degraded_slaves"] == 0
 
 
 async def test_write_coil_is_read_back(pty: PtyPair, server: BusServer) -> None:

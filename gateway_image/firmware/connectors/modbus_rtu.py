@@ -316,6 +316,17 @@ class ModbusRtuConnector:
             raise ConnectorError(f"Modbus RTU port {self.config.port} is not open")
         return self.bus
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """Error counts by kind for ConnectorHealth.counters (bus counters are per port)."""
+        stats = self.bus.stats() if self.bus else {}
+        out = {k: int(v) for k, v in stats.items() if k not in ("busy_s", "utilisation_pct")}
+        if stats:
+            out["busy_ms"] = int(stats["busy_s"] * 1000)
+            out["utilisation_pct"] = round(stats["utilisation_pct"])
+        out["degraded_slaves"] = sum(s.degraded for s in self.slaves.values())
+        return out
+
     def stats(self) -> dict[str, object]:
         """Bus counters plus each slave's back-off state, for status and `gateway check`."""
         slaves = {
