@@ -206,21 +206,38 @@ def group_by_port(uses: list[SerialUse], board: BoardProfile | None) -> dict[str
     return dict(buses)
 
 
+def _is_rtu(use: SerialUse) -> bool:
+    return getattr(use.connector, "type", None) == "modbus_rtu"
+
+
 def ports_named_twice(uses: list[SerialUse], board: BoardProfile | None) -> list[WiringProblem]:
-    """Two connectors opening one port: the second open fails, or both read half the bytes."""
+    """A port opened by two connectors. Modbus RTU connectors naming the same port share one
+    bus (that is allowed); anything else on that port fights them for the bytes."""
     problems = []
     for key, bus in group_by_port(uses, board).items():
         first = bus[0]
         for use in bus[1:]:
-            same = "" if use.port == first.port else f" ({key})"
-            message = (
-                f"serial port {use.port}{same} is used by connector {use.name!r} and by "
-                f"connector {first.name!r} (at connectors[{first.index}]); one port is one bus: "
-                "put every Modbus device of that bus under one modbus_rtu connector, and give "
-                "each instrument its own port"
-            )
+            if _is_rtu(use) and _is_rtu(first):
+                if use.port == first.port:
+                    continue
+                message = (
+                    f"serial port {use.port} of connector {use.name!r} and {first.port} of "
+                    f"connector {first.name!r} (at connectors[{first.index}]) are {key} on "
+                    f"{board.name if board else 'this board'}: write the same name in both so "
+                    "they share one bus"
+                )
+            else:
+                message = (
+                    f"serial port {use.port}{_alias(use, first, key)} is used by connector "
+                    f"{use.name!r} and by connector {first.name!r} (at connectors[{first.index}]);"
+                    " a serial instrument needs a port of its own: give it another adapter"
+                )
             problems.append(WiringProblem(("connectors", use.index, "port"), message, use.port))
     return problems
+
+
+def _alias(use: SerialUse, first: SerialUse, key: str) -> str:
+    return "" if use.port == first.port else f" ({key}, also named {first.port})"
 
 
 def _devices(use: SerialUse) -> str:
@@ -240,8 +257,13 @@ def mixed_settings(bus: list[SerialUse]) -> list[WiringProblem]:
                 f"{_devices(first)} uses {first.settings}; every device on one bus must use "
                 "the same baud rate, parity and stop bits"
             )
-            loc: Loc = ("connectors", use.index, "baudrate")
-            problems.append(WiringProblem(loc, message, use.connector.baudrate))
+            key = next(
+                k
+                for k in ("baudrate", "parity", "bytesize", "stopbits")
+                if getattr(use.connector, k) != getattr(first.connector, k)
+            )
+            loc: Loc = ("connectors", use.index, key)
+            problems.append(WiringProblem(loc, message, getattr(use.connector, key)))
     return problems
 
 

@@ -67,17 +67,27 @@ def sheet_board(config: GatewayConfig) -> tuple[BoardProfile, str]:
 
 
 def sections(config: GatewayConfig, board: BoardProfile) -> Iterator[Section]:
-    builders = {
-        "modbus_rtu": rtu_section,
-        "serial_line": serial_line_section,
-        "modbus_tcp": tcp_section,
-    }
+    builders = {"serial_line": serial_line_section, "modbus_tcp": tcp_section}
     uart = list(header_uart_uses(config, board))
+    buses = rtu_buses(config, board)
     for connector in config.connectors:
         if connector.type == "gpio":
             yield gpio_section(connector, board, uart)
+        elif connector.type == "modbus_rtu":
+            bus = buses[port_key(connector.port, board)]
+            if bus[0] is connector:  # one drawing per physical bus, at its first connector
+                yield rtu_section(bus, board)
         else:
             yield builders.get(connector.type, network_section)(connector, board)
+
+
+def rtu_buses(config: GatewayConfig, board: BoardProfile) -> dict[str, list[Any]]:
+    """Modbus RTU connectors naming one port share one bus: draw and terminate it once."""
+    buses: dict[str, list[Any]] = {}
+    for connector in config.connectors:
+        if connector.type == "modbus_rtu":
+            buses.setdefault(port_key(connector.port, board), []).append(connector)
+    return buses
 
 
 def header_uart_uses(config: GatewayConfig, board: BoardProfile) -> Iterator[draw.PinUse]:
@@ -101,20 +111,27 @@ def _header_uart(port: str, board: BoardProfile) -> bool:
     return port_key(port, board) != port and port.startswith("/dev/")
 
 
-def rtu_section(c: Any, board: BoardProfile) -> Section:
+def rtu_section(bus: list[Any], board: BoardProfile) -> Section:
     """An RS-485 bus: daisy chain in config order, terminated at the gateway and the last device."""
+    c = bus[0]
     settings = _settings(c)
-    nodes = [draw.BusNode(d.name, (f"Modbus address {d.unit}", settings)) for d in c.devices]
-    title = f"RS-485 bus {c.port} (connector {c.name})"
+    devices = [d for connector in bus for d in connector.devices]
+    nodes = [
+        draw.BusNode(d.name, (f"Modbus address {d.unit}", f"{settings} · connector {conn.name}"))
+        for conn in bus
+        for d in conn.devices
+    ]
+    names = ", ".join(conn.name for conn in bus)
+    title = f"RS-485 bus {c.port} (connector{'s' if len(bus) > 1 else ''} {names})"
     section = Section(c.name, title, draw.rs485_chain(c.port, settings, nodes, title))
     previous = f"gateway {c.port}"
-    for d in c.devices:
+    for d in devices:
         target = f"{d.name} (address {d.unit})"
         for signal, term in (("+", "B (+) / D1"), ("−", "A (−) / D0"), ("0 V", "0V / C")):
             section.wires.append(Wire(signal, f"{previous} {term}", f"{target} {term}"))
         section.wires.append(Wire("shield", previous, target, "continue through; do not ground"))
         previous = d.name
-    last = c.devices[-1].name
+    last = devices[-1].name
     section.wires += [
         Wire("120 Ω", f"gateway {c.port} B (+)", f"gateway {c.port} A (−)", "termination"),
         Wire("120 Ω", f"{last} B (+)", f"{last} A (−)", "termination, end of line"),
@@ -141,7 +158,7 @@ def serial_line_section(c: Any, board: BoardProfile) -> Section:
     title = f"RS-232 instrument {device} on {c.port} (connector {c.name})"
     svg = draw.rs232_link(c.port, _settings(c), device, via_header, title)
     section = Section(c.name, title, svg)
-    start = "MAX3232 " if via_header else f"gateway {c.port} DB9 "
+    start = "MAX3232 board DB9 " if via_header else f"gateway {c.port} DB9 "
     section.wires += [
         Wire("TXD", f"{start}pin 3 TXD", f"{device} RXD", "pin 2 on a DTE instrument"),
         Wire("RXD", f"{start}pin 2 RXD", f"{device} TXD", "pin 3 on a DTE instrument"),

@@ -55,6 +55,11 @@ def test_every_check_has_a_case() -> None:
         "gpio-reserved-i2c",
         "output-direct",
         "serial-port-twice",
+        "instrument-on-rtu-bus",
+        "rtu-port-alias",
+        "rtu-duplicate-address",
+        "rtu-mixed-baud",
+        "rtu-mixed-parity",
         "unknown-board",
     ):
         assert needed in names

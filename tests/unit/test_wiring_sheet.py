@@ -58,7 +58,10 @@ def test_sheet_parses_and_names_every_device_and_pin(path: Path) -> None:
     page, svgs = render_sheet(config, path.name)
     html = ET.fromstring(page.removeprefix("<!DOCTYPE html>\n"))
     inline = [node for node in html.iter() if local(node.tag) == "svg"]
-    assert len(inline) == len(config.connectors) == len(svgs)
+    # One drawing per connector, except Modbus RTU: one per bus (connectors may share a port).
+    rtu = [c for c in config.connectors if c.type == "modbus_rtu"]
+    drawings = len(config.connectors) - len(rtu) + len({c.port for c in rtu})
+    assert len(inline) == drawings == len(svgs)
     standalone = [ET.fromstring(text.encode()) for text in svgs.values()]
     for drawings in (inline, standalone):
         text = " ".join(svg_text(svg) for svg in drawings)
@@ -117,3 +120,18 @@ def test_cli_refuses_a_config_with_wiring_problems(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown board 'rpi3'" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_connectors_sharing_a_port_are_one_bus_terminated_once() -> None:
+    config = load(CABINET)
+    page, svgs = render_sheet(config, CABINET.name)
+    assert "bath-rs485-slow" not in svgs  # drawn with bath-rs485, not as a second bus
+    svg = ET.fromstring(svgs["bath-rs485"].encode())
+    labels = [svg_text(node) for node in svg.iter() if local(node.tag) == "text"]
+    devices = ["rectifier1", "ph_meter", "conductivity", "dosing_pump"]
+    assert [label for label in labels if label in devices] == devices  # daisy-chain order
+    assert labels.count("END OF LINE") == 1
+    assert labels.count("120 Ω termination here") == 1  # at dosing_pump, the last device
+    text = " ".join(" ".join(r.itertext()) for r in rows(page))
+    assert "dosing_pump B (+) dosing_pump A (−) termination, end of line" in text
+    assert "conductivity B (+) / D1 dosing_pump (address 7) B (+) / D1" in text
