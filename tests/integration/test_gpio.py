@@ -169,12 +169,36 @@ async def test_pulse_output_switches_off_after_its_pulse(
 
 async def test_bad_writes_are_refused(running: tuple[GpioConnector, Collector]) -> None:
     connector, _ = running
-    with pytest.raises(ConnectorError, match="no running GPIO output"):
+    with pytest.raises(ValueError, match="no GPIO output"):
         await connector.write("cell1", "door_closed", True)
-    with pytest.raises(ConnectorError, match="no running GPIO output"):
+    with pytest.raises(ValueError, match="no GPIO output"):
         await connector.write("other", "defect_lamp", True)
-    with pytest.raises(ConnectorError, match="true/false"):
+    with pytest.raises(ValueError, match="true/false"):
         await connector.write("cell1", "defect_lamp", 2)
+
+
+async def test_write_before_run_is_a_connector_error(factory: MockFactory) -> None:
+    connector = GpioConnector(GpioConfig.model_validate(CONFIG), pin_factory=factory)
+    with pytest.raises(ConnectorError, match="not running"):
+        await connector.write("cell1", "defect_lamp", True)
+
+
+async def test_probe_reads_every_pin_once_and_releases_them(factory: MockFactory) -> None:
+    # An opto module with its own resistor pulls the pin low when the door is closed.
+    door = {"name": "door_closed", "pin": DOOR, "pull_up": None, "active_high": False}
+    connector = GpioConnector(
+        GpioConfig.model_validate(CONFIG | {"inputs": [door]}), pin_factory=factory
+    )
+    factory.pin(DOOR).drive_low()
+    readings = {r.tag: r.value for r in await connector.probe()}
+    assert readings == {
+        "door_closed": True,
+        "parts": 0,
+        "defect_lamp": False,
+        "label_trigger": False,
+    }
+    # The pins were released: the connector can claim them again.
+    assert {r.tag for r in await connector.probe()} == set(readings)
 
 
 async def test_counts_survive_a_connector_restart(factory: MockFactory) -> None:

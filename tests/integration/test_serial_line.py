@@ -149,3 +149,25 @@ async def test_vanishing_port_ends_run_with_connector_error(pty: PtyPair) -> Non
     pty.stop()  # the USB adapter is unplugged
     with pytest.raises(ConnectorError, match="failed"):
         await asyncio.wait_for(task, 5)
+
+
+async def test_probe_returns_the_first_good_line(pty: PtyPair) -> None:
+    connector = build(scale_config(pty.b))
+    probe = asyncio.create_task(connector.probe())
+    await asyncio.sleep(0.2)
+    with serial.Serial(str(pty.a), 9600) as instrument:
+        # The port opened mid-line: the tail of a line comes first and is skipped.
+        instrument.write(b"0 kg\r\nST,GS, 0.750 kg\r\n")
+        readings = await asyncio.wait_for(probe, 5)
+    assert [(r.tag, r.value) for r in readings[:2]] == [("weight_g", 750.0), ("state", "ST")]
+
+
+async def test_probe_names_why_lines_are_garbled(pty: PtyPair) -> None:
+    connector = build(scale_config(pty.b))
+    probe = asyncio.create_task(connector.probe())
+    await asyncio.sleep(0.2)
+    with serial.Serial(str(pty.a), 9600) as instrument:
+        instrument.write(b"\x8f\x0f\x1e\r\n" * 3)  # what a wrong baud rate looks like
+        readings = await asyncio.wait_for(probe, 5)
+    assert {r.tag for r in readings} == {"weight_g", "state", "count"}
+    assert all(r.quality is Quality.BAD and r.reason.startswith("not_ascii") for r in readings)

@@ -97,6 +97,21 @@ class GpioConnector:
         finally:
             self._close()
 
+    async def probe(self) -> list[Reading]:
+        """Claim the pins, read every input, count and output once, release them: `--probe`."""
+        if self.pin_factory is None:
+            self.pin_factory = make_pin_factory(self.config.pin_factory)
+        try:
+            self._open(asyncio.get_running_loop())
+            ts = now_ns()
+            counts = [
+                Reading(self.device, c.name, ts, self.counts[c.name]) for c in self.config.counters
+            ]
+            readings, self._pending = self._pending + counts, []
+            return readings
+        finally:
+            self._close()
+
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             for spec in [*self.config.inputs, *self.config.counters]:
@@ -243,14 +258,15 @@ class GpioConnector:
 
     async def write(self, device: str, tag: str, value: Value) -> Value:
         """Set an output and return its read-back; a pulse output returns the level it pulsed."""
-        out = self._outputs.get(tag) if device == self.device else None
-        if out is None:
-            names = [o.name for o in self.config.outputs]
-            raise ConnectorError(
-                f"no running GPIO output {device}/{tag} in connector {self.name}; outputs: {names}"
-            )
+        names = [o.name for o in self.config.outputs]
+        if device != self.device or tag not in names:
+            # ValueError: refused before anything reached a pin (commands.py relies on it).
+            raise ValueError(f"connector {self.name} has no GPIO output {device}/{tag}: {names}")
         if not isinstance(value, bool | int) or value not in (0, 1):
-            raise ConnectorError(f"GPIO output {tag} takes true/false, got {value!r}")
+            raise ValueError(f"GPIO output {tag} takes true/false, got {value!r}")
+        out = self._outputs.get(tag)
+        if out is None:
+            raise ConnectorError(f"GPIO connector {self.name} is not running: cannot set {tag}")
         async with out.lock:  # a pulse in progress finishes before the next write starts
             out.device.value = bool(value)
             readback = await self._read_back(out)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import serial
 
@@ -72,6 +74,41 @@ class SerialLineConnector:
         self._log = get_logger(connector=config.name, port=config.port)
 
     async def run(self, emit: Emit) -> None:
+        async with self._chunks() as queue:
+            await self._consume(queue, framer(self.config), emit)
+
+    async def probe(self) -> list[Reading]:
+        """Wait for a good frame and return its readings, for `gateway check --probe`.
+
+        The first frame may be the tail of a line the port opened into, so up to three
+        frames are tried; if all are garbled, each tag comes back as a bad reading naming
+        why (wrong baud rate and wrong pattern are the usual first-wiring mistakes). No line
+        at all is the caller's timeout.
+        """
+        frames = framer(self.config)
+        tries = 3
+        async with self._chunks() as queue:
+            while True:
+                ts, chunk = await self._next(queue)
+                for frame in frames.feed(chunk):
+                    try:
+                        if isinstance(frame, LineError):
+                            raise frame
+                        parse_line(frame, self.spec)
+                    except LineError as exc:
+                        tries -= 1
+                        if tries:
+                            continue
+                        reason = f"{exc.kind.value}: {exc}"
+                        return [
+                            Reading(self.device, t.name, ts, None, Quality.BAD, reason)
+                            for t in self.config.tags
+                        ]
+                    return self.readings(frame, ts)
+
+    @contextlib.asynccontextmanager
+    async def _chunks(self) -> AsyncIterator[asyncio.Queue]:
+        """Open the port and feed (timestamp, bytes) chunks into a queue until exit."""
         try:
             port = await asyncio.wait_for(asyncio.to_thread(open_serial, self.config), OPEN_TIMEOUT)
         except TimeoutError:
@@ -80,10 +117,17 @@ class SerialLineConnector:
         queue: asyncio.Queue[tuple[int, bytes] | ConnectorError] = asyncio.Queue(_QUEUE_CHUNKS)
         loop.add_reader(port.fileno(), self._readable, port, queue)
         try:
-            await self._consume(queue, framer(self.config), emit)
+            yield queue
         finally:
             loop.remove_reader(port.fileno())
             port.close()
+
+    @staticmethod
+    async def _next(queue: asyncio.Queue) -> tuple[int, bytes]:
+        item = await queue.get()
+        if isinstance(item, ConnectorError):
+            raise item
+        return item
 
     def _readable(self, port: serial.Serial, queue: asyncio.Queue) -> None:
         item: tuple[int, bytes] | ConnectorError
@@ -99,10 +143,7 @@ class SerialLineConnector:
 
     async def _consume(self, queue: asyncio.Queue, frames: Framer, emit: Emit) -> None:
         while True:
-            item = await queue.get()
-            if isinstance(item, ConnectorError):
-                raise item
-            ts, chunk = item
+            ts, chunk = await self._next(queue)
             readings: list[Reading] = []
             for frame in frames.feed(chunk):
                 readings += self.readings(frame, ts)
