@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import cache
 from importlib import resources
 from typing import Literal
 
@@ -108,16 +109,19 @@ class BoardProfile(StrictModel):
         return sorted(g for g in self.gpio_pins() if g not in taken)
 
 
+@cache
+def _bundled() -> tuple[str, ...]:
+    folder = resources.files("hardware.boards")
+    names = (e.name.removesuffix(".yaml") for e in folder.iterdir() if e.name.endswith(".yaml"))
+    return tuple(sorted(names))
+
+
 def known_boards() -> list[str]:
     """Names of the bundled profiles (the YAML files under hardware/boards/)."""
-    folder = resources.files("hardware.boards")
-    return sorted(
-        entry.name.removesuffix(".yaml")
-        for entry in folder.iterdir()
-        if entry.name.endswith(".yaml")
-    )
+    return list(_bundled())
 
 
+@cache  # profiles are frozen models, and every config validation asks for one
 def load_board(name: str) -> BoardProfile:
     """Load a bundled board profile by name; an unknown name lists the known ones."""
     known = known_boards()

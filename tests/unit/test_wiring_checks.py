@@ -12,6 +12,8 @@ from typing import get_args
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from factory_common.config import ConfigError, parse_yaml_model
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config, parse_gateway_config
@@ -104,3 +106,39 @@ def test_port_aliases_follow_the_board() -> None:
     assert port_key("/dev/serial0", rpi4) == port_key("/dev/ttyAMA0", rpi4)
     assert port_key("/dev/ttyUSB0", rpi4) == "/dev/ttyUSB0"
     assert port_key("/dev/./ttyUSB0", None) == "/dev/ttyUSB0"
+
+
+def inputs_config(groups: list[list[int]], board: str = "rpi4") -> str:
+    """One gpio connector per group of pins, one input per pin."""
+    lines = [f"gateway: {{id: gw1, board: {board}}}", "connectors:"]
+    for n, pins in enumerate(groups):
+        inputs = ", ".join(f"{{name: in{n}_{pin}, pin: {pin}}}" for pin in pins)
+        lines.append(f"  - {{type: gpio, name: io{n}, inputs: [{inputs}]}}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_free_pins_pass_and_each_misuse_is_one_named_problem(data: st.DataObject) -> None:
+    if "gpio" not in registered_types():
+        pytest.skip("gpio connector not in the config union yet")
+    board = load_board(data.draw(st.sampled_from(["rpi4", "rpi5", "cm4"])))
+    free = st.lists(st.sampled_from(board.free_gpios()), min_size=2, max_size=10, unique=True)
+    pins = data.draw(free)
+    split = data.draw(st.integers(1, len(pins) - 1))
+    groups = [pins[:split], pins[split:]]
+    parse_gateway_config(inputs_config(groups, board.name))  # no problem raised
+
+    reserved = data.draw(st.sampled_from(sorted(board.taken_gpios())))
+    with pytest.raises(ConfigError) as err:
+        parse_gateway_config(inputs_config([*groups, [reserved]], board.name))
+    assert len(err.value.problems) == 1
+    assert f"GPIO{reserved} (header pin {board.header_pin(reserved)}) is reserved" in str(err.value)
+
+    again = data.draw(st.sampled_from(pins))
+    with pytest.raises(ConfigError) as err:
+        parse_gateway_config(inputs_config([*groups, [again]], board.name))
+    assert len(err.value.problems) == 1
+    assert f"GPIO{again} (header pin {board.header_pin(again)}) is wired to two things" in str(
+        err.value
+    )
