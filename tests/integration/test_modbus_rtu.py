@@ -25,7 +25,7 @@ from gateway_image.firmware.runner import ConnectorRunner
 from tests.support.modbus_server import UnitData
 from tests.support.ptypair import PtyPair
 
-LIVE_A, LIVE_B, DEAD = 1, 2, 3
+LIVE_A, LIVE_B, DEAD, NOISY = 1, 2, 3, 4
 INTERVAL = 0.2
 
 
@@ -48,12 +48,15 @@ class BusServer:
         # ignore_missing_devices; on a real RS-485 line nobody answers. Drop those frames.
         if sending and packet and packet[0] not in self.units:
             return b""
+        if sending and packet and packet[0] == NOISY:
+            return packet[:-1] + bytes([packet[-1] ^ 0xFF])  # line noise: the CRC fails
         return packet
 
     async def start(self) -> None:
         self.units = {
             LIVE_A: UnitData(holding={0: [111, 112, 0, 0, 115]}),
             LIVE_B: UnitData(holding={0: [221, 222]}, coils={0: [True]}),
+            NOISY: UnitData(holding={0: [441]}),
         }
         self._server = ModbusSerialServer(
             [data.simdevice(unit) for unit, data in self.units.items()],
@@ -247,7 +250,7 @@ async def test_mismatched_settings_on_one_port_are_refused(pty: PtyPair) -> None
             await b.open()
     finally:
         await a.close()
-    assert pty.b.as_posix() not in SerialBus._buses
+    assert not SerialBus._buses  # released: nothing keeps the port open
 
 
 def test_inter_frame_silence_follows_the_spec() -> None:
@@ -260,3 +263,31 @@ def test_inter_frame_silence_follows_the_spec() -> None:
     )
     assert inter_frame_silence(slow) == pytest.approx(3.5 * 11 / 9600)
     assert inter_frame_silence(fast) == 0.00175
+
+
+async def test_a_noisy_slave_counts_crc_errors_and_is_degraded(
+    pty: PtyPair, server: BusServer
+) -> None:
+    config = rtu_config(
+        pty.b,
+        "rtu-noise",
+        [
+            {"name": "meter1", "unit": LIVE_A, "tags": [holding("v", 0)]},
+            {"name": "noisy", "unit": NOISY, "timeout": 0.1, "retries": 2}
+            | {"tags": [holding("v", 0)]},
+        ],
+    )
+    connector = ModbusRtuConnector(config)
+    await connector.open()
+    try:
+        first = await connector.poll()
+        second = await connector.poll()  # the noisy slave is skipped: back-off
+        counters = connector.counters
+    finally:
+        await connector.close()
+    noisy = [r for r in first if r.device == "noisy"]
+    assert [r.quality for r in noisy] == [Quality.BAD]
+    assert "garbled frame (bad CRC)" in noisy[0].reason
+    assert counters["crc_errors"] == 3  # first try and two retries, each answered garbled
+    assert counters["timeouts"] == 0 and counters["degraded_slaves"] == 1
+    assert [r.device for r in second] == ["meter1"] and second[0].value == 111

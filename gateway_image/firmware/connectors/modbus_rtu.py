@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ def inter_frame_silence(settings: SerialPort) -> float:
     return 3.5 * char_time(settings)
 
 
+def bus_key(port: str) -> str:
+    """A /dev/serial/by-id/ symlink and the ttyUSB node it points to are the same bus."""
+    return os.path.realpath(port)  # a local /dev lookup, cheap enough for the event loop
+
+
 def _serial_key(settings: SerialPort) -> tuple:
     return (settings.baudrate, settings.bytesize, settings.parity, settings.stopbits)
 
@@ -67,6 +73,7 @@ class SerialBus:
 
     def __init__(self, settings: SerialPort) -> None:
         self.port = settings.port
+        self.key = settings.port
         self.settings = settings
         self.silence = inter_frame_silence(settings)
         self.lock = asyncio.Lock()
@@ -94,7 +101,8 @@ class SerialBus:
     @classmethod
     async def acquire(cls, settings: SerialPort) -> SerialBus:
         """The shared bus for this port, opened on first use; settings must match."""
-        bus = cls._buses.get(settings.port)
+        key = bus_key(settings.port)
+        bus = cls._buses.get(key)
         if bus is not None and _serial_key(bus.settings) != _serial_key(settings):
             raise ConnectorError(
                 f"{settings.port} is already open with other serial settings "
@@ -102,7 +110,8 @@ class SerialBus:
                 "data bits, parity and stop bits; make the connectors agree"
             )
         if bus is None:
-            bus = cls._buses[settings.port] = SerialBus(settings)
+            bus = cls._buses[key] = SerialBus(settings)
+            bus.key = key
         bus._users += 1
         try:
             await bus._connect()
@@ -128,7 +137,7 @@ class SerialBus:
         self._users -= 1
         if self._users <= 0:
             self.client.close()
-            SerialBus._buses.pop(self.port, None)
+            SerialBus._buses.pop(self.key, None)
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if not sending and data:
@@ -148,10 +157,16 @@ class SerialBus:
             try:
                 return await ModbusLink.call(link, fn, unit, *args, **kw)
             except UnitTimeout:
-                # Bytes arrived but made no valid frame: CRC error or collision, not silence.
-                self.counters["crc_errors" if self._rx_seen else "timeouts"] += 1
                 self.counters["errors"] += 1
-                raise
+                if not self._rx_seen:
+                    self.counters["timeouts"] += 1
+                    raise
+                # Bytes arrived but made no valid frame: CRC error or collision, not silence.
+                self.counters["crc_errors"] += 1
+                raise UnitTimeout(
+                    f"unit {unit} answered with a garbled frame (bad CRC): check the line's "
+                    "termination and biasing, and that baud rate and parity match the device"
+                ) from None
             except ModbusExceptionResponse:
                 self.counters["exceptions"] += 1
                 raise
