@@ -12,7 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the line and the tests use. Extend this list (and say why) when you
 # add a test that needs a binary: mosquitto (the broker), socat (pty pairs for serial
-# tests), chromium + chromium-driver (the edge web page tests).
+# tests), chromium + chromium-driver (the edge web page tests; chromium also screenshots
+# the wiring sheet in tests/integration/test_wiring_screenshot.py).
 APT_PACKAGES=(
     python3-venv
     mosquitto
