@@ -8,7 +8,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from hardware.wiring_sheet import write_sheet
 from tests.support.requirements import require_binary
@@ -88,7 +87,6 @@ def assert_drawn(image: np.ndarray) -> None:
     assert 0.005 < ink < 0.3, f"dark pixel share {ink:.4f}: the sheet did not render"
 
 
-@pytest.mark.slow
 def test_example_sheet_renders(tmp_path: Path) -> None:
     image = screenshot(
         EXAMPLE_SHEET / "anodizing-gw1.html", OUTPUT / "wiring-anodizing-gw1.png", tmp_path
@@ -98,7 +96,6 @@ def test_example_sheet_renders(tmp_path: Path) -> None:
     assert (image[:, :, :3] == (0xEE, 0xF2, 0xF7)).all(axis=2).sum() > 1000
 
 
-@pytest.mark.slow
 def test_cabinet_sheet_renders(tmp_path: Path) -> None:
     config = load(CABINET)
     html = write_sheet(config, CABINET, tmp_path / "sheet")[0]
