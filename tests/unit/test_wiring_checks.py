@@ -8,27 +8,18 @@ An empty expected.txt means the config must load cleanly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory_common.config import ConfigError, parse_yaml_model
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config, parse_gateway_config
-from gateway_image.firmware.config.gateway import ConnectorConfig
 from hardware.profiles import BoardProfile, load_board
 from hardware.wiring_checks import board_pins, gpio_claims, port_key, wiring_problems
 
 CASES = Path(__file__).parents[1] / "cases" / "wiring"
 CASE_DIRS = sorted(p for p in CASES.iterdir() if (p / "config.yaml").is_file())
-
-
-def registered_types() -> set[str]:
-    """Connector `type` values the config union accepts today."""
-    union = get_args(ConnectorConfig)[0]
-    return {get_args(m.model_fields["type"].annotation)[0] for m in get_args(union)}
 
 
 def case_problems(case: Path) -> list[str]:
@@ -41,11 +32,6 @@ def case_problems(case: Path) -> list[str]:
 
 @pytest.mark.parametrize("case", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
 def test_wiring_case(case: Path) -> None:
-    data = yaml.safe_load((case / "config.yaml").read_text(encoding="utf-8"))
-    missing = {c["type"] for c in data.get("connectors", [])} - registered_types()
-    if missing:
-        # Connector models land in the config union one by one (issue 6 depends on them).
-        pytest.skip(f"connector type(s) {sorted(missing)} not in the config union yet")
     expected = (case / "expected.txt").read_text(encoding="utf-8").splitlines()
     assert case_problems(case) == [line for line in expected if line.strip()]
 
@@ -82,8 +68,6 @@ header:
 
 
 def gpio_config(pin: int) -> GatewayConfig:
-    if "gpio" not in registered_types():
-        pytest.skip("gpio connector not in the config union yet")
     inputs = f"[{{name: door, pin: {pin}}}]"
     text = f"gateway: {{id: gw1}}\nconnectors:\n  - {{type: gpio, name: io, inputs: {inputs}}}\n"
     return parse_gateway_config(text)
@@ -120,8 +104,6 @@ def inputs_config(groups: list[list[int]], board: str = "rpi4") -> str:
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_free_pins_pass_and_each_misuse_is_one_named_problem(data: st.DataObject) -> None:
-    if "gpio" not in registered_types():
-        pytest.skip("gpio connector not in the config union yet")
     board = load_board(data.draw(st.sampled_from(["rpi4", "rpi5", "cm4"])))
     free = st.lists(st.sampled_from(board.free_gpios()), min_size=2, max_size=10, unique=True)
     pins = data.draw(free)
