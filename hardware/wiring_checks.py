@@ -112,11 +112,6 @@ def gpio_claims(config: GatewayConfig) -> Iterator[PinClaim]:
                 if readback is not None:
                     where = ("connectors", i, key, j, "readback_pin")
                     yield PinClaim(readback, where, f"readback of {who}")
-        for field in ("de_pin", "rts_pin", "direction_pin"):
-            pin = getattr(connector, field, None)
-            if pin is not None:
-                who = f"RS-485 direction pin of connector {connector.name!r}"
-                yield PinClaim(pin, ("connectors", i, field), who)
 
 
 def _pin_name(gpio: int, board: BoardProfile | None) -> str:
