@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from edge_node import api_models as m
 from edge_node.ingest import IngestStats
-from edge_node.store import SeriesData, Store
+from edge_node.store import Buckets, SeriesData, SeriesInfo, Store
 from edge_node.store.downsample import last_per_bucket, min_max_mean
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -64,18 +64,12 @@ def _values(values: Any) -> list[Any]:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
-def series_json(data: SeriesData, start: int, end: int, points: int | None) -> dict[str, Any]:
-    info = data.series
-    head: dict[str, Any] = {"name": info.name, "kind": info.kind, "unit": info.unit}
-    numeric = isinstance(data.values, np.ndarray)
-    if points is None or len(data) <= points:
-        quality = data.quality.tolist() if data.quality.any() else None
-        return head | {"mode": "raw", "t": _ms(data.ts), "v": _values(data.values), "q": quality}
-    if not numeric:
-        ts, values = last_per_bucket(data.ts, _values(data.values), start, end, points)
-        return head | {"mode": "last", "t": _ms(ts), "v": values}
-    b = min_max_mean(data.ts, data.values, start, end, points)
-    return head | {
+def _head(info: SeriesInfo) -> dict[str, Any]:
+    return {"name": info.name, "kind": info.kind, "unit": info.unit}
+
+
+def _buckets_json(b: Buckets) -> dict[str, Any]:
+    return {
         "mode": "minmax",
         "t": _ms(b.t),
         "min": b.min.tolist(),
@@ -83,6 +77,18 @@ def series_json(data: SeriesData, start: int, end: int, points: int | None) -> d
         "mean": b.mean.tolist(),
         "count": b.count.tolist(),
     }
+
+
+def series_json(data: SeriesData, start: int, end: int, points: int | None) -> dict[str, Any]:
+    head = _head(data.series)
+    numeric = isinstance(data.values, np.ndarray)
+    if points is None or len(data) <= points:
+        quality = data.quality.tolist() if data.quality.any() else None
+        return head | {"mode": "raw", "t": _ms(data.ts), "v": _values(data.values), "q": quality}
+    if not numeric:
+        ts, values = last_per_bucket(data.ts, _values(data.values), start, end, points)
+        return head | {"mode": "last", "t": _ms(ts), "v": values}
+    return head | _buckets_json(min_max_mean(data.ts, data.values, start, end, points))
 
 
 @dataclass(frozen=True)
@@ -191,19 +197,36 @@ def history(
     found, unknown = edge.store.lookup(tag)
     if unknown:
         raise HTTPException(404, f"unknown tag(s) {unknown}: see /api/tags for the names")
-    data = edge.store.history(found, start_ns, end_ns)
-    if points is None and sum(len(d) for d in data) > MAX_RAW_POINTS:
-        raise HTTPException(
-            413, f"more than {MAX_RAW_POINTS} raw points: pass points=N or a shorter range"
-        )
+    if points is None:
+        data = edge.store.history(found, start_ns, end_ns)
+        if sum(len(d) for d in data) > MAX_RAW_POINTS:
+            raise HTTPException(
+                413, f"more than {MAX_RAW_POINTS} raw points: pass points=N or a shorter range"
+            )
+        series = [series_json(d, start_ns, end_ns, None) for d in data]
+    else:
+        series = downsampled_json(edge.store, found, start_ns, end_ns, points)
     return json_response(
-        {
-            "start": start_ns // MS,
-            "end": end_ns // MS,
-            "points": points,
-            "series": [series_json(d, start_ns, end_ns, points) for d in data],
-        }
+        {"start": start_ns // MS, "end": end_ns // MS, "points": points, "series": series}
     )
+
+
+def downsampled_json(
+    store: Store, found: list[SeriesInfo], start: int, end: int, points: int
+) -> list[dict[str, Any]]:
+    """Minute summaries where they answer (long ranges of numbers); raw history reduced here
+    otherwise, or returned as is when a series has no more than `points` readings."""
+    fast = store.downsample(found, start, end, points)
+    slow = [i for i, b in enumerate(fast) if b is None or int(b.count.sum()) <= points]
+    raw = dict(zip(slow, store.history([found[i] for i in slow], start, end), strict=True))
+    out = []
+    for i, info in enumerate(found):
+        buckets = fast[i]
+        if i in raw or buckets is None:
+            out.append(series_json(raw[i], start, end, points))
+        else:
+            out.append(_head(info) | _buckets_json(buckets))
+    return out
 
 
 def create_app(store: Store, stats: IngestStats, *, edge_id: str = "", web: bool = True) -> FastAPI:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_node.store import reader
+from edge_node.store.downsample import Buckets
 from edge_node.store.model import (
     GatewayRecord,
     LatestValue,
@@ -27,6 +28,7 @@ from edge_node.store.writer import Writer
 from factory_common.wire import Batch, GatewayStatus
 
 __all__ = [
+    "Buckets",
     "GatewayRecord",
     "LatestValue",
     "SeriesData",
@@ -91,6 +93,14 @@ class Store:
     def history(self, series: Sequence[SeriesInfo], start: int, end: int) -> list[SeriesData]:
         """Raw readings with start <= ts < end (ns), per series in the order given."""
         return reader.history(self._reader(), series, start, end)
+
+    def downsample(
+        self, series: Sequence[SeriesInfo], start: int, end: int, points: int
+    ) -> list[Buckets | None]:
+        """Per series, min/max/mean in at most `points` whole-minute buckets from the minute
+        summaries (fast for long ranges), or None where only the raw history can answer."""
+        conn = self._reader()
+        return [reader.downsample(conn, info, start, end, points) for info in series]
 
     def gateways(self) -> list[GatewayRecord]:
         return reader.gateways(self._reader())

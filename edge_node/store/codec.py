@@ -195,3 +195,14 @@ def decode_block(blob: bytes) -> tuple[np.ndarray, Values, np.ndarray, list[tupl
 def _unxor(blob: bytes, n: int) -> np.ndarray:
     xored = _unshuffle(blob, n)
     return np.bitwise_xor.accumulate(xored).view(np.float64)
+
+
+def pack_minutes(rows: np.ndarray) -> bytes:
+    """A block's minute summary, (k, 5) float64, column by column (each column compresses on
+    its own: minute numbers and counts are near-constant runs)."""
+    return _compressor.compress(np.ascontiguousarray(rows.T).tobytes())
+
+
+def unpack_minutes(blob: bytes) -> np.ndarray:
+    columns = np.frombuffer(_decompressor.decompress(blob), np.float64)
+    return columns.reshape(5, -1).T

@@ -11,16 +11,19 @@ from typing import Any
 
 import numpy as np
 
+MINUTE_NS = 60_000_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Buckets:
-    """Per non-empty bucket: start time (ns), min, max, mean and number of readings."""
+    """Per non-empty bucket: start time (ns), min, max, mean, sum and number of readings."""
 
     t: np.ndarray
     min: np.ndarray
     max: np.ndarray
     mean: np.ndarray
     count: np.ndarray
+    sum: np.ndarray
 
 
 def bucket_width(start: int, end: int, points: int) -> int:
@@ -31,23 +34,58 @@ def bucket_width(start: int, end: int, points: int) -> int:
 
 def min_max_mean(ts: np.ndarray, values: np.ndarray, start: int, end: int, points: int) -> Buckets:
     """ts sorted int64 ns within [start, end); NaN values are ignored."""
-    width = bucket_width(start, end, points)
+    return min_max_mean_at(ts, values, start, bucket_width(start, end, points))
+
+
+def min_max_mean_at(ts: np.ndarray, values: np.ndarray, origin: int, width: int) -> Buckets:
+    """Buckets [origin + k*width, origin + (k+1)*width) over raw readings."""
     numbers = np.asarray(values, dtype=np.float64)
+    keep = ~np.isnan(numbers)
+    numbers = numbers[keep]
+    ones = np.ones(len(numbers), np.int64)
+    return combine(ts[keep], numbers, numbers, numbers, ones, origin, width)
+
+
+def combine(
+    t: np.ndarray,
+    mins: np.ndarray,
+    maxs: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    origin: int,
+    width: int,
+) -> Buckets:
+    """Merge partial aggregates (raw readings, or minute summaries starting at t) into buckets.
+    min, max, sum and count merge exactly, so summaries and raw rows can be mixed freely."""
+    if len(t) == 0:
+        empty = np.zeros(0)
+        return Buckets(np.zeros(0, np.int64), empty, empty, empty, np.zeros(0, np.int64), empty)
+    index = (t - origin) // width
+    if np.any(index[1:] < index[:-1]):
+        order = np.argsort(index, kind="stable")
+        index, mins, maxs, sums, counts = (a[order] for a in (index, mins, maxs, sums, counts))
+    starts = np.flatnonzero(np.concatenate(([True], index[1:] != index[:-1])))
+    count = np.add.reduceat(counts, starts)
+    total = np.add.reduceat(sums, starts)
+    return Buckets(
+        t=origin + index[starts] * width,
+        min=np.minimum.reduceat(mins, starts),
+        max=np.maximum.reduceat(maxs, starts),
+        mean=total / count,
+        count=count,
+        sum=total,
+    )
+
+
+def minute_summary(hour: int, ts: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """Per minute of one hour that has numbers: (minute 0-59, min, max, sum, count) as float64
+    rows. Stored with each block so a day's chart reads 1,440 rows, not 86,400 readings."""
     keep = ~np.isnan(numbers)
     ts, numbers = ts[keep], numbers[keep]
     if len(ts) == 0:
-        empty = np.zeros(0)
-        return Buckets(np.zeros(0, np.int64), empty, empty, empty, np.zeros(0, np.int64))
-    index = (ts - start) // width
-    starts = np.flatnonzero(np.concatenate(([True], index[1:] != index[:-1])))
-    count = np.diff(np.append(starts, len(ts)))
-    return Buckets(
-        t=start + index[starts] * width,
-        min=np.minimum.reduceat(numbers, starts),
-        max=np.maximum.reduceat(numbers, starts),
-        mean=np.add.reduceat(numbers, starts) / count,
-        count=count,
-    )
+        return np.zeros((0, 5))
+    b = combine(ts, numbers, numbers, numbers, np.ones(len(ts), np.int64), hour, MINUTE_NS)
+    return np.column_stack([(b.t - hour) // MINUTE_NS, b.min, b.max, b.sum, b.count])
 
 
 def last_per_bucket(

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.store.codec import decode_block
+from edge_node.store.codec import decode_block, unpack_minutes
+from edge_node.store.downsample import MINUTE_NS, Buckets, bucket_width, combine
 from edge_node.store.model import (
     HOUR_NS,
     QUALITY_NAME,
@@ -54,6 +55,45 @@ def history(
 ) -> list[SeriesData]:
     """Raw readings of each series with start <= ts < end, blocks and recent rows merged."""
     return [_one(conn, info, start, end) for info in series]
+
+
+def downsample(
+    conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int, points: int
+) -> Buckets | None:
+    """min/max/mean buckets from the blocks' minute summaries plus raw recent rows.
+
+    Buckets are whole minutes here (width rounded up to minutes, range widened to whole
+    minutes). Returns None when summaries cannot answer: buckets under a minute, strings, or a
+    block without a summary; the caller then reduces the raw history instead."""
+    width = bucket_width(start, end, points)
+    if width < MINUTE_NS or info.kind == "str":
+        return None
+    width = -(-width // MINUTE_NS) * MINUTE_NS
+    origin, stop = start - start % MINUTE_NS, end + (-end) % MINUTE_NS
+    parts = []
+    blocks = conn.execute(
+        "SELECT hour, minutes FROM blocks WHERE series_id = ? AND hour >= ? AND hour < ?",
+        (info.id, origin - origin % HOUR_NS, stop),
+    )
+    for hour, blob in blocks:
+        if blob is None:
+            return None
+        rows = unpack_minutes(blob)
+        t = hour + rows[:, 0].astype(np.int64) * MINUTE_NS
+        inside = (t >= origin) & (t < stop)
+        parts.append((t[inside], *(rows[inside, i] for i in (1, 2, 3)), rows[inside, 4]))
+    recent = conn.execute(
+        "SELECT ts, value FROM recent WHERE series_id = ? AND ts >= ? AND ts < ?",
+        (info.id, origin, stop),
+    ).fetchall()
+    numbers = [(t, float(v)) for t, v in recent if isinstance(v, int | float)]
+    if numbers:
+        t, v = (np.array(c) for c in zip(*numbers, strict=True))
+        parts.append((t.astype(np.int64), v, v, v, np.ones(len(v))))
+    if not parts:
+        return combine(np.zeros(0, np.int64), *[np.zeros(0)] * 4, origin, width)
+    t, mins, maxs, sums, counts = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return combine(t, mins, maxs, sums, counts.astype(np.int64), origin, width)
 
 
 def _one(conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int) -> SeriesData:

@@ -4,7 +4,8 @@ Tables (see docs/architecture.md for the measurements behind them):
 - series: one row per (gateway, device, tag), with its latest value for the "latest" API.
 - recent: append-only rows in arrival order; ingest writes only here, so each commit dirties a
   few tail pages instead of scattering writes across a clustered index (SD cards, SSDs).
-- blocks: one row per (series, hour) of compressed columns (codec.py), built by compaction.
+- blocks: one row per (series, hour) of compressed columns (codec.py), built by compaction,
+  with per-minute min/max/sum/count of its numbers so long-range charts skip the raw values.
 - received: per gateway, the merged ranges of sequence numbers already stored; updated in the
   same transaction as the data, which is what makes ingest exactly-once.
 - gateway_status: the latest retained GatewayStatus per gateway, as received.
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     t_min INTEGER NOT NULL,
     t_max INTEGER NOT NULL,
     data BLOB NOT NULL,
+    minutes BLOB,                  -- float64 rows (minute, min, max, sum, count); NULL: strings
     PRIMARY KEY (series_id, hour)
 );
 CREATE TABLE IF NOT EXISTS received (

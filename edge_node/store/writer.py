@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.store.codec import decode_block, encode_block
+from edge_node.store.codec import decode_block, encode_block, pack_minutes
+from edge_node.store.downsample import minute_summary
 from edge_node.store.intervals import IntervalSet
 from edge_node.store.model import HOUR_NS, QUALITY_CODE, WriteResult, value_kind
 from factory_common.wire import Batch, GatewayStatus, Reading, encode, now_ns
@@ -187,7 +188,7 @@ class Writer:
         if self._kind(sid) == "bool":
             values = [v if v is None else bool(v) for v in values]
         self._conn.execute(
-            "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 sid,
                 hour,
@@ -195,12 +196,21 @@ class Writer:
                 int(ts[0]),
                 int(ts[-1]),
                 encode_block(ts, values, quality, reasons),
+                _minutes(hour, ts, values),
             ),
         )
 
     def _kind(self, sid: int) -> str:
         row = self._conn.execute("SELECT kind FROM series WHERE id = ?", (sid,)).fetchone()
         return str(row[0]) if row else "num"
+
+
+def _minutes(hour: int, ts: np.ndarray, values: list[Any]) -> bytes | None:
+    """The block's per-minute summary, or None when some value is not a number or bool."""
+    if not all(v is None or isinstance(v, int | float) for v in values):
+        return None
+    numbers = np.array([np.nan if v is None else float(v) for v in values], np.float64)
+    return pack_minutes(minute_summary(hour, ts, numbers))
 
 
 def _merge(

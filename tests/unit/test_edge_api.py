@@ -146,3 +146,40 @@ def test_bad_requests_say_what_to_do(client: TestClient) -> None:
 )
 def test_parse_time_accepts_epoch_ms_and_iso(text: str, expected_ns: int) -> None:
     assert parse_time(text, 0, "start") == expected_ns
+
+
+def test_downsampled_history_spans_blocks_and_recent_rows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ts.sqlite")
+    hour_ms = 3_600_000
+    origin_ms = T0_MS - T0_MS % hour_ms
+    readings = [
+        Reading(device="d", tag="x", ts=(origin_ms + i * 1000) * MS, value=float(i % 600))
+        for i in range(7200)
+    ]
+    store.write(
+        [
+            Batch(
+                v=WIRE_VERSION,
+                gateway="gw1",
+                boot="b",
+                first_seq=0,
+                last_seq=7199,
+                readings=readings,
+            )
+        ]
+    )
+    store.compact((origin_ms + hour_ms) * MS)  # first hour in blocks, second still recent
+    assert store.stats()["blocks"] == 1
+    with TestClient(create_app(store, IngestStats(), web=False)) as client:
+        params = {
+            "tag": "gw1/d/x",
+            "start": origin_ms,
+            "end": origin_ms + 2 * hour_ms,
+            "points": 12,
+        }
+        (series,) = client.get("/api/history", params=params).json()["series"]
+    store.close()
+    assert series["mode"] == "minmax"
+    assert series["t"] == [origin_ms + k * 600_000 for k in range(12)]
+    assert series["count"] == [600] * 12 and series["mean"] == [299.5] * 12
+    assert series["min"] == [0.0] * 12 and series["max"] == [599.0] * 12

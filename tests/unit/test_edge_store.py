@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_node.store import Store
-from edge_node.store.downsample import last_per_bucket, min_max_mean
+from edge_node.store.downsample import (
+    MINUTE_NS,
+    bucket_width,
+    last_per_bucket,
+    min_max_mean,
+    min_max_mean_at,
+)
 from edge_node.store.model import HOUR_NS
 from factory_common.wire import WIRE_VERSION, Batch, GatewayStatus, Quality, Reading
 
@@ -220,5 +226,72 @@ def test_any_delivery_order_stores_each_seq_exactly_once(
             ts, values = values_of(store)
             assert values == [stream[i] for i in sorted(seen)]
             assert ts == [T0 + i * 60 * SECOND for i in sorted(seen)]
+        finally:
+            store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 3 * 3600 - 1), min_size=1, max_size=300, unique=True),
+    st.integers(0, 3 * 3600),
+    st.integers(1, 3 * 3600),
+    st.integers(1, 200),
+    st.integers(0, 3),
+)
+def test_minute_summaries_give_the_same_buckets_as_raw_readings(
+    seconds: list[int], start_s: int, span_s: int, points: int, compact_hours: int
+) -> None:
+    """Blocks' minute summaries plus recent rows answer exactly what the raw readings would."""
+    values = [None if s % 17 == 0 else round((s * 7919) % 1000 * 0.1, 1) for s in seconds]
+    readings = [
+        Reading(device="bath", tag="temp", ts=T0 + s * SECOND + 123, value=v)
+        for s, v in zip(seconds, values, strict=True)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "ts.sqlite")
+        try:
+            half = len(readings) // 2  # some readings arrive after the compaction
+            store.write(
+                [
+                    Batch(
+                        v=WIRE_VERSION,
+                        gateway="gw1",
+                        boot="b",
+                        first_seq=0,
+                        last_seq=half - 1,
+                        readings=readings[:half],
+                    )
+                ]
+                if half
+                else []
+            )
+            store.compact(T0 + compact_hours * HOUR_NS)
+            store.write(
+                [
+                    Batch(
+                        v=WIRE_VERSION,
+                        gateway="gw1",
+                        boot="b",
+                        first_seq=half,
+                        last_seq=len(readings) - 1,
+                        readings=readings[half:],
+                    )
+                ]
+            )
+            (info,), _ = store.lookup(["gw1/bath/temp"])
+            start, end = T0 + start_s * SECOND, T0 + (start_s + span_s) * SECOND
+            (fast,) = store.downsample([info], start, end, points)
+            if fast is None:  # buckets under a minute: the raw path answers
+                assert span_s // points < 60
+                return
+            origin, stop = start - start % MINUTE_NS, end + (-end) % MINUTE_NS
+            (raw,) = store.history([info], origin, stop)
+            width = -(-bucket_width(start, end, points) // MINUTE_NS) * MINUTE_NS
+            slow = min_max_mean_at(raw.ts, raw.values, origin, width)
+            assert fast.t.tolist() == slow.t.tolist() and len(fast.t) <= points
+            assert fast.count.tolist() == slow.count.tolist()
+            assert fast.min.tolist() == slow.min.tolist()
+            assert fast.max.tolist() == slow.max.tolist()
+            assert fast.mean.tolist() == pytest.approx(slow.mean.tolist())
         finally:
             store.close()
