@@ -178,8 +178,14 @@ async def test_live_slaves_keep_their_rate_while_the_dead_one_is_degraded(
     expected = seconds / INTERVAL
     for device in ("meter1", "meter2"):
         got = polls(readings, device, "v")
-        assert len(got) >= 0.8 * expected, (device, len(got))
+        gaps_dbg = [round((b.ts - a.ts) / 1e9, 3) for a, b in itertools.pairwise(got)]
+        assert len(got) >= 0.75 * expected, (device, len(got), gaps_dbg)
         assert all(r.quality is Quality.GOOD for r in got)
+        # No stall: consecutive polls stay one interval apart, even when the dead slave is
+        # retried (its probe holds the bus for at most 2 x 50 ms).
+        gaps = sorted((b.ts - a.ts) / 1e9 for a, b in itertools.pairwise(got))
+        assert gaps[len(gaps) // 2] == pytest.approx(INTERVAL, rel=0.15), (device, gaps)
+        assert gaps[-1] < 2.5 * INTERVAL, (device, gaps)
     assert {r.value for r in polls(readings, "meter1", "w")} == {115}
     # The dead slave was tried, degraded, and then skipped with a growing back-off.
     ghost = polls(readings, "ghost", "x")
@@ -291,3 +297,16 @@ async def test_a_noisy_slave_counts_crc_errors_and_is_degraded(
     assert counters["crc_errors"] == 3  # first try and two retries, each answered garbled
     assert counters["timeouts"] == 0 and counters["degraded_slaves"] == 1
     assert [r.device for r in second] == ["meter1"] and second[0].value == 111
+
+
+async def test_connectors_on_one_port_open_together_and_share_the_bus(pty: PtyPair) -> None:
+    first, second = connectors(pty.b)
+    # Both runners open at gateway start; a second connect of the port would fail (locked).
+    await asyncio.gather(first.open(), second.open())
+    try:
+        assert first.bus is second.bus and first.bus is not None
+        assert first.bus.client.connected
+    finally:
+        await first.close()
+        await second.close()
+    assert not SerialBus._buses

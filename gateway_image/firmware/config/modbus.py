@@ -306,6 +306,8 @@ class ModbusRtuConfig(SerialPort):
     # Modbus over serial line v1.02, 2.5.1: 19200 baud, even parity are the defaults.
     baudrate: int = Field(default=19200, ge=300, le=4_000_000)
     parity: Parity = "E"
+    bytesize: Literal[8] = 8  # RTU frames are 8-bit binary (spec 2.5.1); 7 bits is ASCII mode
+    stopbits: Literal[1, 2] = 1
     poll_interval: float = Field(default=1.0, gt=0)
     max_gap: int = Field(default=10, ge=0, le=MAX_READ_REGISTERS)
     max_registers: int = Field(default=MAX_READ_REGISTERS, ge=1, le=MAX_READ_REGISTERS)

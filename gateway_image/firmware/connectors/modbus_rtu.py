@@ -77,6 +77,7 @@ class SerialBus:
         self.settings = settings
         self.silence = inter_frame_silence(settings)
         self.lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
         self.counters: Counter[str] = Counter()
         self.busy_s = 0.0
         self.opened_at = time.monotonic()
@@ -121,12 +122,14 @@ class SerialBus:
         return bus
 
     async def _connect(self) -> None:
-        if self.client.connected:
-            return
-        try:
-            ok = await asyncio.wait_for(self.client.connect(), OPEN_TIMEOUT)
-        except (TimeoutError, OSError):
-            ok = False
+        # Connectors sharing the port open together at start: only one may connect.
+        async with self._connect_lock:
+            if self.client.connected:
+                return
+            try:
+                ok = await asyncio.wait_for(self.client.connect(), OPEN_TIMEOUT)
+            except (TimeoutError, OSError):
+                ok = False
         if not ok:
             raise ConnectorError(
                 f"cannot open serial port {self.port}: check the RS-485 adapter is plugged in, "
