@@ -29,11 +29,18 @@ function ago(ms) {
   return `${(s / 3600).toFixed(1)} h ago`;
 }
 
+function duration(s) {
+  if (s < 120) return `${s.toFixed(0)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(0)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+}
+
 function gatewayCard(g) {
   const s = g.status;
   const fields = [
     ["version", s.version || "?"],
-    ["uptime", s.uptime_s ? `${(s.uptime_s / 3600).toFixed(1)} h` : "?"],
+    ["uptime", s.uptime_s ? duration(s.uptime_s) : "?"],
     ["buffer", `${s.buffer_depth || 0} readings`],
     ["last status", ago(g.received_at)],
   ];
@@ -103,17 +110,20 @@ function tablesOf(series) {
   });
 }
 
+// Downsampled series: the mean as a line, min..max as a shaded band, so spikes stay visible.
 function uplotSeries(series) {
   const out = [{}];
+  const bands = [];
   series.forEach((s, i) => {
     const stroke = COLORS[i % COLORS.length];
     out.push({ label: s.name, stroke, width: 1.5, spanGaps: false });
     if (s.mode === "minmax") {
-      out.push({ label: `${s.name} min`, stroke, width: 0.5, dash: [4, 4] });
-      out.push({ label: `${s.name} max`, stroke, width: 0.5, dash: [4, 4] });
+      out.push({ label: `${s.name} min`, stroke, width: 0.5 });
+      out.push({ label: `${s.name} max`, stroke, width: 0.5 });
+      bands.push({ series: [out.length - 1, out.length - 2], fill: `${stroke}33` });
     }
   });
-  return out;
+  return { series: out, bands };
 }
 
 function renderEvents(series) {
@@ -143,7 +153,8 @@ async function refreshChart() {
   if (chart && key === chartKey) { chart.setData(data); return; }
   if (chart) chart.destroy();
   chartKey = key;
-  chart = new uPlot({ width: chartWidth(), height: 320, series: uplotSeries(numeric),
+  const { series, bands } = uplotSeries(numeric);
+  chart = new uPlot({ width: chartWidth(), height: 320, series, bands,
     scales: { x: { time: true } }, axes: [{}, { size: 60 }] }, data, $("chart"));
 }
 
