@@ -120,6 +120,18 @@ async def test_input_edges_are_debounced(
     await sink.until(lambda: sink.values("door_closed") == [False, True, False])
 
 
+async def test_edges_from_another_thread_cross_into_the_loop(
+    running: tuple[GpioConnector, Collector], factory: MockFactory
+) -> None:
+    """On a Pi, gpiozero calls back from its own threads: the bridge must carry those edges."""
+    _, sink = running
+    door = factory.pin(DOOR)
+    await asyncio.to_thread(door.drive_low)
+    await sink.until(lambda: sink.values("door_closed") == [False, True])
+    await asyncio.to_thread(door.drive_high)
+    await sink.until(lambda: sink.values("door_closed") == [False, True, False])
+
+
 async def test_counter_counts_pulses_and_rate(
     running: tuple[GpioConnector, Collector], factory: MockFactory
 ) -> None:
