@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_node.config import EdgeConfig
-from edge_node.store import Store
+from edge_node.store import Store, WriteResult
 from factory_common.logs import get_logger
 from factory_common.wire import (
     Batch,
@@ -109,7 +109,7 @@ class Ingest:
         self._client: mqtt.Client | None = None
         # Bound here, not at import: a logger bound before logs.configure() prints to stdout.
         self._log = get_logger(component="ingest")
-        self._writing: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[tuple[list[WriteResult], list[str]]] | None = None
 
     # ------------------------------------------------------------ paho side (its thread)
 
@@ -210,7 +210,13 @@ class Ingest:
         started = asyncio.get_running_loop().time()
         # Shielded: a cancelled ingest still lets the commit in progress finish (see run()).
         self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, statuses))
-        await asyncio.shield(self._writing)
+        results, overflowed = await asyncio.shield(self._writing)
+        # Counters change only here, in the loop thread: the worker thread just reports.
+        for result in results:
+            self.stats.readings_stored += result.stored
+            self.stats.readings_duplicate += result.duplicates
+        for gateway in overflowed:
+            self._reject(gateway, "out_of_range", "an integer (value, ts or seq) exceeds 64 bits")
         self.stats.flushes += 1
         self.stats.last_flush_ms = (asyncio.get_running_loop().time() - started) * 1000
         self.stats.last_flush_at = now_ns()
@@ -221,23 +227,24 @@ class Ingest:
             if client is not None and item.qos > 0 and item.generation == self._generation:
                 client.ack(item.mid, item.qos)
 
-    def _write(self, batches: list[Batch], statuses: list[GatewayStatus]) -> None:
-        """Runs in a worker thread so HTTP requests are served while the commit syncs."""
+    def _write(
+        self, batches: list[Batch], statuses: list[GatewayStatus]
+    ) -> tuple[list[WriteResult], list[str]]:
+        """Runs in a worker thread so HTTP requests are served while the commit syncs.
+        Returns the write results and the gateways of batches refused as out of range."""
         try:
-            self._count(self.store.write(batches, statuses))
+            return [self.store.write(batches, statuses)], []
         except OverflowError:
-            # An integer beyond SQLite's 64 bits (value, ts or seq) in some batch: store the
-            # others one by one and reject the offender, rather than retrying it forever.
-            self._count(self.store.write([], statuses))
+            # An integer beyond SQLite's 64 bits in some batch: store the others one by one
+            # and refuse the offender, rather than failing (and being redelivered) forever.
+            results = [self.store.write([], statuses)]
+            overflowed = []
             for batch in batches:
                 try:
-                    self._count(self.store.write([batch]))
+                    results.append(self.store.write([batch]))
                 except OverflowError:
-                    self._reject(batch.gateway, "out_of_range", "an integer exceeds 64 bits")
-
-    def _count(self, result: Any) -> None:
-        self.stats.readings_stored += result.stored
-        self.stats.readings_duplicate += result.duplicates
+                    overflowed.append(batch.gateway)
+            return results, overflowed
 
     def _decode_all(self, items: list[Incoming]) -> tuple[list[Batch], list[GatewayStatus]]:
         batches: list[Batch] = []
