@@ -74,7 +74,8 @@ class BusServer:
 
     async def stop(self) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            server, self._server = self._server, None
+            await server.shutdown()
 
 
 @pytest.fixture
@@ -310,3 +311,18 @@ async def test_connectors_on_one_port_open_together_and_share_the_bus(pty: PtyPa
         await first.close()
         await second.close()
     assert not SerialBus._buses
+
+
+async def test_lost_port_is_a_connector_error(pty: PtyPair, server: BusServer) -> None:
+    _, second = connectors(pty.b)
+    await second.open()
+    try:
+        assert polls(await second.poll(), "meter2", "v")[0].value == 221
+        await server.stop()
+        pty.stop()  # the USB adapter is unplugged
+        with pytest.raises(ConnectorError):
+            for _ in range(3):  # the loss may surface on the next transaction
+                await asyncio.wait_for(second.poll(), 5)
+                await asyncio.sleep(0.1)
+    finally:
+        await second.close()
