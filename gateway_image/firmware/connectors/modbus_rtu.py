@@ -147,7 +147,9 @@ class SerialBus:
             self._rx_seen = True
         return data
 
-    async def transact(self, link: ModbusLink, fn: str, unit: int, *args: object, **kw: object):
+    async def transact(
+        self, link: ModbusLink, fn: str, unit: int, *args: object, **kw: object
+    ) -> ModbusPDU:
         """One request/response with the bus to itself, after the inter-frame silence."""
         async with self.lock:
             loop = asyncio.get_running_loop()
