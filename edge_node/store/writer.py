@@ -133,43 +133,46 @@ class Writer:
     def compact(self, before_ns: int) -> int:
         """Move readings of every UTC hour that ends at or before `before_ns` from `recent`
         into blocks, merging with a block already there (a backlog arriving late).
-        One transaction per series, so ingest never waits long. Returns readings moved."""
+
+        One transaction per hour for all series, ending in one DELETE of that hour's rows:
+        recent's pages hold every series interleaved (arrival order), so deleting series by
+        series would rewrite each page once per series (measured: ~1,100 bytes written per
+        reading for 23 series, against ~100 this way). Memory stays one series-hour at a time.
+        At line scale (tens of readings/s) an hour compacts in well under a second; a much
+        faster process would want recent partitioned by hour instead. Returns readings moved."""
         cutoff = before_ns - before_ns % HOUR_NS
         with self._lock:
-            sids = [
-                sid
-                for (sid,) in self._conn.execute(
-                    "SELECT DISTINCT series_id FROM recent WHERE ts < ?", (cutoff,)
+            hours = [
+                h
+                for (h,) in self._conn.execute(
+                    "SELECT DISTINCT ts - ts % ? FROM recent WHERE ts < ?", (HOUR_NS, cutoff)
                 )
             ]
         moved = 0
-        for sid in sids:
+        for hour in sorted(hours):
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    moved += self._compact_series(sid, cutoff)
+                    moved += self._compact_hour(hour)
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
         return moved
 
-    def _compact_series(self, sid: int, cutoff: int) -> int:
-        rows = self._conn.execute(
-            "SELECT ts, value, quality, reason FROM recent WHERE series_id = ? AND ts < ?"
-            " ORDER BY ts, rowid",
-            (sid, cutoff),
+    def _compact_hour(self, hour: int) -> int:
+        window = (hour, hour + HOUR_NS)
+        sids = self._conn.execute(
+            "SELECT DISTINCT series_id FROM recent WHERE ts >= ? AND ts < ?", window
         ).fetchall()
-        start = 0
-        while start < len(rows):
-            hour = rows[start][0] - rows[start][0] % HOUR_NS
-            end = start
-            while end < len(rows) and rows[end][0] < hour + HOUR_NS:
-                end += 1
-            self._merge_block(sid, hour, rows[start:end])
-            start = end
-        self._conn.execute("DELETE FROM recent WHERE series_id = ? AND ts < ?", (sid, cutoff))
-        return len(rows)
+        for (sid,) in sids:
+            rows = self._conn.execute(
+                "SELECT ts, value, quality, reason FROM recent"
+                " WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts, rowid",
+                (sid, *window),
+            ).fetchall()
+            self._merge_block(sid, hour, rows)
+        return self._conn.execute("DELETE FROM recent WHERE ts >= ? AND ts < ?", window).rowcount
 
     def _merge_block(
         self, sid: int, hour: int, rows: list[tuple[int, Any, int, str | None]]
