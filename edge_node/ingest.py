@@ -104,6 +104,7 @@ class Ingest:
         self.store = store
         self.stats = stats or IngestStats()
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._arrived = asyncio.Event()
         self._generation = 0
         self._logged: set[tuple[str, str]] = set()
         self._client: mqtt.Client | None = None
@@ -167,6 +168,7 @@ class Ingest:
     def _on_loop(self, item: Incoming | bool) -> None:
         if isinstance(item, Incoming):
             self._queue.put_nowait(item)  # bounded by the broker's QoS 1 in-flight window
+            self._arrived.set()
             return
         if item != self.stats.connected:
             self.stats.connected = item
@@ -191,19 +193,25 @@ class Ingest:
             client.loop_stop()
 
     async def _collect(self) -> list[Incoming]:
-        """Wait for a message, then gather more for up to flush_interval or flush_messages."""
+        """Wait for a message, then gather more for up to flush_interval or flush_messages.
+
+        Timeouts wait on an Event, never on queue.get(): a get cancelled by its timeout at
+        the wrong moment is the one way a message could be taken and then dropped."""
         cfg = self.config.store
         items = [await self._queue.get()]
         deadline = asyncio.get_running_loop().time() + cfg.flush_interval
-        while len(items) < cfg.flush_messages:
+        while True:
+            while not self._queue.empty() and len(items) < cfg.flush_messages:
+                items.append(self._queue.get_nowait())
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
+            if len(items) >= cfg.flush_messages or remaining <= 0:
+                return items
+            self._arrived.clear()
             try:
-                items.append(await asyncio.wait_for(self._queue.get(), remaining))
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
             except TimeoutError:
-                break
-        return items
+                return items
 
     async def _flush(self, items: list[Incoming]) -> None:
         batches, statuses = self._decode_all(items)
