@@ -106,6 +106,7 @@ class Ingest:
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._arrived = asyncio.Event()
         self._generation = 0
+        self._unreachable_logged = False
         self._logged: set[tuple[str, str]] = set()
         self._client: mqtt.Client | None = None
         # Bound here, not at import: a logger bound before logs.configure() prints to stdout.
@@ -145,6 +146,7 @@ class Ingest:
             bridge(Incoming(self._generation, msg.topic, msg.payload, msg.mid, msg.qos))
 
         client.on_connect = on_connect
+        client.on_connect_fail = lambda _c, _u: bridge(False)  # broker down: paho retries
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         return client
@@ -170,12 +172,17 @@ class Ingest:
             self._queue.put_nowait(item)  # bounded by the broker's QoS 1 in-flight window
             self._arrived.set()
             return
+        cfg = self.config.mqtt
+        where = {"host": cfg.host, "port": cfg.port, "client_id": self.config.client_id}
         if item != self.stats.connected:
             self.stats.connected = item
             self.stats.connects += int(item)
-            cfg = self.config.mqtt
-            event = "mqtt_connected" if item else "mqtt_disconnected"
-            self._log.info(event, host=cfg.host, port=cfg.port, client_id=self.config.client_id)
+            self._log.info("mqtt_connected" if item else "mqtt_disconnected", **where)
+            self._unreachable_logged = False
+        elif not item and not self._unreachable_logged:
+            # Once per outage, not per retry: paho keeps retrying with backoff.
+            self._unreachable_logged = True
+            self._log.warning("mqtt_unreachable", **where, retrying_every_max_s=cfg.reconnect_max)
 
     async def run(self) -> None:
         """Connect (retrying with backoff in paho's thread) and ingest until cancelled."""
