@@ -42,4 +42,5 @@ def configure(json: bool | None = None, level: str = "info") -> None:
 
 
 def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger().bind(**context)
+    # A lazy proxy: safe at import time, it binds to whatever configure() set up later.
+    return structlog.get_logger(**context)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -31,7 +31,10 @@ TOPIC_ROOT: Final = f"factory/v{WIRE_VERSION}"
 MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
 _ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-Value = bool | int | float | str | None
+# Integers on the wire are 64-bit: the store and the cloud's BIGINT columns hold nothing larger.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Value = bool | Int64 | float | str | None
 
 
 class WireError(ValueError):
@@ -54,7 +57,7 @@ class Reading(msgspec.Struct, frozen=True, omit_defaults=True):
 
     device: str
     tag: str
-    ts: int
+    ts: Count
     value: Value
     quality: Quality = Quality.GOOD
     reason: str = ""
@@ -67,10 +70,10 @@ class Batch(msgspec.Struct, frozen=True, omit_defaults=True):
     v: int
     gateway: str
     boot: str
-    first_seq: int
-    last_seq: int
+    first_seq: Count
+    last_seq: Count
     readings: list[Reading]
-    sent_at: int = 0
+    sent_at: Count = 0
     # True when the batch comes from the backlog after an outage rather than live polling.
     replay: bool = False
     # False when the gateway clock was not NTP-synchronised when these readings were taken.

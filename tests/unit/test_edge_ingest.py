@@ -69,7 +69,7 @@ def test_rejections_are_counted_per_gateway_and_reason_and_logged_once(ingest: I
     assert all(e["log_level"] == "warning" for e in logs)
 
 
-async def test_an_integer_too_big_for_sqlite_rejects_only_its_batch(ingest: Ingest) -> None:
+async def test_an_integer_beyond_64_bits_rejects_only_its_batch(ingest: Ingest) -> None:
     huge = Batch(
         v=WIRE_VERSION,
         gateway="gw1",
@@ -90,5 +90,5 @@ async def test_an_integer_too_big_for_sqlite_rejects_only_its_batch(ingest: Inge
         [item(data_topic("gw1"), encode(huge)), item(data_topic("gw1"), encode(good))]
     )
     assert ingest.stats.readings_stored == 1
-    assert ingest.stats.as_dict()["rejected"] == {"gw1": {"out_of_range": 1}}
+    assert ingest.stats.as_dict()["rejected"] == {"gw1": {"malformed": 1}}
     assert ingest.store.received("gw1") == [(2, 2)]

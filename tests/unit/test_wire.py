@@ -150,7 +150,7 @@ def test_float_and_int_values_keep_their_type() -> None:
             "but 0 readings",
         ),
         (
-            b'{"v":1,"gateway":"g/x","boot":"b","first_seq":0,"last_seq":-1,"readings":[]}',
+            b'{"v":1,"gateway":"g/x","boot":"b","first_seq":1,"last_seq":0,"readings":[]}',
             "invalid gateway id",
         ),
         (
@@ -219,3 +219,17 @@ def test_non_finite_floats_do_not_pass_silently() -> None:
         )
     )
     assert wire.decode(encoded, Batch).readings[0].value is None
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        b'{"device":"d","tag":"t","ts":1,"value":99999999999999999999999}',
+        b'{"device":"d","tag":"t","ts":99999999999999999999999,"value":1}',
+        b'{"device":"d","tag":"t","ts":-1,"value":1}',
+    ],
+)
+def test_integers_beyond_64_bits_are_refused(reading: bytes) -> None:
+    payload = b'{"v":1,"gateway":"g","boot":"b","first_seq":0,"last_seq":0,"readings":[%s]}'
+    with pytest.raises(WireError, match=r"readings\[0\]"):
+        wire.decode(payload % reading, Batch)
