@@ -166,10 +166,14 @@ class DurableBuffer:
                 self._conn.close()
                 self._conn = None
 
-    async def aclose(self) -> None:
-        """Commit what callers are still waiting for, then close."""
+    async def flush(self) -> None:
+        """Until every reading handed to put() so far is committed (or refused and counted)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+    async def aclose(self) -> None:
+        """Commit what callers are still waiting for, then close."""
+        await self.flush()
         self.close()
 
     # ------------------------------------------------------------------ state
@@ -406,8 +410,10 @@ class DurableBuffer:
             delay = self._last_commit + self.sync_interval - loop.time()
             if delay > 0 and self._queued < self.group_max:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
             batch, self._queue, self._queued = self._queue, [], 0
             self._last_commit = loop.time()
             try:

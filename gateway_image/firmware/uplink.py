@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import importlib.metadata
 import random
+import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 
 from factory_common import wire
 from factory_common.logs import get_logger
-from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
 from gateway_image.firmware.config import MqttConfig
 
 CommandHandler = Callable[[wire.Command], Awaitable[wire.CommandAck]]
@@ -82,6 +83,7 @@ class Uplink:
         self._online = asyncio.Event()
         self._drained = asyncio.Event()  # no batch in flight
         self._waiters: dict[int, asyncio.Future[None]] = {}  # mids someone awaits the PUBACK of
+        self._ack_tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -121,6 +123,8 @@ class Uplink:
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         self.connected = False
+        # Deletions for PUBACKs already received; the caller closes the buffer after this.
+        await asyncio.gather(*self._ack_tasks, return_exceptions=True)
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
@@ -204,12 +208,23 @@ class Uplink:
             # Not stored by the broker: keep the rows and send them again later.
             self.log.error("batch_refused", reason=str(reason), first=seqs[0], last=seqs[1])
             self._retry_from = min(seqs[0], self._retry_from or seqs[0])
-        elif self._tasks is not None:
-            self._tasks.create_task(self._ack(*seqs))
+        else:
+            self._start_ack(*seqs)
         self._update_room()
 
+    def _start_ack(self, first: int, last: int) -> None:
+        # Not in the TaskGroup: a PUBACK that arrives while shutting down must still delete.
+        task = asyncio.get_running_loop().create_task(self._ack(first, last))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
     async def _ack(self, first: int, last: int) -> None:
-        removed = await asyncio.to_thread(self.buffer.ack, first, last)
+        try:
+            removed = await asyncio.to_thread(self.buffer.ack, first, last)
+        except (sqlite3.Error, BufferClosed) as exc:
+            # The rows stay and are sent again after a restart: a duplicate, never a loss.
+            self.log.error("ack_not_applied", first=first, last=last, error=str(exc))
+            return
         self.batches_acked += 1
         self.readings_acked += removed
 
@@ -266,8 +281,10 @@ class Uplink:
         entries = await asyncio.to_thread(self.buffer.pending, limit, self._cursor)
         if not entries:
             # Appends through put() set `committed`; the timeout covers direct append() calls.
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.buffer.committed.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self.buffer.committed.wait()
             return []
         if len(entries) < limit and self.config.batch_max_delay > 0:
             await asyncio.sleep(self.config.batch_max_delay)

@@ -1,0 +1,150 @@
+"""The gateway process: config -> durable buffer -> one runner per connector -> MQTT uplink.
+
+Shutdown (SIGTERM/SIGINT) is ordered so nothing is lost or needlessly duplicated: connectors
+stop first, readings still waiting for their group commit are committed, the uplink waits
+briefly for in-flight PUBACKs and publishes a retained offline status, then the buffer closes.
+
+Process groups (`--only a,b`): a hung connector (issue 3) can be isolated in its own process.
+Such a process is, on the wire, its own gateway `<id>.<group>` (group defaults to the connector
+names joined by '-'), with its own buffer file `<buffer>.<group>.sqlite`, client id, status and
+sequence numbers, so two processes never share a sequence space or overwrite each other's
+retained status. The edge therefore lists each group as a gateway of its own; the broker ACL
+must allow `<id>.*` for that gateway's certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from factory_common import wire
+from factory_common.logs import get_logger
+from factory_common.wire import Reading
+from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
+from gateway_image.firmware.runner import ConnectorRunner, runner_for
+from gateway_image.firmware.uplink import CommandHandler, Uplink
+
+
+class GatewaySetupError(ValueError):
+    """The gateway cannot start as asked (e.g. --only names an unknown connector)."""
+
+
+def select_connectors(config: GatewayConfig, only: Sequence[str] | None) -> list[ConnectorConfig]:
+    if not only:
+        return list(config.connectors)
+    known = [c.name for c in config.connectors]
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise GatewaySetupError(
+            f"--only names {', '.join(map(repr, unknown))}, but gateway {config.gateway.id} has "
+            f"connectors {', '.join(map(repr, known)) or '(none)'}"
+        )
+    return [c for c in config.connectors if c.name in only]
+
+
+def group_identity(config: GatewayConfig, only: Sequence[str] | None, group: str | None) -> str:
+    """The id this process uses on the wire: the gateway id, or `<id>.<group>` for --only."""
+    if not only:
+        return config.gateway.id
+    name = group or "-".join(only)
+    try:
+        return wire.check_id(f"{config.gateway.id}.{name}", "process group id")
+    except wire.WireError as exc:
+        raise GatewaySetupError(f"{exc}; pass a shorter --group NAME") from None
+
+
+class Gateway:
+    """One gateway process; `await Gateway(...).run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        data_dir: Path,
+        *,
+        only: Sequence[str] | None = None,
+        group: str | None = None,
+        command_handler: CommandHandler | None = None,
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.connectors = select_connectors(config, only)
+        self.wire_id = group_identity(config, only, group)
+        self.boot = uuid.uuid4().hex
+        self.command_handler = command_handler
+        path = config.buffer.resolve_path(data_dir)
+        if self.wire_id != config.gateway.id:
+            suffix = self.wire_id.removeprefix(config.gateway.id + ".")
+            path = path.with_name(f"{path.stem}.{suffix}{path.suffix}")
+        self.buffer_path = path
+        self.runners: list[ConnectorRunner] = []
+        self.buffer: DurableBuffer | None = None
+        self.uplink: Uplink | None = None
+        self.log = get_logger(gateway=self.wire_id, boot=self.boot)
+
+    def _open_buffer(self) -> DurableBuffer:
+        cfg = self.config.buffer
+        return DurableBuffer.open(
+            self.buffer_path,
+            max_bytes=cfg.max_bytes,
+            policy=cfg.policy,
+            ttl=cfg.ttl,
+            sync_interval=cfg.sync_interval,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every part until `stop` is set, then shut down in order (see module docstring)."""
+        buffer = self.buffer = await asyncio.to_thread(self._open_buffer)
+        self.log.info(
+            "gateway_starting",
+            connectors=[c.name for c in self.connectors],
+            buffer=str(self.buffer_path),
+            depth=buffer.depth,
+            last_seq=buffer.last_seq,
+            dropped=buffer.dropped,
+        )
+
+        async def sink(readings: list[Reading]) -> None:
+            await buffer.put(readings)
+
+        self.runners = [runner_for(c, sink, self.wire_id) for c in self.connectors]
+        self.uplink = Uplink(
+            self.wire_id,
+            self.config.mqtt,
+            buffer,
+            boot=self.boot,
+            health=lambda: [r.health() for r in self.runners],
+            command_handler=self.command_handler,
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                runs = [
+                    tasks.create_task(r.run(), name=f"connector-{r.name}") for r in self.runners
+                ]
+                uplink = tasks.create_task(self.uplink.run(), name="uplink")
+                await stop.wait()
+                self.log.info("gateway_stopping")
+                for task in runs:
+                    task.cancel()
+                await asyncio.gather(*runs, return_exceptions=True)
+                await buffer.flush()
+                uplink.cancel()
+        finally:
+            await buffer.aclose()
+            self.log.info("gateway_stopped", depth=buffer.depth, last_seq=buffer.last_seq)
+
+
+async def serve(gateway: Gateway) -> None:
+    """Run a gateway until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.run(stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
