@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import Mosquitto
+from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
 from tests.support.requirements import require_binary
 
 
