@@ -85,19 +85,11 @@ class Gateway:
         self.uplink: Uplink | None = None
         self.log = get_logger(gateway=self.wire_id, boot=self.boot)
 
-    def _open_buffer(self) -> DurableBuffer:
-        cfg = self.config.buffer
-        return DurableBuffer.open(
-            self.buffer_path,
-            max_bytes=cfg.max_bytes,
-            policy=cfg.policy,
-            ttl=cfg.ttl,
-            sync_interval=cfg.sync_interval,
-        )
-
     async def run(self, stop: asyncio.Event) -> None:
         """Run every part until `stop` is set, then shut down in order (see module docstring)."""
-        buffer = self.buffer = await asyncio.to_thread(self._open_buffer)
+        buffer = self.buffer = await asyncio.to_thread(
+            DurableBuffer.from_config, self.config.buffer, self.buffer_path
+        )
         self.log.info(
             "gateway_starting",
             connectors=[c.name for c in self.connectors],

@@ -25,70 +25,27 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-import msgspec
-
-from factory_common.logs import get_logger
 from factory_common.wire import Reading
+from gateway_image.firmware.buffer_format import (
+    ROW_OVERHEAD,
+    BufferClosed,
+    BufferStats,
+    DropCause,
+    Policy,
+    decode_reading,
+    encode_reading,
+    is_disk_full,
+    log,
+)
+from gateway_image.firmware.buffer_repair import open_checked
+from gateway_image.firmware.config import BufferConfig
 
-# Bytes SQLite spends on a row besides its body (rowid, stored_at, record header, cell
-# pointer): counted so a budget of many tiny readings still bounds the file size.
-ROW_OVERHEAD: Final = 24
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY, stored_at INTEGER NOT NULL, body BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-"""
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Reading)
-log = get_logger(component="buffer")
+__all__ = ["BufferClosed", "BufferStats", "DropCause", "DurableBuffer", "Policy"]
 
-
-class Policy(StrEnum):
-    DROP_OLDEST = "drop_oldest"
-    REFUSE_NEWEST = "refuse_newest"
-
-
-class DropCause(StrEnum):
-    DISK_BUDGET = "disk_budget"  # max_bytes reached (either policy)
-    TTL = "ttl"  # waited longer than the ttl
-    DISK_FULL = "disk_full"  # the OS refused to grow the file
-    CORRUPT = "corrupt"  # lost with a damaged part of the file
-
-
-class BufferClosed(RuntimeError):
-    """The buffer was used after close()."""
-
-
-@dataclass(frozen=True)
-class BufferStats:
-    depth: int
-    bytes: int
-    last_seq: int
-    dropped: dict[str, int] = field(default_factory=dict)
-
-
-def encode_reading(reading: Reading) -> bytes:
-    return _encoder.encode(reading)
-
-
-def decode_reading(body: bytes) -> Reading:
-    return _decoder.decode(body)
-
-
-def is_disk_full(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(exc)
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
+DISK_RETRY: Final = 60.0  # seconds before trying to grow the file again after a disk-full
 
 
 class DurableBuffer:
@@ -123,6 +80,8 @@ class DurableBuffer:
             k.removeprefix("dropped."): v for k, v in meta.items() if k.startswith("dropped.")
         }
         self._disk_limit: int | None = None  # set when the OS reported the disk full
+        self._disk_limit_at = 0.0
+        self._page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
         self._last_expire = 0
         # Group commit state; only touched on the event loop thread.
         self._queue: list[tuple[list[Reading], asyncio.Future[tuple[int, int]]]] = []
@@ -138,8 +97,6 @@ class DurableBuffer:
     @classmethod
     def open(cls, path: str | Path, **settings: object) -> DurableBuffer:
         """Open (or create) the buffer at `path`, repairing a damaged file first."""
-        from gateway_image.firmware.buffer_repair import open_checked
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn, quarantined, lost = open_checked(path)
@@ -150,14 +107,14 @@ class DurableBuffer:
         return buffer
 
     @classmethod
-    def from_config(cls, config: object, data_dir: Path) -> DurableBuffer:
-        """Open the buffer a gateway config's `buffer:` section describes."""
+    def from_config(cls, config: BufferConfig, path: Path) -> DurableBuffer:
+        """Open the buffer a gateway config's `buffer:` section describes, at `path`."""
         return cls.open(
-            config.resolve_path(data_dir),  # type: ignore[attr-defined]
-            max_bytes=config.max_bytes,  # type: ignore[attr-defined]
-            policy=config.policy,  # type: ignore[attr-defined]
-            ttl=config.ttl,  # type: ignore[attr-defined]
-            sync_interval=config.sync_interval,  # type: ignore[attr-defined]
+            path,
+            max_bytes=config.max_bytes,
+            policy=config.policy,
+            ttl=config.ttl,
+            sync_interval=config.sync_interval,
         )
 
     def close(self) -> None:
@@ -200,7 +157,13 @@ class DurableBuffer:
         return self._conn
 
     def _limit(self) -> int:
+        if self._disk_limit is not None and time.monotonic() - self._disk_limit_at > DISK_RETRY:
+            self._disk_limit = None  # space may have been freed: the next failure clamps again
         return self.max_bytes if self._disk_limit is None else min(self.max_bytes, self._disk_limit)
+
+    def _budget_cause(self) -> DropCause:
+        clamped = self._disk_limit is not None and self._disk_limit < self.max_bytes
+        return DropCause.DISK_FULL if clamped else DropCause.DISK_BUDGET
 
     # ------------------------------------------------------------------ writing
 
@@ -226,15 +189,19 @@ class DurableBuffer:
         return ranges
 
     def _write_handling_full(self, bodies: list[bytes]) -> tuple[int, int]:
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             try:
                 return self._write(bodies)
             except sqlite3.OperationalError as exc:
                 if not is_disk_full(exc):
                     raise
                 self._rollback()
-                # The file cannot grow: from now on it may only hold what it holds now.
-                self._disk_limit = max(0, self._bytes - (self._bytes // 10 if attempt == 2 else 0))
+                # The file cannot grow: it may hold what it holds now; drop_oldest also makes
+                # room for this write plus two pages (SQLite reuses only emptied pages).
+                room = sum(len(b) + ROW_OVERHEAD for b in bodies) + 2 * self._page_size
+                dropping = self.policy is Policy.DROP_OLDEST
+                self._disk_limit = max(0, self._bytes - (room if dropping else 0))
+                self._disk_limit_at = time.monotonic()
                 log.warning("disk_full", path=str(self.path), limit=self._disk_limit)
         self._count(DropCause.DISK_FULL, len(bodies))
         return self._next_seq, 0
@@ -251,23 +218,35 @@ class DurableBuffer:
         limit = self._limit()
         if self.policy is Policy.REFUSE_NEWEST:
             keep = _fitting(sizes, limit - nbytes)
-            _add(drops, DropCause.DISK_BUDGET, len(bodies) - keep)
+            _add(drops, self._budget_cause(), len(bodies) - keep)
             bodies, sizes = bodies[:keep], sizes[:keep]
         first = self._next_seq
+        dropping = self.policy is Policy.DROP_OLDEST
+        # drop_oldest makes room before inserting (after an OS disk-full, inserts can only reuse
+        # emptied pages), and again after if the new readings alone exceed the budget.
+        if dropping and nbytes + sum(sizes) > limit:
+            depth, nbytes = self._drop_oldest(
+                conn, nbytes + sum(sizes) - limit, depth, nbytes, drops
+            )
         conn.executemany(
             "INSERT INTO readings VALUES (?, ?, ?)",
             [(first + i, now, body) for i, body in enumerate(bodies)],
         )
         depth, nbytes = depth + len(bodies), nbytes + sum(sizes)
-        if nbytes > limit:  # only drop_oldest gets here: refuse_newest kept what fits
-            gone, freed = self._trim(conn, nbytes - limit)
-            depth, nbytes = depth - gone, nbytes - freed
-            _add(drops, DropCause.DISK_BUDGET, gone)
+        if dropping and nbytes > limit:
+            depth, nbytes = self._drop_oldest(conn, nbytes - limit, depth, nbytes, drops)
         next_seq = first + len(bodies)
         self._save_meta(conn, next_seq, depth, nbytes, drops)
         conn.execute("COMMIT")
         self._next_seq, self._depth, self._bytes, self.dropped = next_seq, depth, nbytes, drops
         return first, len(bodies)
+
+    def _drop_oldest(
+        self, conn: sqlite3.Connection, excess: int, depth: int, nbytes: int, drops: dict
+    ) -> tuple[int, int]:
+        gone, freed = self._trim(conn, excess)
+        _add(drops, self._budget_cause(), gone)
+        return depth - gone, nbytes - freed
 
     def _save_meta(
         self, conn: sqlite3.Connection, next_seq: int, depth: int, nbytes: int, drops: dict

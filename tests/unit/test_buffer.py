@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factory_common.wire import Reading
-from gateway_image.firmware.buffer import ROW_OVERHEAD, DurableBuffer, encode_reading
+from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.buffer_format import ROW_OVERHEAD, encode_reading
 
 
 def reading(i: int, tag: str = "t") -> Reading:
@@ -113,21 +114,32 @@ def test_ttl_drops_and_counts(tmp_path: Path) -> None:
     assert buf.depth == 2
 
 
-def test_os_disk_full_is_counted_not_raised(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["refuse_newest", "drop_oldest"])
+def test_os_disk_full_is_counted_not_raised(tmp_path: Path, policy: str) -> None:
     """SQLite's max_page_count raises the same SQLITE_FULL as a full disk."""
     path = tmp_path / "b.sqlite"
-    buf = open_buffer(path, policy="refuse_newest")
+    buf = open_buffer(path, policy=policy)
     assert buf._conn is not None
     pages = buf._conn.execute("PRAGMA page_count").fetchone()[0]
     buf._conn.execute(f"PRAGMA max_page_count={pages + 3}")
     stored = failed = 0
+    first_seq = buf.last_seq + 1
     for i in range(200):
         first, last = buf.append([reading(i, tag="x" * 200)])
         stored += last - first + 1
         failed += first - last
-    assert stored > 0 and failed > 0
-    assert stored + buf.dropped.get("disk_budget", 0) + buf.dropped.get("disk_full", 0) == 200
-    assert buf.depth == stored == len(buf.pending(1000))
+    assert stored > 0
+    assert buf.depth + sum(buf.dropped.values()) == 200  # every reading kept or counted
+    assert buf.depth == len(buf.pending(1000))
+    assert buf.dropped.get("disk_full", 0) > 0
+    if policy == "refuse_newest":
+        assert failed > 0 and buf.depth == stored
+    else:  # the newest readings are stored; the oldest made room for them
+        kept = [s for s, _ in buf.pending(1000)]
+        assert kept == list(range(first_seq + stored - len(kept), first_seq + stored))
+        assert failed == 0, "once the file is full, old readings make room for new ones"
+    buf.close()
+    assert open_buffer(path).dropped == buf.dropped  # the counters were persisted
 
 
 @pytest.mark.parametrize("seed", range(6))
