@@ -34,6 +34,7 @@ from factory_common import wire
 from factory_common.logs import get_logger
 from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
 from gateway_image.firmware.config import MqttConfig
+from gateway_image.firmware.uplink_plan import SendPlan, Slice
 
 CommandHandler = Callable[[wire.Command], Awaitable[wire.CommandAck]]
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
@@ -63,6 +64,7 @@ class Uplink:
         health: HealthSource = list,
         command_handler: CommandHandler | None = None,
         version: str | None = None,
+        plan: SendPlan | None = None,
     ) -> None:
         self.gateway_id = wire.check_id(gateway_id)
         self.config = config
@@ -77,7 +79,7 @@ class Uplink:
         self.batches_acked = 0
         self.readings_acked = 0
         self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
-        self._cursor: int | None = None  # highest seq published; None: start at the oldest
+        self.plan = plan or SendPlan()
         self._retry_from: int | None = None  # a refused batch: re-send from here
         self._room = asyncio.Event()  # connected and the window has room
         self._online = asyncio.Event()
@@ -269,29 +271,46 @@ class Uplink:
             await self._room.wait()
             if self._retry_from is not None:
                 await asyncio.sleep(REJECTED_RETRY)
-                self._cursor, self._retry_from = self._retry_from - 1, None
-            entries = await self._next_entries()
+                self.plan.rewind(self._retry_from)
+                self._retry_from = None
+            part = self.plan.next(self.buffer.last_seq, self.buffer.depth, time.monotonic())
+            if not isinstance(part, Slice):  # replay tokens exhausted: wait for the bucket
+                await asyncio.sleep(part)
+                continue
+            entries = await self._next_entries(part)
             if entries and self.connected and self._room.is_set():
-                self._publish_batch(entries)
+                self._publish_batch(entries, part.replay)
 
-    async def _next_entries(self) -> list[tuple[int, wire.Reading]]:
+    async def _next_entries(self, part: Slice) -> list[tuple[int, wire.Reading]]:
         """The next readings to send; waits (bounded) for data, and for a batch to fill."""
-        limit = self.config.batch_max_readings
         self.buffer.committed.clear()
-        entries = await asyncio.to_thread(self.buffer.pending, limit, self._cursor)
-        if not entries:
+        entries = await self._read(part)
+        if not entries and part.replay:
+            self.plan.finish_replay()  # the rest of the backlog was acked or dropped meanwhile
+        elif not entries:
             # Appends through put() set `committed`; the timeout covers direct append() calls.
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.buffer.committed.wait()
-            return []
-        if len(entries) < limit and self.config.batch_max_delay > 0:
+        elif self._worth_waiting(entries, part):
             await asyncio.sleep(self.config.batch_max_delay)
-            entries = await asyncio.to_thread(self.buffer.pending, limit, self._cursor)
+            entries = await self._read(part)
         return _contiguous(entries)
 
-    def _publish_batch(self, entries: list[tuple[int, wire.Reading]]) -> None:
+    def _worth_waiting(self, entries: list, part: Slice) -> bool:
+        """A live batch that is not full yet may wait batch_max_delay for more readings."""
+        full = len(entries) >= self.config.batch_max_readings
+        return not full and not part.replay and self.config.batch_max_delay > 0
+
+    async def _read(self, part: Slice) -> list[tuple[int, wire.Reading]]:
+        limit = self.config.batch_max_readings
+        entries = await asyncio.to_thread(self.buffer.pending, limit, part.after)
+        if part.upto is not None:
+            entries = [e for e in entries if e[0] <= part.upto]
+        return entries
+
+    def _publish_batch(self, entries: list[tuple[int, wire.Reading]], replay: bool) -> None:
         assert self._client is not None
         while True:
             batch = wire.Batch(
@@ -302,6 +321,7 @@ class Uplink:
                 last_seq=entries[-1][0],
                 readings=[r for _, r in entries],
                 sent_at=wire.now_ns(),
+                replay=replay,
             )
             payload = wire.encode(batch)
             if len(payload) <= wire.MAX_PAYLOAD_BYTES or len(entries) == 1:
@@ -314,7 +334,7 @@ class Uplink:
             return
         # NO_CONN: paho queued it and sends it after the reconnect; count it as in flight.
         self._inflight[info.mid] = (batch.first_seq, batch.last_seq)
-        self._cursor = batch.last_seq
+        self.plan.sent(batch.first_seq, batch.last_seq, replay)
         self._update_room()
 
     # ------------------------------------------------------------------ status

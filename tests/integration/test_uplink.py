@@ -19,6 +19,7 @@ from factory_common import wire
 from gateway_image.firmware.buffer import DurableBuffer
 from gateway_image.firmware.config import MqttConfig
 from gateway_image.firmware.uplink import Uplink
+from gateway_image.firmware.uplink_plan import SendPlan
 from tests.support.broker import Mosquitto
 from tests.support.processes import wait_until
 from tests.support.requirements import require_binary
@@ -268,3 +269,28 @@ def test_last_will_is_retained_offline_status_after_kill9(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_live_readings_overtake_a_backlog(
+    tmp_path: Path, mosquitto: Mosquitto, listener: Listener
+) -> None:
+    """issue 4: after an outage, current readings go ahead of the (rate-limited) replay."""
+    buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8, sync_interval=0.01)
+    _, backlog_last = buffer.append([reading(i) for i in range(4000)])
+    plan = SendPlan(live_first=True, backlog=1000, replay_rate=4000, burst=200)
+    config = mqtt_config(mosquitto.port, batch_max_readings=200, inflight_batches=2)
+    uplink = Uplink(GW, config, buffer, boot="b1", plan=plan)
+    task = asyncio.create_task(uplink.run())
+    await online(uplink, 5)
+    live_first, _ = await buffer.put([reading(10_000 + i) for i in range(10)])
+    batches = await collect_batches(listener, 4010, within=15)
+    live = [i for i, b in enumerate(batches) if b.first_seq >= live_first]
+    replayed = [i for i, b in enumerate(batches) if b.last_seq <= backlog_last]
+    assert live and live[0] < replayed[-1], "the live readings waited for the whole backlog"
+    assert all(batches[i].replay for i in replayed)
+    assert not any(batches[i].replay for i in live)
+    await drained(buffer, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    buffer.close()

@@ -1,0 +1,92 @@
+"""Which buffered readings the uplink sends next: in seq order, or live data ahead of a backlog.
+
+In order (the default) is one cursor. With `live_first`, a backlog (more unsent readings than
+`backlog` when sending resumes, e.g. after an outage or a restart) is split at the newest seq
+at that moment: readings committed after it are live and always go first; the backlog is
+replayed in seq order behind them, flagged `replay`, at most `replay_rate` readings/s (a token
+bucket), so it cannot crowd out live data at the edge, yet drains far faster than readings
+arrive. Pure: the uplink feeds it the buffer's last seq and the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Send readings with seq > after (and <= upto when set), at most `limit` of them."""
+
+    after: int | None
+    upto: int | None
+    replay: bool
+
+
+class SendPlan:
+    def __init__(
+        self,
+        *,
+        live_first: bool = False,
+        backlog: int = 5000,
+        replay_rate: float | None = None,
+        burst: int = 500,
+    ) -> None:
+        self.live_first = live_first
+        self.backlog = backlog
+        self.replay_rate = replay_rate
+        self.burst = burst
+        self.cursor: int | None = None  # highest seq sent in order (or of the backlog)
+        self.live_from: int | None = None  # set while a backlog is being replayed
+        self.live_cursor: int | None = None
+        self._tokens = float(burst)
+        self._refilled_at: float | None = None
+
+    @property
+    def replaying(self) -> bool:
+        return self.live_from is not None
+
+    def next(self, last_seq: int, depth: int, now: float) -> Slice | float:
+        """The slice to send next, or how many seconds to wait for replay tokens.
+
+        `last_seq` is the buffer's newest seq, `depth` its row count (the backlog at start).
+        """
+        if self.live_first and not self.replaying:
+            unsent = depth if self.cursor is None else last_seq - self.cursor
+            if unsent > self.backlog:
+                self.live_from = self.live_cursor = last_seq
+        if not self.replaying:
+            return Slice(self.cursor, None, replay=False)
+        assert self.live_cursor is not None
+        if last_seq > self.live_cursor:
+            return Slice(self.live_cursor, None, replay=False)
+        wait = self._wait_for_tokens(now)
+        return Slice(self.cursor, self.live_from, replay=True) if wait <= 0 else wait
+
+    def _wait_for_tokens(self, now: float) -> float:
+        if self.replay_rate is None:
+            return 0.0
+        if self._refilled_at is not None:
+            elapsed = now - self._refilled_at
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.replay_rate)
+        self._refilled_at = now
+        return 0.0 if self._tokens > 0 else -self._tokens / self.replay_rate + 1e-3
+
+    def sent(self, first: int, last: int, replay: bool) -> None:
+        """Record a published batch (seqs first..last)."""
+        if replay and self.replay_rate is not None:
+            self._tokens -= last - first + 1
+        if self.replaying and not replay:
+            self.live_cursor = last
+            return
+        self.cursor = last
+        if self.replaying and self.live_from is not None and last >= self.live_from:
+            self.finish_replay()
+
+    def finish_replay(self) -> None:
+        """The backlog is gone (sent, or nothing left before live_from): back to one cursor."""
+        self.cursor, self.live_from, self.live_cursor = self.live_cursor, None, None
+
+    def rewind(self, seq: int) -> None:
+        """Send again from `seq` (a batch the broker refused), in order."""
+        self.cursor = seq - 1
+        self.live_from = self.live_cursor = None
