@@ -76,6 +76,7 @@ class Uplink:
         self.started_at = wire.now_ns()
         self._started_mono = time.monotonic()
         self.connected = False
+        self._stopping = False
         self.batches_acked = 0
         self.readings_acked = 0
         self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
@@ -122,6 +123,7 @@ class Uplink:
                     )
                     published = self._waiters[info.mid] = asyncio.get_running_loop().create_future()
                     await published
+        self._stopping = True
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         self.connected = False
@@ -193,7 +195,9 @@ class Uplink:
         self._update_room()
 
     def _on_disconnect(self, reason: Any) -> None:
-        if self.connected:
+        if self._stopping:
+            self.log.info("mqtt_closed")
+        elif self.connected:
             self.log.warning("mqtt_disconnected", reason=str(reason), inflight=len(self._inflight))
         self.connected = False
         self._online.clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from gateway_image.firmware.config import GatewayConfig, parse_gateway_config
 from tests.integration.test_uplink import Listener
 from tests.support.broker import Mosquitto
 from tests.support.modbus_server import ModbusTestServer, UnitData
+from tests.support.processes import console_script
 
 GW = "app-gw1"
 
@@ -96,14 +96,10 @@ def test_only_runs_a_group_under_its_own_identity(tmp_path: Path) -> None:
         Gateway(config, tmp_path, only=["nope"])
 
 
-CLI = "from gateway_image.firmware import cli_run; import typer; a = typer.Typer(); \
-cli_run.register(a); a.command('noop')(lambda: None); a()"
-
-
 def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path, mosquitto: Mosquitto) -> None:
     config = tmp_path / "gw.yaml"
     config.write_text(config_text(mosquitto.port, 1))  # nothing listens on port 1: degraded
-    args = [sys.executable, "-c", CLI, "run", str(config), "--data-dir", str(tmp_path)]
+    args = console_script("gateway", "run", str(config), "--data-dir", str(tmp_path))
     listener = Listener(mosquitto.port, [wire.status_topic(GW)])
     proc = subprocess.Popen([*args, "--log-json"], stderr=subprocess.PIPE, cwd=Path.cwd())
     try:
@@ -117,5 +113,5 @@ def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path, mosquitto: Mosquitto) 
         listener.close()
         if proc.poll() is None:
             proc.kill()
-    bad = subprocess.run([*args[:4], str(tmp_path / "missing.yaml")], capture_output=True)
+    bad = subprocess.run([*args[:2], str(tmp_path / "missing.yaml")], capture_output=True)
     assert bad.returncode == 2 and b"missing.yaml: no such file" in bad.stderr
