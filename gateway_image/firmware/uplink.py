@@ -78,6 +78,7 @@ class Uplink:
         self.connected = False
         self._stopping = False
         self.batches_acked = 0
+        self.batches_refused = 0
         self.readings_acked = 0
         self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
         self.plan = plan or SendPlan()
@@ -212,6 +213,7 @@ class Uplink:
             return
         if reason.is_failure:
             # Not stored by the broker: keep the rows and send them again later.
+            self.batches_refused += 1
             self.log.error("batch_refused", reason=str(reason), first=seqs[0], last=seqs[1])
             self._retry_from = min(seqs[0], self._retry_from or seqs[0])
         else:

@@ -1,0 +1,84 @@
+"""The uplink against the shipped TLS + ACL broker config: its own certificate works; with
+another gateway's certificate nothing is acknowledged, so nothing leaves the buffer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from factory_common import wire
+from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.config import MqttConfig, TlsConfig
+from gateway_image.firmware.uplink import Uplink
+from tests.support.broker import Mosquitto, secured_broker
+from tests.support.pki import TestCA
+from tests.support.processes import wait_until
+from tests.support.requirements import require_binary
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestCA:
+    return TestCA(tmp_path / "pki")
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
+    server = pki.issue("localhost", server=True)
+    broker = secured_broker(binary, tmp_path / "broker", pki.cert_path, server.cert, server.key)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def tls_config(broker: Mosquitto, pki: TestCA, cert_name: str) -> MqttConfig:
+    identity = pki.issue(cert_name)
+    tls = TlsConfig(ca=pki.cert_path, cert=identity.cert, key=identity.key)
+    return MqttConfig(port=broker.port, tls=tls, batch_max_delay=0.01)
+
+
+def reading(i: int) -> wire.Reading:
+    return wire.Reading(device="d", tag="t", ts=1_700_000_000 * 10**9 + i, value=i)
+
+
+async def run_uplink(tmp_path: Path, gateway: str, config: MqttConfig) -> tuple[Uplink, int]:
+    """Start an uplink with 20 buffered readings; returns it once online, with the depth."""
+    buffer = DurableBuffer.open(tmp_path / f"{gateway}.sqlite", max_bytes=10**8)
+    await buffer.put([reading(i) for i in range(20)])
+    uplink = Uplink(gateway, config, buffer, boot="b")
+    uplink.task = asyncio.create_task(uplink.run())  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        await uplink.wait_online()
+    return uplink, buffer.depth
+
+
+async def stop(uplink: Uplink) -> None:
+    uplink.task.cancel()  # type: ignore[attr-defined]
+    with pytest.raises(asyncio.CancelledError):
+        await uplink.task  # type: ignore[attr-defined]
+    uplink.buffer.close()
+
+
+async def test_own_certificate_delivers(tmp_path: Path, broker: Mosquitto, pki: TestCA) -> None:
+    uplink, _ = await run_uplink(tmp_path, "gw-a", tls_config(broker, pki, "gw-a"))
+    try:
+        await asyncio.to_thread(wait_until, lambda: uplink.buffer.depth == 0, 10, "acked")
+        assert uplink.readings_acked == 20
+    finally:
+        await stop(uplink)
+
+
+async def test_borrowed_certificate_is_refused_and_keeps_data(
+    tmp_path: Path, broker: Mosquitto, pki: TestCA
+) -> None:
+    """gw-b's certificate publishing as gw-a: the ACL refuses; the PUBACK says so (MQTT 5)."""
+    uplink, depth = await run_uplink(tmp_path, "gw-a", tls_config(broker, pki, "gw-b"))
+    try:
+        await asyncio.to_thread(wait_until, lambda: uplink.batches_refused, 10, "refusal")
+        assert uplink.buffer.depth == depth == 20  # with MQTT 3.1.1 they would be gone now
+        assert uplink.readings_acked == 0
+    finally:
+        await stop(uplink)
