@@ -15,7 +15,7 @@ from tests.support.mariadb import MariaDBServer
 async def wait_for(condition: Callable[[], object], what: str, seconds: float = 10.0) -> None:
     try:
         async with asyncio.timeout(seconds):
-            while not condition():
+            while not condition():  # noqa: ASYNC110 (polling what another task changes)
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"timed out after {seconds}s waiting for {what}") from None
