@@ -241,7 +241,7 @@ class MasterData:
 
     def _load_status(self) -> SyncStatus:
         state = dict(self._conn.execute("SELECT key, value FROM sync_state"))
-        failed_later = (state.get("last_error_at") or 0) > (state.get("last_success") or 0)
+        failed_later = (state.get("last_error_at") or 0) >= (state.get("last_success") or 1)
         return SyncStatus(
             version=int(state.get("version") or 0),
             last_success=state.get("last_success"),
