@@ -18,9 +18,10 @@ import msgspec
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
-from fastapi.staticfiles import StaticFiles
 
 from edge_node import api_models as m
+from edge_node import routes
+from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
 from edge_node.store import Buckets, SeriesData, SeriesInfo, Store
 from edge_node.store.downsample import last_per_bucket, min_max_mean
@@ -229,15 +230,24 @@ def downsampled_json(
     return out
 
 
-def create_app(store: Store, stats: IngestStats, *, edge_id: str = "", web: bool = True) -> FastAPI:
+def create_app(
+    store: Store,
+    stats: IngestStats,
+    *,
+    edge_id: str = "",
+    web: bool = True,
+    auth: AuthService | None = None,  # None: no login (unit tests); app.py always passes one
+) -> FastAPI:
     app = FastAPI(
         title="Factory edge node",
         version="0.1.0",
         description="Latest values, history (raw and downsampled), gateways and ingest health "
         "of one edge node. Times are epoch milliseconds UTC unless stated.",
+        dependencies=[Depends(api_guard)],  # every /api route needs a login unless OPEN_PATHS
     )
     app.state.edge = EdgeState(store, stats, edge_id)
     app.include_router(router)
-    if web:
-        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    routes.install(app, auth)
+    if web:  # last: the page's static files are mounted at "/" and would hide later routes
+        routes.mount_web(app)
     return app

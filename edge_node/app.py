@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from edge_node.api import create_app
+from edge_node.auth import AuthService, open_auth
 from edge_node.config import EdgeConfig
 from edge_node.ingest import Ingest, IngestStats
 from edge_node.store import Store
@@ -57,8 +58,10 @@ async def compact_forever(store: Store, interval: float, grace: float) -> None:
             log.info("compacted", readings=moved)
 
 
-def _http_server(config: EdgeConfig, store: Store, stats: IngestStats) -> _EmbeddedServer:
-    app = create_app(store, stats, edge_id=config.edge.id)
+def _http_server(
+    config: EdgeConfig, store: Store, stats: IngestStats, auth: AuthService
+) -> _EmbeddedServer:
+    app = create_app(store, stats, edge_id=config.edge.id, auth=auth)
     return _EmbeddedServer(
         uvicorn.Config(
             app,
@@ -78,14 +81,16 @@ async def run_edge(
 ) -> None:
     """Run until SIGINT/SIGTERM or `stop` is set; `on_ready` gets the URL of the web page."""
     store = Store(config.store.resolve_path(data_dir))
+    auth = open_auth(config.auth, data_dir)
     try:
         sock = bind(config.http.host, config.http.port)
         try:
-            await _run_parts(config, store, sock, on_ready, stop or asyncio.Event())
+            await _run_parts(config, store, sock, on_ready, stop or asyncio.Event(), auth)
         finally:
             sock.close()
     finally:
         store.close()  # after every part has stopped: none of them writes any more
+        auth.close()
 
 
 async def _run_parts(
@@ -94,10 +99,11 @@ async def _run_parts(
     sock: socket.socket,
     on_ready: Callable[[str], None] | None,
     stop: asyncio.Event,
+    auth: AuthService,
 ) -> None:
     log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
-    server = _http_server(config, store, stats)
+    server = _http_server(config, store, stats, auth)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from edge_node.cli_users import app as users_app
 from edge_node.config import EdgeConfig, load_edge_config
 from factory_common.config import ConfigError
 from factory_common.logs import configure
@@ -18,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(users_app, name="user")
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="edge config YAML (see edge_node/samples/edge.yaml)")

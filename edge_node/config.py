@@ -71,11 +71,28 @@ class HttpConfig(StrictModel):
     port: int = Field(default=8080, ge=0, le=65535)  # 0: pick a free port (tests)
 
 
+class AuthConfig(StrictModel):
+    """Login for the API and web page (edge_node/auth); users live in their own SQLite file."""
+
+    # Off only for a bench or lab: then everyone is an engineer. The edge warns at start.
+    enabled: bool = True
+    path: Path = Path("users.sqlite")  # relative to --data-dir
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)  # browser sessions
+    token_days: float = Field(default=30.0, gt=0, le=366)  # bearer tokens for API clients
+    # Failed logins allowed per user (and 4x per client address) within the window.
+    max_failures: int = Field(default=5, ge=1)
+    failure_window_s: float = Field(default=300.0, gt=0)
+
+    def resolve_path(self, data_dir: Path) -> Path:
+        return self.path if self.path.is_absolute() else data_dir / self.path
+
+
 class EdgeConfig(StrictModel):
     edge: EdgeInfo
     mqtt: MqttConfig = MqttConfig()
     store: StoreConfig = StoreConfig()
     http: HttpConfig = HttpConfig()
+    auth: AuthConfig = AuthConfig()
 
     @property
     def client_id(self) -> str:

@@ -29,6 +29,7 @@ from factory_common.wire import (
     status_topic,
 )
 from tests.support.broker import Mosquitto
+from tests.support.edge_auth import add_user, log_in
 
 T0 = 1_764_000_000_000 * 10**6  # ns, a whole millisecond
 MS = 10**6
@@ -47,6 +48,7 @@ def edge_yaml(broker: Mosquitto, client_id: str = "edge-test") -> str:
 @asynccontextmanager
 async def running_edge(broker: Mosquitto, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     config = parse_edge_config(edge_yaml(broker))
+    add_user(data_dir)  # the API needs a login (edge_node/auth)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     task = asyncio.create_task(run_edge(config, data_dir, on_ready=ready.set_result, stop=stop))
@@ -54,6 +56,7 @@ async def running_edge(broker: Mosquitto, data_dir: Path) -> AsyncIterator[httpx
     try:
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             await until(client, "/api/health", lambda h: h["mqtt_connected"])
+            await log_in(client)
             yield client
     finally:
         stop.set()
