@@ -27,6 +27,7 @@ from gateway_image.firmware.buffer import DurableBuffer
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
 from gateway_image.firmware.runner import ConnectorRunner, runner_for
 from gateway_image.firmware.uplink import CommandHandler, Uplink
+from gateway_image.firmware.uplink_plan import SendPlan
 
 
 class GatewaySetupError(ValueError):
@@ -68,6 +69,7 @@ class Gateway:
         only: Sequence[str] | None = None,
         group: str | None = None,
         command_handler: CommandHandler | None = None,
+        plan: SendPlan | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -75,6 +77,7 @@ class Gateway:
         self.wire_id = group_identity(config, only, group)
         self.boot = uuid.uuid4().hex
         self.command_handler = command_handler
+        self.plan = plan  # None: in seq order; SendPlan(live_first=True, ...) for issue 4
         path = config.buffer.resolve_path(data_dir)
         if self.wire_id != config.gateway.id:
             suffix = self.wire_id.removeprefix(config.gateway.id + ".")
@@ -110,6 +113,7 @@ class Gateway:
             boot=self.boot,
             health=lambda: [r.health() for r in self.runners],
             command_handler=self.command_handler,
+            plan=self.plan,
         )
         try:
             async with asyncio.TaskGroup() as tasks:

@@ -239,3 +239,22 @@ def test_contract_matches_model(
         assert sum(buf.dropped.values()) == dropped
         assert issued == sorted(set(issued))  # strictly increasing, never reused
     buf.close()
+
+
+@pytest.mark.parametrize("page", [5, 20, 40])
+def test_garbled_page_in_the_middle_loses_only_its_rows(tmp_path: Path, page: int) -> None:
+    """A bad SD card sector: one page of noise; the rows before and after it are kept."""
+    path = tmp_path / "b.sqlite"
+    buf = open_buffer(path)
+    first, _ = buf.append(readings(0, 3000))
+    buf._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    buf.close()
+    with path.open("r+b") as f:
+        f.seek(page * 4096)
+        f.write(random.Random(page).randbytes(4096))
+    again = open_buffer(path)
+    kept = again.pending(10_000)
+    assert again.quarantined
+    assert all(r == reading(s - first) for s, r in kept)
+    assert 3000 - 200 < len(kept) < 3000  # one page holds well under 200 of these rows
+    assert again.dropped["corrupt"] == 3000 - len(kept)
