@@ -20,3 +20,13 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def persistent_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A private broker that keeps sessions and queued messages across stop()/start()."""
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto` (or `make deps`)")
+    broker = Mosquitto(binary, tmp_path / "mosquitto", persistent=True)
+    broker.start()
+    yield broker
+    broker.stop()

@@ -10,7 +10,9 @@ from tests.support.ports import free_port, wait_for_port
 
 
 class Mosquitto:
-    def __init__(self, binary: str, workdir: Path, extra_config: str = "") -> None:
+    def __init__(
+        self, binary: str, workdir: Path, extra_config: str = "", persistent: bool = False
+    ) -> None:
         self.binary = binary
         self.port = free_port()
         self.workdir = workdir
@@ -22,8 +24,14 @@ class Mosquitto:
             f"user {getpass.getuser()}\n"
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence false\n"
-            f"log_dest file {workdir / 'mosquitto.log'}\n"
+            # Persistent like the shipped config when a test restarts the broker: sessions and
+            # queued QoS-1 messages must survive, or a restart itself loses data.
+            + (
+                f"persistence true\npersistence_location {workdir}/\n"
+                if persistent
+                else "persistence false\n"
+            )
+            + f"log_dest file {workdir / 'mosquitto.log'}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             "max_queued_messages 100000\n" + extra_config
         )
