@@ -1,9 +1,10 @@
 """The edge's time-series store: exactly-once ingest, latest values, raw and downsampled history.
 
-Public API: `Store` (open / write / compact / series / latest / history / gateways / close) and
-the result types in `model`. Thread use: one writer (ingest), any number of reader threads
-(the HTTP API's worker threads each get their own connection; WAL lets them read while
-ingest writes).
+Public API: `Store` (open / write / compact / series / latest / history / downsample /
+gateways / close) and the result types in `model`. Thread use: one writer (ingest), any number
+of reader threads (the HTTP API's worker threads each get their own connection; WAL lets them
+read while ingest writes). `Store(path, read_only=True)` opens no writer: API replicas in other
+processes on the same host read the file the ingest process writes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edge_node.store.model import (
     WriteResult,
     series_name,
 )
+from edge_node.store.retention import RetentionConfig
 from edge_node.store.schema import StoreError, connect, migrate
 from edge_node.store.writer import Writer
 from factory_common.wire import Batch, GatewayStatus
@@ -31,6 +33,7 @@ __all__ = [
     "Buckets",
     "GatewayRecord",
     "LatestValue",
+    "RetentionConfig",
     "SeriesData",
     "SeriesInfo",
     "Store",
@@ -41,12 +44,20 @@ __all__ = [
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, retention: RetentionConfig | None = None, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
-        conn = connect(self.path, writer=True)
-        migrate(conn, self.path)
-        self._writer_conn = conn
-        self._writer = Writer(conn)
+        self.retention = retention
+        self._writer_conn: sqlite3.Connection | None = None
+        self._writer_obj: Writer | None = None
+        if read_only:
+            connect(self.path, writer=False, must_exist=True).close()  # fail early, clearly
+        else:
+            conn = connect(self.path, writer=True)
+            migrate(conn, self.path)
+            self._writer_conn = conn
+            self._writer_obj = Writer(conn)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -59,9 +70,23 @@ class Store:
         """Store the readings not stored before (by gateway + seq), atomically and durably."""
         return self._writer.write(batches, statuses)
 
+    @property
+    def _writer(self) -> Writer:
+        if self._writer_obj is None:
+            raise StoreError(f"{self.path} is open read-only here: the ingest process writes it")
+        return self._writer_obj
+
     def compact(self, before_ns: int) -> int:
-        """Pack readings of whole UTC hours before `before_ns` into blocks; returns rows moved."""
-        return self._writer.compact(before_ns)
+        """Pack readings of whole UTC hours before `before_ns` into blocks, then drop what is
+        past each tier's retention (relative to `before_ns`); returns readings moved."""
+        moved = self._writer.compact(before_ns)
+        if self.retention is not None:
+            self._writer.drop_before(self.retention.cutoffs(before_ns))
+        return moved
+
+    def enforce_retention(self, now_ns: int) -> int:
+        """Drop what is past each tier's retention now; returns rows deleted."""
+        return self._writer.drop_before(self.retention.cutoffs(now_ns)) if self.retention else 0
 
     def received(self, gateway: str) -> list[tuple[int, int]]:
         return self._writer.received(gateway)
@@ -107,13 +132,13 @@ class Store:
 
     def stats(self) -> dict[str, int]:
         conn = self._reader()
-        recent = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
+        recent = conn.execute("SELECT coalesce(sum(n), 0) FROM chunks").fetchone()[0]
         blocks, packed = conn.execute("SELECT count(*), coalesce(sum(n), 0) FROM blocks").fetchone()
         size = conn.execute(
             "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
         ).fetchone()[0]
         return {
-            "recent_rows": recent,
+            "recent_rows": recent,  # readings in chunks, not yet packed into blocks
             "blocks": blocks,
             "block_readings": packed,
             "file_bytes": size,
@@ -124,4 +149,5 @@ class Store:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
-        self._writer_conn.close()
+        if self._writer_conn is not None:
+            self._writer_conn.close()

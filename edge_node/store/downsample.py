@@ -16,7 +16,8 @@ MINUTE_NS = 60_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Buckets:
-    """Per non-empty bucket: start time (ns), min, max, mean, sum and number of readings."""
+    """Per non-empty bucket: start time (ns), min, max, mean, sum and number of readings;
+    `last` (the bucket's latest value) when the buckets come from rollups."""
 
     t: np.ndarray
     min: np.ndarray
@@ -24,6 +25,7 @@ class Buckets:
     mean: np.ndarray
     count: np.ndarray
     sum: np.ndarray
+    last: np.ndarray | None = None
 
 
 def bucket_width(start: int, end: int, points: int) -> int:

@@ -1,14 +1,15 @@
-"""Read queries over series, recent rows and blocks; each call uses one read connection."""
+"""Read queries over series, chunks, blocks and rollups; each call uses one read connection."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from edge_node.store.codec import decode_block, unpack_minutes
+from edge_node.store import rollups
+from edge_node.store.chunks import BOOL, NONE, NUM, Chunks, decode_chunks
+from edge_node.store.codec import decode_block
 from edge_node.store.downsample import MINUTE_NS, Buckets, bucket_width, combine
 from edge_node.store.model import (
     HOUR_NS,
@@ -21,6 +22,7 @@ from edge_node.store.model import (
 )
 
 _SERIES_COLUMNS = "id, gateway, device, tag, kind, unit"
+_AGG_COLUMNS = "lo, hi, total, n, last_ts, last"
 
 
 def list_series(conn: sqlite3.Connection) -> list[SeriesInfo]:
@@ -50,53 +52,25 @@ def gateways(conn: sqlite3.Connection) -> list[GatewayRecord]:
     return [GatewayRecord(g, bool(o), ts, at, bytes(p)) for g, o, ts, at, p in rows]
 
 
+def open_chunks(conn: sqlite3.Connection, start: int, end: int) -> Chunks:
+    """Every not-yet-compacted chunk with readings that may fall in [start, end)."""
+    rows = conn.execute(
+        "SELECT data, side FROM chunks WHERE t_max >= ? AND t_min < ? ORDER BY id", (start, end)
+    ).fetchall()
+    return decode_chunks(rows)
+
+
 def history(
     conn: sqlite3.Connection, series: Sequence[SeriesInfo], start: int, end: int
 ) -> list[SeriesData]:
-    """Raw readings of each series with start <= ts < end, blocks and recent rows merged."""
-    return [_one(conn, info, start, end) for info in series]
+    """Raw readings of each series with start <= ts < end, blocks and chunks merged."""
+    chunks = open_chunks(conn, start, end)
+    return [_one(conn, info, start, end, chunks) for info in series]
 
 
-def downsample(
-    conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int, points: int
-) -> Buckets | None:
-    """min/max/mean buckets from the blocks' minute summaries plus raw recent rows.
-
-    Buckets are whole minutes here (width rounded up to minutes, range widened to whole
-    minutes). Returns None when summaries cannot answer: buckets under a minute, strings, or a
-    block without a summary; the caller then reduces the raw history instead."""
-    width = bucket_width(start, end, points)
-    if width < MINUTE_NS or info.kind == "str":
-        return None
-    width = -(-width // MINUTE_NS) * MINUTE_NS
-    origin, stop = start - start % MINUTE_NS, end + (-end) % MINUTE_NS
-    parts = []
-    blocks = conn.execute(
-        "SELECT hour, minutes FROM blocks WHERE series_id = ? AND hour >= ? AND hour < ?",
-        (info.id, origin - origin % HOUR_NS, stop),
-    )
-    for hour, blob in blocks:
-        if blob is None:
-            return None
-        rows = unpack_minutes(blob)
-        t = hour + rows[:, 0].astype(np.int64) * MINUTE_NS
-        inside = (t >= origin) & (t < stop)
-        parts.append((t[inside], *(rows[inside, i] for i in (1, 2, 3)), rows[inside, 4]))
-    recent = conn.execute(
-        "SELECT ts, value FROM recent WHERE series_id = ? AND ts >= ? AND ts < ?",
-        (info.id, origin, stop),
-    ).fetchall()
-    numbers = [(t, float(v)) for t, v in recent if isinstance(v, int | float)]
-    if numbers:
-        t, v = (np.array(c) for c in zip(*numbers, strict=True))
-        parts.append((t.astype(np.int64), v, v, v, np.ones(len(v))))
-    if not parts:
-        return combine(np.zeros(0, np.int64), *[np.zeros(0)] * 4, origin, width)
-    t, mins, maxs, sums, counts = (np.concatenate(c) for c in zip(*parts, strict=True))
-    return combine(t, mins, maxs, sums, counts.astype(np.int64), origin, width)
-
-
-def _one(conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int) -> SeriesData:
+def _one(
+    conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int, chunks: Chunks
+) -> SeriesData:
     parts: list[tuple[np.ndarray, Values, np.ndarray]] = []
     blocks = conn.execute(
         "SELECT data FROM blocks WHERE series_id = ? AND hour >= ? AND hour < ?"
@@ -107,36 +81,30 @@ def _one(conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int) -> Se
         ts, values, quality, _reasons = decode_block(blob)
         lo, hi = np.searchsorted(ts, [start, end])
         parts.append((ts[lo:hi], values[lo:hi], quality[lo:hi]))
-    rows = conn.execute(
-        "SELECT ts, value, quality FROM recent WHERE series_id = ? AND ts >= ? AND ts < ?"
-        " ORDER BY ts, rowid",
-        (info.id, start, end),
-    ).fetchall()
-    if rows:
-        ts_col, value_col, quality_col = zip(*rows, strict=True)
-        parts.append(
-            (
-                np.array(ts_col, np.int64),
-                _as_values(list(value_col), info.kind),
-                np.array(quality_col, np.uint8),
-            )
-        )
+    idx = chunks.select(info.id, start, end)
+    if len(idx):
+        r = chunks.records
+        parts.append((r["ts"][idx], _chunk_values(chunks, idx, info.kind), r["q"][idx]))
     return _concat(info, parts)
 
 
-def _as_values(values: list[Any], kind: str) -> Values:
-    """Recent rows come back as Python scalars; turn them into the array a block would give."""
-    if kind == "bool" and all(isinstance(v, int) for v in values):
-        return np.array(values, dtype=bool)
-    if kind == "num" and all(v is None or isinstance(v, int | float) for v in values):
-        return np.array(values, dtype=np.float64)  # None becomes NaN
-    return values
+def _chunk_values(chunks: Chunks, idx: np.ndarray, kind: str) -> Values:
+    """As a block would give them: float64 for numbers (NaN: none), bool array, else a list."""
+    kinds = chunks.records["k"][idx]
+    if kind == "num" and np.isin(kinds, (NUM, NONE, BOOL)).all():
+        return chunks.records["v"][idx].copy()
+    if kind == "bool" and (kinds == BOOL).all():
+        return chunks.records["v"][idx] != 0
+    return chunks.values(idx)
 
 
 def _concat(info: SeriesInfo, parts: list[tuple[np.ndarray, Values, np.ndarray]]) -> SeriesData:
     if not parts:
         empty: Values = [] if info.kind == "str" else np.zeros(0, np.float64)
         return SeriesData(info, np.zeros(0, np.int64), empty, np.zeros(0, np.uint8))
+    if len(parts) == 1:
+        ts, values, quality = parts[0]
+        return SeriesData(info, ts, values, quality)
     ts = np.concatenate([p[0] for p in parts])
     quality = np.concatenate([p[2] for p in parts])
     arrays = [p[1] for p in parts]
@@ -146,8 +114,60 @@ def _concat(info: SeriesInfo, parts: list[tuple[np.ndarray, Values, np.ndarray]]
     else:
         values = [v for a in arrays for v in (a.tolist() if isinstance(a, np.ndarray) else a)]
     if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
-        # Recent rows older than a block's end (a late backlog not yet compacted).
+        # Chunk readings older than a block's end (a late backlog not yet compacted).
         order = np.argsort(ts, kind="stable")
         ts, quality = ts[order], quality[order]
         values = values[order] if isinstance(values, np.ndarray) else [values[i] for i in order]
     return SeriesData(info, ts, values, quality)
+
+
+def downsample(
+    conn: sqlite3.Connection, info: SeriesInfo, start: int, end: int, points: int
+) -> Buckets | None:
+    """min/max/mean/last buckets from the rollups: hour rollups when a bucket spans an hour or
+    more (width rounded up to whole hours, range widened to whole hours), else minute rollups
+    (whole minutes likewise). None when rollups cannot answer: buckets under a minute, or
+    strings; the caller then reduces the raw history instead."""
+    width = bucket_width(start, end, points)
+    if width < MINUTE_NS or info.kind == "str":
+        return None
+    unit = HOUR_NS if width >= HOUR_NS else MINUTE_NS
+    width = -(-width // unit) * unit
+    origin, stop = start - start % unit, end + (-end) % unit
+    if unit == HOUR_NS:
+        agg = rollups.from_rows(
+            conn.execute(
+                f"SELECT hour, {_AGG_COLUMNS} FROM rollup_hour"
+                " WHERE series_id = ? AND hour >= ? AND hour < ? ORDER BY hour",
+                (info.id, origin, stop),
+            ).fetchall()
+        )
+    else:
+        agg = _minutes(conn, info.id, origin, stop)
+    return _buckets(agg, origin, width)
+
+
+def _minutes(conn: sqlite3.Connection, sid: int, origin: int, stop: int) -> np.ndarray:
+    parts = [
+        rollups.unpack(blob)
+        for (blob,) in conn.execute(
+            "SELECT data FROM minute_blocks WHERE series_id = ? AND hour >= ? AND hour < ?",
+            (sid, origin - origin % HOUR_NS, stop),
+        )
+    ]
+    live = conn.execute(
+        f"SELECT minute, {_AGG_COLUMNS} FROM rollup_minute"
+        " WHERE minute >= ? AND minute < ? AND series_id = ?",
+        (origin, stop, sid),
+    ).fetchall()
+    agg = rollups.merge([*parts, rollups.from_rows(live)])
+    return agg[(agg["t"] >= origin) & (agg["t"] < stop)]
+
+
+def _buckets(agg: np.ndarray, origin: int, width: int) -> Buckets:
+    b = combine(agg["t"], agg["lo"], agg["hi"], agg["total"], agg["n"], origin, width)
+    if len(agg) == 0:
+        return Buckets(b.t, b.min, b.max, b.mean, b.count, b.sum, last=np.zeros(0))
+    index = (agg["t"] - origin) // width  # agg is sorted by t
+    ends = np.flatnonzero(np.concatenate((index[1:] != index[:-1], [True])))
+    return Buckets(b.t, b.min, b.max, b.mean, b.count, b.sum, last=agg["last"][ends])

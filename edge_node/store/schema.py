@@ -1,14 +1,18 @@
 """The SQLite layout of the edge's time-series store, and how a connection is opened.
 
-Tables (see docs/architecture.md for the measurements behind them):
+Tables (docs/architecture.md "Edge time-series store" has the measurements behind them):
 - series: one row per (gateway, device, tag), with its latest value for the "latest" API.
-- recent: append-only rows in arrival order; ingest writes only here, so each commit dirties a
-  few tail pages instead of scattering writes across a clustered index (SD cards, SSDs).
-- blocks: one row per (series, hour) of compressed columns (codec.py), built by compaction,
-  with per-minute min/max/sum/count of its numbers so long-range charts skip the raw values.
+- chunks: one row per ingest commit holding all its readings as a packed array (chunks.py);
+  ingest appends only here and to the rollup tables' tails, so a commit dirties a few pages.
+- blocks: one row per (series, UTC hour) of compressed raw columns (codec.py), built from
+  chunks by compaction.
+- rollup_minute / rollup_hour: min, max, sum, count, last per (minute | hour, series), upserted
+  at ingest; clustered by time so the current bucket's rows share a page.
+- minute_blocks: a finished hour's minute rollups of one series in one blob (compaction).
 - received: per gateway, the merged ranges of sequence numbers already stored; updated in the
   same transaction as the data, which is what makes ingest exactly-once.
 - gateway_status: the latest retained GatewayStatus per gateway, as received.
+Version 1 (a `recent` row per reading, minute summaries inside blocks) is converted on open.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -33,14 +37,15 @@ CREATE TABLE IF NOT EXISTS series (
     last_reason TEXT,
     UNIQUE (gateway, device, tag)
 );
-CREATE TABLE IF NOT EXISTS recent (
-    series_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value,                         -- SQLite keeps REAL, INTEGER (bools: 0/1) or TEXT as given
-    quality INTEGER NOT NULL,      -- 0 good, 1 uncertain, 2 bad
-    reason TEXT
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,        -- commit order
+    t_min INTEGER NOT NULL,
+    t_max INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,            -- chunks.RECORD array, raw or zstd
+    side BLOB                      -- msgpack: non-numeric values and reasons by index
 );
-CREATE INDEX IF NOT EXISTS recent_series_ts ON recent (series_id, ts);
+CREATE INDEX IF NOT EXISTS chunks_t_max ON chunks (t_max);
 CREATE TABLE IF NOT EXISTS blocks (
     series_id INTEGER NOT NULL,
     hour INTEGER NOT NULL,         -- ns at the start of the UTC hour
@@ -48,9 +53,31 @@ CREATE TABLE IF NOT EXISTS blocks (
     t_min INTEGER NOT NULL,
     t_max INTEGER NOT NULL,
     data BLOB NOT NULL,
-    minutes BLOB,                  -- float64 rows (minute, min, max, sum, count); NULL: strings
+    minutes BLOB,                  -- schema 1 only; rollups live in minute_blocks now
     PRIMARY KEY (series_id, hour)
 );
+CREATE TABLE IF NOT EXISTS minute_blocks (
+    series_id INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
+    data BLOB NOT NULL,            -- rollups.pack of the hour's minute rollups
+    PRIMARY KEY (series_id, hour)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_minute (
+    minute INTEGER NOT NULL,
+    series_id INTEGER NOT NULL,
+    lo REAL NOT NULL, hi REAL NOT NULL, total REAL NOT NULL, n INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL, last REAL NOT NULL,
+    PRIMARY KEY (minute, series_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_hour (
+    hour INTEGER NOT NULL,
+    series_id INTEGER NOT NULL,
+    lo REAL NOT NULL, hi REAL NOT NULL, total REAL NOT NULL, n INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL, last REAL NOT NULL,
+    PRIMARY KEY (hour, series_id)
+) WITHOUT ROWID;
+-- New entries once per series and hour only: the upserts above change no indexed column.
+CREATE INDEX IF NOT EXISTS rollup_hour_series ON rollup_hour (series_id, hour);
 CREATE TABLE IF NOT EXISTS received (
     gateway TEXT NOT NULL,
     lo INTEGER NOT NULL,
@@ -71,7 +98,7 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says which file and what to do."""
 
 
-def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
+def connect(path: Path, *, writer: bool, must_exist: bool = False) -> sqlite3.Connection:
     """Open a connection with the pragmas every user of the store needs.
 
     isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) so the writer
@@ -80,8 +107,12 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     try:
         if writer:
             path.parent.mkdir(parents=True, exist_ok=True)
+        elif must_exist and not path.exists():
+            raise OSError("no such file (is the ingest process running with this store?)")
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 5000")
+        if not writer:
+            conn.execute("PRAGMA query_only = 1")  # API replicas share the file read-only
         if writer:
             # WAL: readers (the API) never block the writer (ingest). synchronous=FULL makes
             # each commit durable: the edge acknowledges to the broker only after it.

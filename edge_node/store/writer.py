@@ -7,15 +7,16 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from edge_node.store.codec import decode_block, encode_block, pack_minutes
-from edge_node.store.downsample import minute_summary
+from edge_node.store import rollups
+from edge_node.store.chunks import Row, encode_chunk, pack_chunk
+from edge_node.store.compaction import Compactor
 from edge_node.store.intervals import IntervalSet
-from edge_node.store.model import HOUR_NS, QUALITY_CODE, WriteResult, value_kind
+from edge_node.store.model import QUALITY_CODE, WriteResult, value_kind
 from factory_common.wire import Batch, GatewayStatus, Reading, encode, now_ns
 
 _LatestRow = tuple[int, Any, int, str | None]
+_MINUTE_UPSERT = rollups.UPSERT.format(table="rollup_minute", key="minute")
+_HOUR_UPSERT = rollups.UPSERT.format(table="rollup_hour", key="hour")
 
 
 class Writer:
@@ -28,6 +29,8 @@ class Writer:
         self._ids: dict[tuple[str, str, str], int] = {}
         self._intervals: dict[str, IntervalSet] = {}
         self._load()
+        self._compactor = Compactor(conn, self._lock)
+        self._convert_schema_1()
 
     def _load(self) -> None:
         rows = self._conn.execute("SELECT gateway, device, tag, id FROM series").fetchall()
@@ -61,7 +64,7 @@ class Writer:
         self, batches: Sequence[Batch], statuses: Sequence[GatewayStatus]
     ) -> tuple[WriteResult, dict[str, IntervalSet]]:
         working: dict[str, IntervalSet] = {}
-        rows: list[tuple[int, int, Any, int, str | None]] = []
+        rows: list[Row] = []
         latest: dict[int, _LatestRow] = {}
         duplicates = 0
         for batch in batches:
@@ -77,7 +80,8 @@ class Writer:
                 duplicates -= len(part)
                 seen.add(lo, hi)
         conn = self._conn
-        conn.executemany("INSERT INTO recent VALUES (?, ?, ?, ?, ?)", rows)
+        if rows:
+            self.append_rows(rows)
         conn.executemany(
             "UPDATE series SET last_ts = ?, last_value = ?, last_quality = ?, last_reason = ?"
             " WHERE id = ? AND (last_ts IS NULL OR last_ts <= ?)",
@@ -93,11 +97,24 @@ class Writer:
         self._write_statuses(statuses)
         return WriteResult(len(rows), duplicates, len(statuses)), changed
 
+    def append_rows(self, rows: Sequence[Row]) -> None:
+        """One chunk for the rows, and their minute and hour rollups (inside a transaction)."""
+        records, side = encode_chunk(rows)
+        t_min, t_max, data, packed = pack_chunk(records, side)
+        self._conn.execute(
+            "INSERT INTO chunks (t_min, t_max, n, data, side) VALUES (?, ?, ?, ?, ?)",
+            (t_min, t_max, len(records), data, packed),
+        )
+        keep = rollups.numeric(records)
+        sid, ts, v = records["sid"][keep], records["ts"][keep], records["v"][keep]
+        self._conn.executemany(_MINUTE_UPSERT, rollups.aggregate(sid, ts, v, rollups.MINUTE_NS))
+        self._conn.executemany(_HOUR_UPSERT, rollups.aggregate(sid, ts, v, rollups.HOUR_NS))
+
     def _rows(
         self,
         gateway: str,
         readings: Sequence[Reading],
-        rows: list[tuple[int, int, Any, int, str | None]],
+        rows: list[Row],
         latest: dict[int, _LatestRow],
     ) -> None:
         ids = self._ids
@@ -128,111 +145,41 @@ class Writer:
             [(s.gateway, int(s.online), s.ts, received_at, encode(s)) for s in statuses],
         )
 
-    # ------------------------------------------------------------ compaction
+    # ------------------------------------------------------------ compaction, retention
 
     def compact(self, before_ns: int) -> int:
-        """Move readings of every UTC hour that ends at or before `before_ns` from `recent`
-        into blocks, merging with a block already there (a backlog arriving late).
+        """Pack readings of UTC hours ending at or before `before_ns` into blocks and their
+        minute rollups into minute blocks; returns readings moved (see compaction.py)."""
+        return self._compactor.compact(before_ns)
 
-        One transaction per hour for all series, ending in one DELETE of that hour's rows:
-        recent's pages hold every series interleaved (arrival order), so deleting series by
-        series would rewrite each page once per series (measured: ~1,100 bytes written per
-        reading for 23 series, against ~100 this way). Memory stays one series-hour at a time.
-        At line scale (tens of readings/s) an hour compacts in well under a second; a much
-        faster process would want recent partitioned by hour instead. Returns readings moved."""
-        cutoff = before_ns - before_ns % HOUR_NS
+    def drop_before(self, tables: dict[str, int]) -> int:
+        """Retention: delete, per tier, what ends before its cutoff (ns); returns rows deleted."""
+        return self._compactor.drop_before(tables)
+
+    def _convert_schema_1(self) -> None:
+        """A schema-1 store kept raw rows in `recent`: move them into chunks (with rollups) and
+        rebuild rollups of the blocks from their raw values. Idempotent: one transaction."""
+        conn = self._conn
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'recent'").fetchone()
+        if found is None:
+            return
         with self._lock:
-            hours = [
-                h
-                for (h,) in self._conn.execute(
-                    "SELECT DISTINCT ts - ts % ? FROM recent WHERE ts < ?", (HOUR_NS, cutoff)
-                )
-            ]
-        moved = 0
-        for hour in sorted(hours):
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    moved += self._compact_hour(hour)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        return moved
-
-    def _compact_hour(self, hour: int) -> int:
-        window = (hour, hour + HOUR_NS)
-        sids = self._conn.execute(
-            "SELECT DISTINCT series_id FROM recent WHERE ts >= ? AND ts < ?", window
-        ).fetchall()
-        for (sid,) in sids:
-            rows = self._conn.execute(
-                "SELECT ts, value, quality, reason FROM recent"
-                " WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts, rowid",
-                (sid, *window),
-            ).fetchall()
-            self._merge_block(sid, hour, rows)
-        return self._conn.execute("DELETE FROM recent WHERE ts >= ? AND ts < ?", window).rowcount
-
-    def _merge_block(
-        self, sid: int, hour: int, rows: list[tuple[int, Any, int, str | None]]
-    ) -> None:
-        ts = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        values: list[Any] = [r[1] for r in rows]
-        quality = np.fromiter((r[2] for r in rows), np.uint8, len(rows))
-        reasons = [(i, r[3]) for i, r in enumerate(rows) if r[3]]
-        found = self._conn.execute(
-            "SELECT data FROM blocks WHERE series_id = ? AND hour = ?", (sid, hour)
-        ).fetchone()
-        if found is not None:
-            ts, values, quality, reasons = _merge(
-                decode_block(found[0]), ts, values, quality, reasons
-            )
-        if self._kind(sid) == "bool":
-            values = [v if v is None else bool(v) for v in values]
-        self._conn.execute(
-            "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                sid,
-                hour,
-                len(ts),
-                int(ts[0]),
-                int(ts[-1]),
-                encode_block(ts, values, quality, reasons),
-                _minutes(hour, ts, values),
-            ),
-        )
-
-    def _kind(self, sid: int) -> str:
-        row = self._conn.execute("SELECT kind FROM series WHERE id = ?", (sid,)).fetchone()
-        return str(row[0]) if row else "num"
-
-
-def _minutes(hour: int, ts: np.ndarray, values: list[Any]) -> bytes | None:
-    """The block's per-minute summary, or None when some value is not a number or bool."""
-    if not all(v is None or isinstance(v, int | float) for v in values):
-        return None
-    numbers = np.array([np.nan if v is None else float(v) for v in values], np.float64)
-    return pack_minutes(minute_summary(hour, ts, numbers))
-
-
-def _merge(
-    old: tuple[np.ndarray, Any, np.ndarray, list[tuple[int, str]]],
-    ts: np.ndarray,
-    values: list[Any],
-    quality: np.ndarray,
-    reasons: list[tuple[int, str]],
-) -> tuple[np.ndarray, list[Any], np.ndarray, list[tuple[int, str]]]:
-    """Old block first, then the new rows; a stable sort keeps arrival order for equal ts."""
-    old_ts, old_values, old_quality, old_reasons = old
-    old_list = old_values.tolist() if isinstance(old_values, np.ndarray) else list(old_values)
-    all_ts = np.concatenate([old_ts, ts])
-    order = np.argsort(all_ts, kind="stable")
-    all_values = old_list + values
-    all_quality = np.concatenate([old_quality, quality])
-    offset = len(old_ts)
-    by_index = dict(old_reasons) | {i + offset: reason for i, reason in reasons}
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    merged_reasons = sorted((int(position[i]), reason) for i, reason in by_index.items())
-    return all_ts[order], [all_values[i] for i in order], all_quality[order], merged_reasons
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT series_id, ts, value, quality, reason FROM recent ORDER BY rowid"
+                ).fetchall()
+                kinds = dict(conn.execute("SELECT id, kind FROM series").fetchall())
+                rows = [
+                    (s, t, bool(v) if kinds.get(s) == "bool" and v is not None else v, q, r)
+                    for s, t, v, q, r in rows
+                ]
+                if rows:
+                    self.append_rows(rows)
+                self._compactor.rollups_of_blocks()
+                conn.execute("DROP TABLE recent")
+                conn.execute("UPDATE blocks SET minutes = NULL")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise

@@ -284,10 +284,17 @@ def test_minute_summaries_give_the_same_buckets_as_raw_readings(
             if fast is None:  # buckets under a minute: the raw path answers
                 assert span_s // points < 60
                 return
-            origin, stop = start - start % MINUTE_NS, end + (-end) % MINUTE_NS
+            width = bucket_width(start, end, points)
+            unit = HOUR_NS if width >= HOUR_NS else MINUTE_NS  # hour rollups, else minutes
+            origin, stop = start - start % unit, end + (-end) % unit
             (raw,) = store.history([info], origin, stop)
-            width = -(-bucket_width(start, end, points) // MINUTE_NS) * MINUTE_NS
+            width = -(-width // unit) * unit
             slow = min_max_mean_at(raw.ts, raw.values, origin, width)
+            numbers = ~np.isnan(raw.values)
+            index = (raw.ts[numbers] - origin) // width
+            ends = np.flatnonzero(np.concatenate((index[1:] != index[:-1], [len(index) > 0])))
+            assert fast.last is not None
+            assert fast.last.tolist() == raw.values[numbers][ends].tolist()
             assert fast.t.tolist() == slow.t.tolist() and len(fast.t) <= points
             assert fast.count.tolist() == slow.count.tolist()
             assert fast.min.tolist() == slow.min.tolist()

@@ -1,0 +1,128 @@
+"""Ingest's staging format: one row per commit holding every reading of that commit.
+
+Why (measured, docs/architecture.md "Edge time-series store"): a row per reading plus a
+(series, ts) index cost ~126 bytes written per reading at ingest and ~114 more when compaction
+deleted those rows again. One fixed-width record array per commit is written once (~22 bytes
+a reading, zstd-compressed when the commit is large) and compaction frees it by deleting one
+row. Readers join the arrays of many commits with one `np.frombuffer`, so the open hour stays
+fast to query even at line rate (one small chunk per commit).
+
+A record: series id, ts, value as float64, quality code, value kind. Values that are not
+numbers or booleans (strings, integers beyond 2**53, ...) and non-empty reasons go into a
+msgpack side list keyed by the reading's index in the chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import zstandard
+
+RECORD = np.dtype([("sid", "<u4"), ("ts", "<i8"), ("v", "<f8"), ("q", "u1"), ("k", "u1")])
+NUM, BOOL, NONE, OBJECT = 0, 1, 2, 3  # value kinds in RECORD.k
+_EXACT = 2**53
+_COMPRESS_FROM = 256  # readings: small chunks stay raw so decoding thousands of them is cheap
+_RAW, _ZSTD = b"R", b"Z"
+_compressor = zstandard.ZstdCompressor(level=1)
+_decompressor = zstandard.ZstdDecompressor()
+
+Row = tuple[int, int, Any, int, str | None]  # series id, ts, value, quality code, reason
+
+
+class Side(msgspec.Struct, array_like=True):
+    objects: list[tuple[int, Any]] = []
+    reasons: list[tuple[int, str]] = []
+
+
+_side_decoder = msgspec.msgpack.Decoder(Side)
+
+
+def _kind(value: Any) -> tuple[int, float]:
+    if value is None:
+        return NONE, np.nan
+    if isinstance(value, bool):
+        return BOOL, float(value)
+    if isinstance(value, float) or (isinstance(value, int) and -_EXACT < value < _EXACT):
+        return NUM, float(value)
+    return OBJECT, np.nan
+
+
+def encode_chunk(rows: Sequence[Row]) -> tuple[np.ndarray, Side]:
+    """One commit's rows (arrival order) as records plus their side values."""
+    records = np.empty(len(rows), RECORD)
+    kinds = [_kind(r[2]) for r in rows]
+    records["sid"] = [r[0] for r in rows]
+    records["ts"] = [r[1] for r in rows]
+    records["q"] = [r[3] for r in rows]
+    records["k"] = [k for k, _ in kinds]
+    records["v"] = [v for _, v in kinds]
+    objects = [(i, rows[i][2]) for i, (k, _) in enumerate(kinds) if k == OBJECT]
+    return records, Side(objects=objects, reasons=[(i, r[4]) for i, r in enumerate(rows) if r[4]])
+
+
+def pack_chunk(records: np.ndarray, side: Side) -> tuple[int, int, bytes, bytes | None]:
+    """(t_min, t_max, data, side blob) as stored in the chunks table."""
+    raw = records.tobytes()
+    data = _ZSTD + _compressor.compress(raw) if len(records) >= _COMPRESS_FROM else _RAW + raw
+    packed = msgspec.msgpack.encode(side) if side.objects or side.reasons else None
+    return int(records["ts"].min()), int(records["ts"].max()), data, packed
+
+
+@dataclass(slots=True)
+class Chunks:
+    """Many chunks joined: records in arrival order, and side values by record index."""
+
+    records: np.ndarray
+    objects: dict[int, Any]
+    reasons: dict[int, str]
+
+    def select(self, sid: int, start: int, end: int) -> np.ndarray:
+        """Indexes of one series' records with start <= ts < end, in (ts, arrival) order."""
+        r = self.records
+        idx = np.flatnonzero((r["sid"] == sid) & (r["ts"] >= start) & (r["ts"] < end))
+        return idx[np.argsort(r["ts"][idx], kind="stable")]
+
+    def subset(self, idx: np.ndarray) -> tuple[np.ndarray, Side]:
+        """Records at idx (in that order) with their side values renumbered."""
+        objects = [(j, self.objects[int(i)]) for j, i in enumerate(idx) if int(i) in self.objects]
+        reasons = [(j, self.reasons[int(i)]) for j, i in enumerate(idx) if int(i) in self.reasons]
+        return self.records[idx], Side(objects=objects, reasons=reasons)
+
+    def values(self, idx: np.ndarray) -> list[Any]:
+        """Python values of the records at idx (None, bool, float or the original object)."""
+        out: list[Any] = self.records["v"][idx].tolist()
+        kinds = self.records["k"][idx]
+        for j in np.flatnonzero(kinds != NUM).tolist():
+            out[j] = self.value(int(idx[j]))
+        return out
+
+    def value(self, i: int) -> Any:
+        """The reading's value as it arrived (Python scalar)."""
+        k = self.records["k"][i]
+        if k == OBJECT:
+            return self.objects[i]
+        if k == NONE:
+            return None
+        v = float(self.records["v"][i])
+        return bool(v) if k == BOOL else v
+
+
+def decode_chunks(rows: Sequence[tuple[bytes, bytes | None]]) -> Chunks:
+    """Join (data, side) chunk rows in the order given."""
+    parts: list[bytes] = []
+    objects: dict[int, Any] = {}
+    reasons: dict[int, str] = {}
+    offset = 0
+    for data, packed in rows:
+        raw = data[1:] if data[:1] == _RAW else _decompressor.decompress(data[1:])
+        parts.append(raw)
+        if packed is not None:
+            side = _side_decoder.decode(packed)
+            objects.update((offset + i, v) for i, v in side.objects)
+            reasons.update((offset + i, s) for i, s in side.reasons)
+        offset += len(raw) // RECORD.itemsize
+    return Chunks(np.frombuffer(b"".join(parts), RECORD), objects, reasons)

@@ -1,0 +1,143 @@
+"""Store tiers: ingest-time rollups, retention per tier, chunk splitting, read-only replicas,
+and the conversion of a schema-1 file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from edge_node.store import RetentionConfig, Store, StoreError
+from edge_node.store.model import HOUR_NS
+from edge_node.store.retention import parse_duration
+from factory_common.wire import WIRE_VERSION, Batch, Reading
+
+T0 = 1_764_000_000 * 10**9 - (1_764_000_000 * 10**9) % HOUR_NS
+SECOND = 10**9
+MINUTE = 60 * SECOND
+
+
+def batch(first_seq: int, values: list, *, tag: str = "temp", step: int = SECOND) -> Batch:
+    readings = [
+        Reading(device="bath", tag=tag, ts=T0 + (first_seq + i) * step, value=v)
+        for i, v in enumerate(values)
+    ]
+    return Batch(
+        v=WIRE_VERSION,
+        gateway="gw1",
+        boot="b",
+        first_seq=first_seq,
+        last_seq=first_seq + len(values) - 1,
+        readings=readings,
+    )
+
+
+def info(store: Store, name: str = "gw1/bath/temp"):
+    (found,), _ = store.lookup([name])
+    return found
+
+
+def test_hour_rollups_are_kept_at_ingest_and_match_the_raw_values(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    values = [float(i % 97) for i in range(3 * 3600)]
+    for lo in range(0, len(values), 1000):  # many commits: the upserts must merge exactly
+        store.write([batch(lo, values[lo : lo + 1000])])
+    (buckets,) = store.downsample([info(store)], T0, T0 + 3 * HOUR_NS, 3)
+    assert buckets is not None and buckets.t.tolist() == [T0 + h * HOUR_NS for h in range(3)]
+    for h in range(3):
+        part = values[h * 3600 : (h + 1) * 3600]
+        assert buckets.min[h] == min(part) and buckets.max[h] == max(part)
+        assert buckets.count[h] == 3600 and buckets.mean[h] == pytest.approx(np.mean(part))
+        assert buckets.last is not None and buckets.last[h] == part[-1]
+    store.close()
+
+
+def test_compaction_splits_a_chunk_at_the_cutoff_and_packs_minutes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.write([batch(0, [1.0] * 5400)])  # one chunk, 1.5 hours
+    assert store.compact(T0 + HOUR_NS) == 3600
+    assert store.stats()["recent_rows"] == 1800
+    minutes = store._writer_conn.execute("SELECT count(*) FROM rollup_minute").fetchone()[0]
+    packed = store._writer_conn.execute("SELECT count(*) FROM minute_blocks").fetchone()[0]
+    assert (minutes, packed) == (30, 1)  # the first hour's 60 minutes are in one blob
+    (buckets,) = store.downsample([info(store)], T0, T0 + 90 * MINUTE, 90)
+    assert buckets is not None and buckets.count.tolist() == [60] * 90
+    (data,) = store.history([info(store)], T0, T0 + 2 * HOUR_NS)
+    assert len(data) == 5400
+    store.close()
+
+
+def test_retention_drops_each_tier_at_its_own_age(tmp_path: Path) -> None:
+    retention = RetentionConfig(raw="1h", minute="2h", hour="3h")
+    store = Store(tmp_path / "s.sqlite", retention=retention)
+    store.write([batch(0, [float(i) for i in range(4 * 3600)])])  # hours 0..3
+    store.compact(T0 + 4 * HOUR_NS)  # packs all; retention relative to T0 + 4 h
+    (raw,) = store.history([info(store)], T0, T0 + 4 * HOUR_NS)
+    assert raw.ts.min() >= T0 + 3 * HOUR_NS  # raw: only the last hour
+    (minutes,) = store.downsample([info(store)], T0, T0 + 4 * HOUR_NS, 240)
+    assert minutes is not None and minutes.t.min() == T0 + 2 * HOUR_NS
+    (hours,) = store.downsample([info(store)], T0, T0 + 4 * HOUR_NS, 4)
+    assert hours is not None and hours.t.tolist() == [T0 + h * HOUR_NS for h in (1, 2, 3)]
+    store.close()
+
+
+def test_durations_and_their_order_are_checked() -> None:
+    assert parse_duration("30d") == 30 * 86400 and parse_duration(90) == 90.0
+    assert parse_duration("1.5h") == 5400 and parse_duration(None) is None
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("a month")
+    with pytest.raises(ValidationError, match="must not shrink"):
+        RetentionConfig(raw="30d", minute="7d")
+    assert RetentionConfig(hour=None).cutoffs(10**18).keys() == {"raw", "minute"}
+
+
+def test_a_read_only_store_sees_the_writers_data_and_refuses_writes(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="ingest process"):
+        Store(tmp_path / "missing.sqlite", read_only=True)
+    writer = Store(tmp_path / "s.sqlite")
+    reader = Store(tmp_path / "s.sqlite", read_only=True)
+    writer.write([batch(0, [1.0, 2.0])])
+    (data,) = reader.history([info(reader)], T0, T0 + HOUR_NS)
+    assert data.values.tolist() == [1.0, 2.0]
+    with pytest.raises(StoreError, match="read-only"):
+        reader.write([batch(2, [3.0])])
+    reader.close()
+    writer.close()
+
+
+def test_a_schema_1_file_is_converted_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE series (id INTEGER PRIMARY KEY, gateway TEXT NOT NULL, device TEXT NOT NULL,
+            tag TEXT NOT NULL, kind TEXT NOT NULL, unit TEXT, first_seen INTEGER NOT NULL,
+            last_ts INTEGER, last_value, last_quality INTEGER, last_reason TEXT,
+            UNIQUE (gateway, device, tag));
+        CREATE TABLE recent (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value,
+            quality INTEGER NOT NULL, reason TEXT);
+        CREATE TABLE blocks (series_id INTEGER NOT NULL, hour INTEGER NOT NULL,
+            n INTEGER NOT NULL, t_min INTEGER NOT NULL, t_max INTEGER NOT NULL,
+            data BLOB NOT NULL, minutes BLOB, PRIMARY KEY (series_id, hour));
+        PRAGMA user_version = 1;
+        """
+    )
+    conn.execute(
+        "INSERT INTO series VALUES (1, 'gw1', 'bath', 'temp', 'num', NULL, 0, NULL,"
+        " NULL, NULL, NULL)"
+    )
+    conn.executemany(
+        "INSERT INTO recent VALUES (1, ?, ?, 0, NULL)",
+        [(T0 + i * SECOND, float(i)) for i in range(120)],
+    )
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    (data,) = store.history([info(store)], T0, T0 + HOUR_NS)
+    assert data.values.tolist() == [float(i) for i in range(120)]
+    (buckets,) = store.downsample([info(store)], T0, T0 + 2 * MINUTE, 2)
+    assert buckets is not None and buckets.count.tolist() == [60, 60]
+    store.close()
