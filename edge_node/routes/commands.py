@@ -7,24 +7,40 @@ reads back and acks; the response is that ack.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Protocol
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from edge_node.auth import Role, User, require_role
 from factory_common.logs import get_logger
-from factory_common.wire import CommandAck, WireError, Write, check_id
+from factory_common.wire import WireError, Write, check_id
 
 router = APIRouter(prefix="/api", tags=["commands"])
 log = get_logger(component="commands_api")
 Engineer = Annotated[User, Depends(require_role(Role.ENGINEER))]
 
 
+class Outcome(Protocol):
+    status: str  # wire.AckStatus value, or "timeout"
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 class Sender(Protocol):
-    async def send(self, gateway: str, writes: list[Write], *, issued_by: str) -> CommandAck: ...
+    """H2's edge_node.commands.CommandSender: publishes, waits for the ack, logs the outcome."""
+
+    async def send(
+        self,
+        gateway: str,
+        writes: list[Write],
+        *,
+        issued_by: str,
+        timeout: float,  # noqa: ASYNC109 - the sender records a timeout as an outcome
+    ) -> Outcome: ...
 
 
 class WriteIn(BaseModel):
@@ -42,11 +58,18 @@ class CommandIn(BaseModel):
 
 
 class CommandOut(BaseModel):
+    """The outcome as H2's CommandLog records it (times in ns, as on the wire)."""
+
     id: str
     gateway: str
-    status: str  # done, failed, rejected, expired, duplicate (wire.AckStatus)
+    status: str  # done, failed, rejected, expired, duplicate (wire.AckStatus) or timeout
+    ok: bool
+    writes: list[dict[str, Any]]
+    issued_by: str
+    issued_at: int
+    finished_at: int
+    ack: dict[str, Any] | None = None
     detail: str = ""
-    results: list[dict[str, Any]] = []
 
 
 def _sender(request: Request) -> Sender:
@@ -56,30 +79,26 @@ def _sender(request: Request) -> Sender:
     return sender
 
 
-@router.post("/commands", response_model=CommandOut)
+@router.post("/commands", response_model=CommandOut, responses={504: {"description": "no ack"}})
 async def send_command(
     body: CommandIn, user: Engineer, sender: Annotated[Sender, Depends(_sender)]
-) -> CommandOut:
-    """Publish the command and wait for the gateway's ack: 504 when none comes in time."""
+) -> Response:
+    """Publish the command and wait for the gateway's ack; 504 when none comes in time.
+    Any ack (done, failed, rejected...) is 200: `status` and `results` say what happened."""
     try:
         gateway = check_id(body.gateway)
     except WireError as exc:
         raise HTTPException(422, str(exc)) from None
     writes = [Write(w.device, w.tag, w.value) for w in body.writes]
     log.info("command_requested", user=user.name, gateway=gateway, writes=len(writes))
-    try:
-        async with asyncio.timeout(body.timeout_s):
-            ack = await sender.send(gateway, writes, issued_by=user.name)
-    except TimeoutError:
-        log.warning("command_unacknowledged", user=user.name, gateway=gateway)
-        raise HTTPException(
-            504, f"no ack from {gateway} within {body.timeout_s:g} s: is it online?"
-        ) from None
-    log.info("command_acked", user=user.name, gateway=gateway, id=ack.id, status=str(ack.status))
-    return CommandOut(
-        id=ack.id,
-        gateway=ack.gateway,
-        status=str(ack.status),
-        detail=ack.detail,
-        results=[msgspec.to_builtins(r) for r in ack.results],
-    )
+    outcome = await sender.send(gateway, writes, issued_by=user.name, timeout=body.timeout_s)
+    status = 504 if outcome.status == "timeout" else 200
+    return Response(msgspec.json.encode(outcome.as_dict()), status, media_type="application/json")
+
+
+@router.get("/commands", tags=["commands"])
+def recent_commands(request: Request, limit: int = Query(50, ge=1, le=1000)) -> Response:
+    """The last commands sent from this edge and their outcomes, newest first (viewers too)."""
+    command_log = getattr(getattr(request.app.state, "commands", None), "log", None)
+    rows = command_log.recent(limit) if command_log is not None else []
+    return Response(msgspec.json.encode(rows), media_type="application/json")

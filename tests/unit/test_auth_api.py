@@ -4,6 +4,7 @@ commands, the throttle, the redirect to the login page, and no secret in any log
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,27 @@ from edge_node.config import AuthConfig
 from edge_node.ingest import IngestStats
 from edge_node.store import Store
 from factory_common.logs import configure
-from factory_common.wire import AckStatus, CommandAck, Write
+from factory_common.wire import Write
 from tests.unit.test_auth import FAST, PASSWORD
+
+
+@dataclass
+class Outcome:
+    status: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "id": "c1",
+            "gateway": "gw1",
+            "status": self.status,
+            "ok": True,
+            "writes": [],
+            "issued_by": "erin",
+            "issued_at": 0,
+            "finished_at": 0,
+            "detail": self.detail,
+        }
 
 
 class RecordingSender:
@@ -25,9 +45,16 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[Write], str]] = []
 
-    async def send(self, gateway: str, writes: list[Write], *, issued_by: str) -> CommandAck:
+    async def send(
+        self,
+        gateway: str,
+        writes: list[Write],
+        *,
+        issued_by: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> Outcome:
         self.sent.append((gateway, writes, issued_by))
-        return CommandAck(v=1, id="c1", gateway=gateway, status=AckStatus.DONE, ts=0)
+        return Outcome("done")
 
 
 @pytest.fixture
