@@ -46,7 +46,7 @@ def test_web_page_and_vendored_chart_library_are_served(tmp_path: Path) -> None:
         with TestClient(create_app(store, IngestStats())) as client:
             page = client.get("/")
             assert page.status_code == 200 and "vendor/uplot/uPlot.iife.min.js" in page.text
-            for path in ("/app.js", "/style.css", "/vendor/uplot/uPlot.iife.min.js"):
+            for path in ("/js/main.js", "/style.css", "/vendor/uplot/uPlot.iife.min.js"):
                 assert client.get(path).status_code == 200, path
     finally:
         store.close()
