@@ -78,9 +78,15 @@ async def run_edge(
     data_dir: Path,
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    role: str = "all",
 ) -> None:
     """Run until SIGINT/SIGTERM or `stop` is set; `on_ready` gets the URL of the web page."""
-    store = Store(config.store.resolve_path(data_dir))
+    # role "api": a stateless replica reading the file the ingest process writes (README).
+    store = Store(
+        config.store.resolve_path(data_dir),
+        retention=config.store.retention,
+        read_only=role == "api",
+    )
     auth = open_auth(config.auth, data_dir)
     try:
         sock = bind(config.http.host, config.http.port)
@@ -111,11 +117,14 @@ async def _run_parts(
         loop.add_signal_handler(sig, stop.set)
     try:
         async with asyncio.TaskGroup() as group:
-            ingest = group.create_task(Ingest(config, store, stats).run(), name="ingest")
-            compact = group.create_task(
-                compact_forever(store, config.store.compact_interval, config.store.compact_grace),
-                name="compact",
-            )
+            writers: list[asyncio.Task[None]] = []
+            if not store.read_only:  # an API replica neither ingests nor compacts
+                ingest = Ingest(config, store, stats).run()
+                writers.append(group.create_task(ingest, name="ingest"))
+                compact = compact_forever(
+                    store, config.store.compact_interval, config.store.compact_grace
+                )
+                writers.append(group.create_task(compact, name="compact"))
             group.create_task(server.serve(sockets=[sock]), name="http")
             log.info("edge_started", url=url, store=str(store.path), broker=config.mqtt.host)
             if on_ready:
@@ -123,8 +132,8 @@ async def _run_parts(
             await stop.wait()
             log.info("edge_stopping")
             server.should_exit = True
-            ingest.cancel()
-            compact.cancel()
+            for task in writers:
+                task.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import sqlite3
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,20 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(users_app, name="user")
+
+
+class Role(enum.StrEnum):
+    ALL = "all"
+    INGEST = "ingest"
+    API = "api"
+
+
+ROLE_HELP = (
+    "all: one process does everything (one desktop). ingest: the one stateful process"
+    " (MQTT ingest, store writer, compaction; it serves the API too, for probes). api: a"
+    " stateless replica serving the API and page from the store file read-only: same host"
+    " and volume as the ingest process (docs/architecture.md)."
+)
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="edge config YAML (see edge_node/samples/edge.yaml)")
@@ -39,6 +54,7 @@ def run(
     config: ConfigArg,
     data_dir: Annotated[Path, typer.Option(help="where the store lives")] = Path("data/edge"),
     json_logs: Annotated[bool | None, typer.Option("--json-logs/--console-logs")] = None,
+    role: Annotated[Role, typer.Option(help=ROLE_HELP)] = Role.ALL,
 ) -> None:
     """Ingest from MQTT, store, and serve the API and web page until Ctrl-C / SIGTERM."""
     from edge_node.app import run_edge
@@ -53,7 +69,7 @@ def run(
         )
 
     try:
-        asyncio.run(run_edge(edge_config, data_dir, on_ready=ready))
+        asyncio.run(run_edge(edge_config, data_dir, on_ready=ready, role=role.value))
     except (StoreError, OSError) as exc:  # before anything runs: bad --data-dir, port in use
         typer.echo(f"edge-node: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from edge_node.store.retention import RetentionConfig
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
 from factory_common.wire import WireError, check_id
 
@@ -60,6 +61,8 @@ class StoreConfig(StrictModel):
     compact_interval: float = Field(default=60.0, gt=0)
     # Hours stay in `recent` this long after they end, so a short backlog lands before packing.
     compact_grace: float = Field(default=300.0, ge=0)
+    # How long raw readings, minute and hour rollups are kept (edge_node/store/retention.py).
+    retention: RetentionConfig = RetentionConfig()
 
     def resolve_path(self, data_dir: Path) -> Path:
         """Relative store paths live under the --data-dir of `edge-node run`."""

@@ -49,6 +49,7 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.retention = retention
+        self.read_only = read_only
         self._writer_conn: sqlite3.Connection | None = None
         self._writer_obj: Writer | None = None
         if read_only:
