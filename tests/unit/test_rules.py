@@ -299,7 +299,7 @@ async def test_hot_reload_keeps_the_previous_rules_on_a_bad_file(tmp_path: Path)
         firings.close()
 
 
-async def _until(condition: Any, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
+async def _until(condition: Any, seconds: float = 3.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - the engine has no event for "reloaded"
             await asyncio.sleep(0.01)
