@@ -24,6 +24,7 @@ from factory_common import wire
 from factory_common.logs import get_logger
 from factory_common.wire import Reading
 from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, store_path_for
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
 from gateway_image.firmware.runner import ConnectorRunner, runner_for
 from gateway_image.firmware.uplink import CommandHandler, Uplink
@@ -106,13 +107,16 @@ class Gateway:
             await buffer.put(readings)
 
         self.runners = [runner_for(c, sink, self.wire_id) for c in self.connectors]
+        # Default command handler: writes through this process's own connectors (commands.py).
+        store = ExecutedStore(store_path_for(self.buffer_path))
+        executor = CommandExecutor(self.wire_id, self.connectors, lambda: self.runners, store)
         self.uplink = Uplink(
             self.wire_id,
             self.config.mqtt,
             buffer,
             boot=self.boot,
             health=lambda: [r.health() for r in self.runners],
-            command_handler=self.command_handler,
+            command_handler=self.command_handler or executor,
             plan=self.plan,
         )
         try:
@@ -130,6 +134,7 @@ class Gateway:
                 uplink.cancel()
         finally:
             await buffer.aclose()
+            executor.close()
             self.log.info("gateway_stopped", depth=buffer.depth, last_seq=buffer.last_seq)
 
 

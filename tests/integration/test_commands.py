@@ -263,3 +263,45 @@ async def test_command_over_mqtt_gets_its_ack(
         edge.disconnect()
         with contextlib.suppress(Exception):
             await buffer.aclose()
+
+
+async def test_gateway_process_executes_commands_by_default(
+    rig: Rig, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The real Gateway (buffer, runners, uplink) acks a command written through its runner."""
+    from gateway_image.firmware.app import Gateway
+
+    config = parse_gateway_config(CONFIG.format(port=rig.server.port, mqtt_port=mosquitto.port))
+    gateway = Gateway(config, tmp_path / "gw")
+    acks: asyncio.Queue[CommandAck] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    edge = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-app-test")
+    online = asyncio.Event()  # the gateway's retained status says it is connected
+
+    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
+        if m.topic == wire.status_topic("gw1"):
+            if wire.decode(m.payload, wire.GatewayStatus).online:
+                loop.call_soon_threadsafe(online.set)
+        else:
+            loop.call_soon_threadsafe(acks.put_nowait, wire.decode(m.payload, CommandAck))
+
+    edge.on_message = on_message
+    edge.connect("127.0.0.1", mosquitto.port)
+    edge.subscribe([(wire.ack_topic("gw1"), 1), (wire.status_topic("gw1"), 1)])
+    edge.loop_start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            await online.wait()
+            cmd = command("app-1", Write("bath1", "pump", True), Write("bath1", "level", 7.5))
+            edge.publish(wire.command_topic("gw1"), wire.encode(cmd), qos=1)
+            ack = await acks.get()
+        assert ack.status is AckStatus.DONE, ack.detail
+        assert [r.readback for r in ack.results] == [True, 7.5]
+        assert (tmp_path / "gw" / "buffer.commands.sqlite").exists()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        edge.loop_stop()
+        edge.disconnect()
