@@ -23,6 +23,7 @@ from edge_node import api_models as m
 from edge_node import routes
 from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
+from edge_node.routes import masterdata as masterdata_routes
 from edge_node.store import Buckets, SeriesData, SeriesInfo, Store
 from edge_node.store.downsample import last_per_bucket, min_max_mean
 
@@ -148,10 +149,12 @@ def gateways(edge: Edge) -> Response:
 
 
 @router.get("/tags", response_model=list[m.Tag], tags=["data"])
-def tags(edge: Edge) -> Response:
-    """Every series stored, named gateway/device/tag."""
+def tags(edge: Edge, request: Request) -> Response:
+    """Every series stored, named gateway/device/tag; units from master data where it has one."""
     fields = ("name", "gateway", "device", "tag", "kind", "unit")
-    return json_response([{f: getattr(s, f) for f in fields} for s in edge.store.series()])
+    units = masterdata_routes.master_units(request)
+    rows = [{f: getattr(s, f) for f in fields} for s in edge.store.series()]
+    return json_response([r | {"unit": units.get(r["name"], r["unit"])} for r in rows])
 
 
 TagFilter = Annotated[list[str] | None, Query(description="gateway/device/tag; all if absent")]
@@ -248,6 +251,7 @@ def create_app(
     app.state.edge = EdgeState(store, stats, edge_id)
     app.include_router(router)
     routes.install(app, auth)
+    app.include_router(masterdata_routes.router)  # H1: /api/master/*, /api/sync
     if web:  # last: the page's static files are mounted at "/" and would hide later routes
         routes.mount_web(app)
     return app

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from edge_node.cloud.config import CloudConfig
 from edge_node.store.retention import RetentionConfig
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
 from factory_common.wire import WireError, check_id
@@ -96,6 +97,7 @@ class EdgeConfig(StrictModel):
     store: StoreConfig = StoreConfig()
     http: HttpConfig = HttpConfig()
     auth: AuthConfig = AuthConfig()
+    cloud: CloudConfig | None = None  # central MariaDB/MySQL: master data down, data up
 
     @property
     def client_id(self) -> str:

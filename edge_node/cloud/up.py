@@ -171,6 +171,11 @@ class SyncUp:
         except CloudError as exc:
             self._failed(str(exc), started)
             raise
+        except asyncio.CancelledError:
+            # Shutting down: the thread stops at its next batch; the store closes after it.
+            self._abandon.set()
+            await asyncio.wait([job], timeout=self.config.query_timeout)
+            raise
         self._status = UpStatus(
             last_attempt=started,
             last_success=time.time_ns() // 1_000_000,

@@ -93,6 +93,7 @@ class MasterData:
         self._lock = threading.Lock()
         self._snapshot = _load(self._conn)
         self._status = self._load_status()
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         self._listeners: list[Listener] = []
 
     def _migrate(self) -> None:
@@ -154,6 +155,18 @@ class MasterData:
 
     def status(self) -> SyncStatus:
         return self._status
+
+    def refresh(self) -> bool:
+        """Reload if another process changed the file (a stateless API replica follows the
+        process that syncs); True when it reloaded."""
+        with self._lock:
+            seen = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if seen == self._data_version:
+                return False
+            self._data_version = seen
+            self._snapshot = _load(self._conn)
+            self._status = self._load_status()
+            return True
 
     # ------------------------------------------------------------ change notification
 

@@ -112,7 +112,12 @@ class SyncDown:
             raise CloudError(
                 describe(self.config, TimeoutError(f"no answer within {budget:.0f} s"))
             ) from None
-        changes = await asyncio.to_thread(self.masterdata.apply, pull)
+        job = asyncio.ensure_future(asyncio.to_thread(self.masterdata.apply, pull))
+        try:
+            changes = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            await asyncio.wait([job])  # local and short; the file closes only after it
+            raise
         if not changes.empty:
             log.info(
                 "masterdata_synced",
