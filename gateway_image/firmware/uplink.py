@@ -1,9 +1,12 @@
 """MQTT uplink: buffered readings out as QoS-1 batches, deleted on PUBACK; status and commands.
 
-- Batches are contiguous seq runs read from the durable buffer, in seq order, at most
-  `inflight_batches` unacknowledged at once. A batch's rows are deleted only on its PUBACK, and
-  only when the PUBACK reports success (MQTT 5 reason codes: a broker refusing a publish, e.g.
-  by ACL, must not make us delete data).
+- Batches are contiguous seq runs read from the durable buffer, at most `inflight_batches`
+  unacknowledged at once, in the order uplink_plan.SendPlan decides (by default live data
+  ahead of a backlog, which is replayed in seq order, rate-limited). A batch's rows are deleted
+  only on its PUBACK, and only when the PUBACK reports success (MQTT 5 reason codes: a broker
+  refusing a publish, e.g. by ACL, must not make us delete data). With `protocol: "3.1.1"`
+  a PUBACK has no reason code, so a refused publish looks delivered: use it only with brokers
+  that speak nothing newer (the embedded amqtt of the simulated line).
 - Reconnect: paho keeps unacknowledged QoS-1 messages and re-sends them, in order, when the
   connection is back; after a process restart the buffer itself is the source (everything still
   in it is sent again). Duplicates on the wire are fine: the edge deduplicates on (gateway, seq).
@@ -42,6 +45,7 @@ BACKOFF_MIN = 1.0  # seconds before the first reconnect attempt (then doubled pe
 BACKOFF_MAX = 30.0
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
 GOODBYE_TIMEOUT = 3.0  # seconds a clean shutdown waits for PUBACKs before disconnecting
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
 def firmware_version() -> str:
@@ -81,7 +85,7 @@ class Uplink:
         self.batches_refused = 0
         self.readings_acked = 0
         self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
-        self.plan = plan or SendPlan()
+        self.plan = plan or SendPlan.from_config(config)
         self._retry_from: int | None = None  # a refused batch: re-send from here
         self._room = asyncio.Event()  # connected and the window has room
         self._online = asyncio.Event()
@@ -136,7 +140,7 @@ class Uplink:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.gateway_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=PROTOCOLS[cfg.protocol],
         )
         client.connect_timeout = 5.0
         # Our own window bounds the batches; leave paho room for status and acks too.

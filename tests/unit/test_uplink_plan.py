@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway_image.firmware.config import MqttConfig
 from gateway_image.firmware.uplink_plan import SendPlan, Slice
 
 
@@ -58,3 +59,31 @@ def test_replay_finishes_when_the_backlog_vanishes() -> None:
     assert plan.next(last_seq=500, depth=500, now=0) == Slice(None, 500, replay=True)
     plan.finish_replay()  # e.g. the budget dropped what was left
     assert not plan.replaying
+
+
+def test_auto_replay_rate_is_twenty_times_the_measured_production_with_a_floor() -> None:
+    plan = SendPlan(live_first=True, backlog=10, replay_rate="auto", min_rate=2000.0)
+    assert plan.rate() == 2000.0  # nothing measured yet: the floor
+    for step in range(41):  # 10 s at 500 readings/s
+        plan.production.observe(step * 0.25, 1_000 + step * 125)
+    assert plan.rate() == 20 * 500.0
+    slow = SendPlan(replay_rate="auto", min_rate=2000.0)
+    for step in range(41):  # 10 readings/s: 20x is 200/s, under the floor
+        slow.production.observe(step * 0.25, step * 2.5)
+    assert slow.rate() == 2000.0
+
+
+def test_production_rate_forgets_what_is_older_than_a_minute() -> None:
+    plan = SendPlan(replay_rate="auto", min_rate=1.0)
+    seq = 0
+    for step in range(240):  # one minute at 1000 readings/s, then one at 100/s
+        plan.production.observe(step * 0.5, seq)
+        seq += 500 if step < 120 else 50
+    assert plan.production.value is not None and abs(plan.production.value - 100) < 20
+
+
+def test_from_config_puts_live_data_first_by_default() -> None:
+    plan = SendPlan.from_config(MqttConfig())
+    assert plan.live_first and plan.replay_rate == "auto"
+    fixed = SendPlan.from_config(MqttConfig(replay_rate=5000, live_first=False))
+    assert not fixed.live_first and fixed.rate() == 5000.0

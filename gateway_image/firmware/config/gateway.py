@@ -73,6 +73,31 @@ class MqttConfig(StrictModel):
     batch_max_delay: float = Field(default=0.2, ge=0)
     inflight_batches: int = Field(default=8, ge=1, le=1000)
     status_interval: float = Field(default=10.0, gt=0)
+    # "5" (default): a PUBACK carries a reason code, so a publish the broker refuses (e.g. by
+    # ACL) keeps its readings buffered. "3.1.1" (e.g. the embedded amqtt broker): a refused
+    # publish cannot be detected and its readings are deleted as if delivered.
+    protocol: Literal["5", "3.1.1"] = "5"
+    # Live data before backlog (docs/reliability.md): after an outage or restart leaving more
+    # than `backlog` unsent readings, current readings go first and the backlog is replayed
+    # behind them at `replay_rate` readings/s; "auto" is 20x the measured production rate,
+    # at least `replay_min_rate`.
+    live_first: bool = True
+    backlog: int = Field(default=2000, ge=0)
+    replay_rate: float | Literal["auto"] = "auto"
+    replay_min_rate: float = Field(default=2000.0, gt=0)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: object) -> object:
+        # `protocol: 5` in YAML is an int; the version names are strings.
+        return str(value) if type(value) is int else value
+
+    @field_validator("replay_rate")
+    @classmethod
+    def _rate(cls, value: float | str) -> float | str:
+        if not isinstance(value, str) and value <= 0:
+            raise ValueError("replay_rate must be > 0 readings/s, or 'auto'")
+        return value
 
 
 class BufferConfig(StrictModel):
