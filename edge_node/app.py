@@ -13,6 +13,7 @@ import uvicorn
 
 from edge_node.api import create_app
 from edge_node.auth import AuthService, open_auth
+from edge_node.cloud.link import CloudLink
 from edge_node.config import EdgeConfig
 from edge_node.ingest import Ingest, IngestStats
 from edge_node.store import Store
@@ -88,15 +89,17 @@ async def run_edge(
         read_only=role == "api",
     )
     auth = open_auth(config.auth, data_dir)
+    cloud = CloudLink(config.cloud, config.edge.id, data_dir, store)  # master data, outbox
     try:
         sock = bind(config.http.host, config.http.port)
         try:
-            await _run_parts(config, store, sock, on_ready, stop or asyncio.Event(), auth)
+            await _run_parts(config, store, sock, on_ready, stop or asyncio.Event(), auth, cloud)
         finally:
             sock.close()
     finally:
         store.close()  # after every part has stopped: none of them writes any more
         auth.close()
+        cloud.close()
 
 
 async def _run_parts(
@@ -106,10 +109,12 @@ async def _run_parts(
     on_ready: Callable[[str], None] | None,
     stop: asyncio.Event,
     auth: AuthService,
+    cloud: CloudLink,
 ) -> None:
     log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
     server = _http_server(config, store, stats, auth)
+    server.config.app.state.cloud = cloud  # /api/master/*, /api/sync
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     loop = asyncio.get_running_loop()
@@ -125,6 +130,8 @@ async def _run_parts(
                     store, config.store.compact_interval, config.store.compact_grace
                 )
                 writers.append(group.create_task(compact, name="compact"))
+            # Only the stateful process syncs; an API replica follows the master-data file.
+            writers.append(group.create_task(cloud.run(sync=not store.read_only), name="cloud"))
             group.create_task(server.serve(sockets=[sock]), name="http")
             log.info("edge_started", url=url, store=str(store.path), broker=config.mqtt.host)
             if on_ready:

@@ -23,13 +23,15 @@ from edge_node.masterdata.model import (
     TagInfo,
 )
 from edge_node.masterdata.tables import BY_NAME, TABLES
+from edge_node.store import StoreError
 
 SCHEMA_VERSION = 1
 Listener = Callable[[ChangeSet], None]
 
 
-class MasterDataError(RuntimeError):
-    """The master-data file cannot be opened or is from a newer edge-node."""
+class MasterDataError(StoreError):
+    """The master-data file cannot be opened or is from a newer edge-node (a StoreError, so
+    `edge-node run` reports it like the time-series store's)."""
 
 
 @dataclass(frozen=True)
