@@ -26,6 +26,9 @@ from factory_common.wire import Quality, Reading, TimeSource, Value
 from gateway_image.firmware.tag_index import tags_of
 
 Key = tuple[str, str]
+# Connectors whose servers apply the tag's deadband themselves (OPC UA monitored items, where
+# a percent deadband is of the EU range): the gateway applies only the intervals there.
+SERVER_DEADBAND = frozenset({"opcua"})
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class Policy:
         return self.has_deadband or self.min_interval is not None or self.max_interval is not None
 
     @classmethod
-    def of(cls, spec: Any) -> Policy:
-        deadband = getattr(spec, "deadband", None)
+    def of(cls, spec: Any, server_deadband: bool = False) -> Policy:
+        deadband = None if server_deadband else getattr(spec, "deadband", None)
         return cls(
             absolute=getattr(deadband, "absolute", None),
             percent=getattr(deadband, "percent", None),
@@ -93,7 +96,8 @@ class ExceptionFilter:
 
     @classmethod
     def from_config(cls, config: Any) -> ExceptionFilter:
-        return cls({(t.device, t.tag): Policy.of(t.spec) for t in tags_of(config)})
+        server = getattr(config, "type", None) in SERVER_DEADBAND
+        return cls({(t.device, t.tag): Policy.of(t.spec, server) for t in tags_of(config)})
 
     @property
     def active(self) -> bool:

@@ -27,7 +27,7 @@ def _kind(spec: Any) -> Kind:
         return "any"  # e.g. OPC UA: the node's data type is only known at write time
     if data_type == "bool":
         return "bool"
-    return "str" if data_type == "string" else "number"
+    return "str" if data_type in ("string", "str") else "number"
 
 
 def _device_tags(config: Any) -> Iterator[TagInfo]:
@@ -46,6 +46,22 @@ def _device_tags(config: Any) -> Iterator[TagInfo]:
             )
 
 
+def _flat_tags(config: Any) -> Iterator[TagInfo]:
+    """Connectors with one device and `tags: [...]` (serial line instruments)."""
+    device = getattr(config, "device", None) or config.name
+    for spec in config.tags:
+        yield TagInfo(
+            config.name,
+            device,
+            spec.name,
+            spec,
+            bool(getattr(spec, "writable", False)),
+            _kind(spec),
+            getattr(spec, "min", None),
+            getattr(spec, "max", None),
+        )
+
+
 def _gpio_tags(config: Any) -> Iterator[TagInfo]:
     device = getattr(config, "device", None) or config.name
     for spec in list(config.inputs) + list(config.counters):
@@ -58,6 +74,8 @@ def tags_of(config: Any) -> list[TagInfo]:
     """The tags of one `connectors:` entry (none for connectors whose tags are dynamic)."""
     if getattr(config, "type", None) == "gpio":
         return list(_gpio_tags(config))
+    if getattr(config, "tags", None) is not None:
+        return list(_flat_tags(config))
     return list(_device_tags(config))
 
 

@@ -207,3 +207,47 @@ async def test_runner_sends_alive_reports_for_a_silent_stream() -> None:
     # At least two alive reports repeat the newest value seen (1.2) with fresh timestamps.
     assert len(got) >= 3 and all(x.value == 1.2 and x.ts > 1 for x in got[1:])
     assert r.health().readings == 2  # health counts readings taken, not reports
+
+
+def test_opcua_deadband_is_left_to_the_server_but_intervals_apply() -> None:
+    from gateway_image.firmware.config.opcua import OpcUaConfig
+
+    config = OpcUaConfig.model_validate(
+        {
+            "type": "opcua",
+            "name": "ua",
+            "endpoint": "opc.tcp://127.0.0.1:4840",
+            "devices": [
+                {
+                    "name": "oven",
+                    "tags": [
+                        {"name": "a", "node_id": "ns=2;i=1", "deadband": {"percent": 5}},
+                        {
+                            "name": "b",
+                            "node_id": "ns=2;i=2",
+                            "deadband": {"absolute": 1},
+                            "max_interval": 30,
+                        },
+                    ],
+                }
+            ],
+        }
+    )
+    assert ExceptionFilter.from_config(config).policies == {("oven", "b"): Policy(max_interval=30)}
+
+
+def test_serial_line_tags_get_their_policies() -> None:
+    from gateway_image.firmware.config.serial_line import SerialLineConfig
+
+    config = SerialLineConfig.model_validate(
+        {
+            "type": "serial_line",
+            "name": "scale",
+            "port": "/dev/ttyUSB0",
+            "pattern": r"(?P<weight>[0-9.]+) kg",
+            "tags": [{"name": "weight", "deadband": {"absolute": 0.5}}],
+        }
+    )
+    assert ExceptionFilter.from_config(config).policies == {
+        ("scale", "weight"): Policy(absolute=0.5)
+    }
