@@ -79,9 +79,22 @@ function equipmentCard(name, values) {
     el("p", { class: "muted small" }, `updated ${ago(newest)}`));
 }
 
+// The line at a glance: the product being made and how many values are off their limits.
+function summary(latest) {
+  const product = latest.find((x) => PRODUCT_TAG.test(x.name.split("/").pop()));
+  const off = latest.filter((x) => level(x.value, limitsBySeries.get(x.name)) === "bad").length;
+  const watch = latest.filter((x) => level(x.value, limitsBySeries.get(x.name)) === "warn").length;
+  return [
+    el("div", {}, el("span", { class: "muted" }, "Current product "), el("strong", { id: "current-product" }, product ? formatValue(product.value) : "—")),
+    el("div", {}, el("span", { class: `badge ${off ? "bad" : "ok"}` }, `${off} out of spec`), " ",
+      el("span", { class: `badge ${watch ? "warn" : "ok"}` }, `${watch} out of control`)),
+  ];
+}
+
 export async function refreshOverview() {
   const latest = await getJSON("api/latest");
   if (!latest.length) return;
+  $("line-summary").replaceChildren(...summary(latest));
   const groups = await equipmentOf(latest);
   const cards = [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, values]) => equipmentCard(name, values));
   $("equipment").replaceChildren(...cards);
