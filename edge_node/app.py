@@ -16,6 +16,7 @@ from edge_node.auth import AuthService, open_auth
 from edge_node.cloud.link import CloudLink
 from edge_node.config import EdgeConfig
 from edge_node.ingest import Ingest, IngestStats
+from edge_node.rules.runtime import Operations, open_operations
 from edge_node.store import Store
 from factory_common.logs import get_logger
 from factory_common.wire import now_ns
@@ -90,16 +91,23 @@ async def run_edge(
     )
     auth = open_auth(config.auth, data_dir)
     cloud = CloudLink(config.cloud, config.edge.id, data_dir, store)  # master data, outbox
+    # Alarms, SPC monitoring, rules and the command sender (H2: edge_node/rules/runtime.py).
+    ops = open_operations(
+        config, data_dir, store, role=role, masterdata=cloud.masterdata, outbox=cloud.outbox
+    )
     try:
         sock = bind(config.http.host, config.http.port)
         try:
-            await _run_parts(config, store, sock, on_ready, stop or asyncio.Event(), auth, cloud)
+            await _run_parts(
+                config, store, sock, on_ready, stop or asyncio.Event(), auth, cloud, ops
+            )
         finally:
             sock.close()
     finally:
         store.close()  # after every part has stopped: none of them writes any more
         auth.close()
         cloud.close()
+        ops.close()
 
 
 async def _run_parts(
@@ -110,11 +118,13 @@ async def _run_parts(
     stop: asyncio.Event,
     auth: AuthService,
     cloud: CloudLink,
+    ops: Operations,
 ) -> None:
     log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
     server = _http_server(config, store, stats, auth)
     server.config.app.state.cloud = cloud  # /api/master/*, /api/sync
+    ops.install(server.config.app)  # /api/alarms, /api/rules, /api/commands
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     loop = asyncio.get_running_loop()
@@ -124,14 +134,17 @@ async def _run_parts(
         async with asyncio.TaskGroup() as group:
             writers: list[asyncio.Task[None]] = []
             if not store.read_only:  # an API replica neither ingests nor compacts
-                ingest = Ingest(config, store, stats).run()
-                writers.append(group.create_task(ingest, name="ingest"))
+                ingester = Ingest(config, store, stats)
+                ingester.observers.extend(ops.observers())  # monitoring and rules
+                writers.append(group.create_task(ingester.run(), name="ingest"))
                 compact = compact_forever(
                     store, config.store.compact_interval, config.store.compact_grace
                 )
                 writers.append(group.create_task(compact, name="compact"))
             # Only the stateful process syncs; an API replica follows the master-data file.
             writers.append(group.create_task(cloud.run(sync=not store.read_only), name="cloud"))
+            for name, job in ops.tasks():  # commands; monitor and rules unless an API replica
+                writers.append(group.create_task(job, name=name))
             group.create_task(server.serve(sockets=[sock]), name="http")
             log.info("edge_started", url=url, store=str(store.path), broker=config.mqtt.host)
             if on_ready:

@@ -191,10 +191,10 @@ class CommandSender:
         writes: list[Write],
         *,
         issued_by: str,
-        ack_timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a timeout is an outcome here, not an error
         expires: float = 30.0,
     ) -> CommandOutcome:
-        """Publish one command and wait up to `ack_timeout` s (connecting included) for its ack;
+        """Publish one command and wait up to `timeout` s (connecting included) for its ack;
         the gateway refuses it after `expires` s."""
         now = wire.now_ns()
         command = Command(
@@ -213,13 +213,13 @@ class CommandSender:
         ack: CommandAck | None = None
         detail = ""
         try:
-            async with asyncio.timeout(ack_timeout):
+            async with asyncio.timeout(timeout):
                 await self._connected.wait()
                 assert self._client is not None  # connected implies run() made it
                 self._client.publish(wire.command_topic(gateway), wire.encode(command), qos=1)
                 ack = await future
         except TimeoutError:
-            detail = f"no ack from {gateway} within {ack_timeout:g} s"
+            detail = f"no ack from {gateway} within {timeout:g} s"
             if not self.connected:
                 detail += " (edge not connected to the broker)"
         finally:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from edge_node.alarms.config import MonitoringConfig
 from edge_node.cloud.config import CloudConfig
+from edge_node.rules.config import RulesConfig
 from edge_node.store.retention import RetentionConfig
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
 from factory_common.wire import WireError, check_id
@@ -98,6 +100,8 @@ class EdgeConfig(StrictModel):
     http: HttpConfig = HttpConfig()
     auth: AuthConfig = AuthConfig()
     cloud: CloudConfig | None = None  # central MariaDB/MySQL: master data down, data up
+    monitoring: MonitoringConfig = MonitoringConfig()  # SPC alarms, rule firings, commands
+    rules: RulesConfig | None = None  # the rules file (edge_node/rules), hot-reloaded
 
     @property
     def client_id(self) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,9 @@ class Ingest:
         # Bound here, not at import: a logger bound before logs.configure() prints to stdout.
         self._log = get_logger(component="ingest")
         self._writing: asyncio.Future[tuple[list[WriteResult], list[str]]] | None = None
+        # Called with the batches of each committed flush (monitoring, rules): each must only
+        # hand them off (edge_node/alarms/feed.py: a bounded queue), never block or raise.
+        self.observers: list[Callable[[Sequence[Batch]], None]] = []
 
     # ------------------------------------------------------------ paho side (its thread)
 
@@ -241,6 +245,9 @@ class Ingest:
         for item in items:
             if client is not None and item.qos > 0 and item.generation == self._generation:
                 client.ack(item.mid, item.qos)
+        stored = [b for b in batches if b.gateway not in overflowed] if overflowed else batches
+        for observer in self.observers:
+            observer(stored)
 
     def _write(
         self, batches: list[Batch], statuses: list[GatewayStatus]

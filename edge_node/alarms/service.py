@@ -98,6 +98,15 @@ class AlarmChange:
     alarm: Alarm
 
 
+def cloud_payload(alarm: Alarm) -> dict[str, Any]:
+    """The alarm as the cloud's alarms table names it (edge_node/cloud/rows.py)."""
+    return alarm.as_dict() | {
+        "series": alarm.source,
+        "acknowledged_at": alarm.acked_at,
+        "acknowledged_by": alarm.acked_by,
+    }
+
+
 def _row(row: tuple[Any, ...]) -> Alarm:
     values = list(row)
     values[5] = msgspec.json.decode(values[5]) if values[5] is not None else None
@@ -280,4 +289,5 @@ class AlarmService:
             if not subscriber.loop.is_closed():
                 subscriber.loop.call_soon_threadsafe(subscriber.offer, change)
         if self.outbox is not None:
-            self.outbox.add("alarm", alarm.as_dict(), f"alarm-{alarm.id}-{kind}")
+            # One key per alarm: the cloud upserts it, keeping the newest state.
+            self.outbox.add("alarm", cloud_payload(alarm), f"alarm-{alarm.id}")

@@ -1,9 +1,5 @@
-"""Rules and workflows at the edge: YAML-declared triggers, conditions and actions, hot-reloaded."""
+"""Rules and workflows at the edge: YAML-declared triggers, conditions and actions, hot-reloaded.
 
-from edge_node.rules.actions import Services
-from edge_node.rules.config import RulesConfig
-from edge_node.rules.engine import RuleEngine
-from edge_node.rules.model import Rule, RulesFile
-from edge_node.rules.store import FiringStore
-
-__all__ = ["FiringStore", "Rule", "RuleEngine", "RulesConfig", "RulesFile", "Services"]
+Import from the submodules (engine, model, actions, store, config): this package imports
+nothing itself, so edge_node.config can import rules.config without a cycle.
+"""

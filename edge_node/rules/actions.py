@@ -67,7 +67,7 @@ async def _command(spec: dict[str, Any], ctx: Mapping[str, Any], s: Services) ->
     try:
         outcome = await s.commands.send(
             str(spec["gateway"]), writes, issued_by=f"rule:{ctx['rule']}",
-            ack_timeout=spec["timeout"], expires=spec["expires"],
+            timeout=spec["timeout"], expires=spec["expires"],
         )  # fmt: skip
     except WireError as exc:  # a gateway id that cannot be a topic
         return {"ok": False, "detail": str(exc)}

@@ -121,8 +121,12 @@ def test_changes_go_to_the_cloud_outbox(tmp_path: Path) -> None:
     service = AlarmService(tmp_path / "a.sqlite", outbox=outbox)
     alarm = service.raise_("s", "r", "m")
     service.clear(alarm.id)
-    assert sorted(outbox.items) == [f"alarm-{alarm.id}-cleared", f"alarm-{alarm.id}-raised"]
-    assert outbox.items[f"alarm-{alarm.id}-cleared"][1]["state"] == "cleared_unacked"
+    service.acknowledge(alarm.id, "olga")
+    assert list(outbox.items) == [f"alarm-{alarm.id}"]  # the cloud keeps the newest state
+    kind, payload = outbox.items[f"alarm-{alarm.id}"]
+    assert (kind, payload["state"], payload["series"], payload["acknowledged_by"]) == (
+        "alarm", "cleared", "s", "olga",
+    )  # fmt: skip
     service.close()
 
 

@@ -12,7 +12,10 @@ import pytest
 
 from edge_node.alarms import AlarmService, StaticLimits
 from edge_node.alarms.config import LimitsEntry
-from edge_node.rules import FiringStore, RuleEngine, RulesFile, Services
+from edge_node.rules.actions import Services
+from edge_node.rules.engine import RuleEngine
+from edge_node.rules.model import RulesFile
+from edge_node.rules.store import FiringStore
 from edge_node.rules.cron import Cron
 from edge_node.rules.expr import Expr, ExprError, compile_template, render
 from factory_common.config import ConfigError, parse_yaml_model
