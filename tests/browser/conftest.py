@@ -112,6 +112,7 @@ class EdgeProcess:
     url: str
     data_dir: Path
     process: subprocess.Popen[str]
+    log: Path
 
 
 def edge_yaml(broker: Mosquitto) -> str:
@@ -149,7 +150,7 @@ def edge(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[EdgeProcess]:
         pytest.fail(f"edge node did not start: {line}\n{(tmp_path / 'edge.log').read_text()}")
     url = line[line.index("http://") :].split()[0]
     try:
-        yield EdgeProcess(url, data_dir, process)
+        yield EdgeProcess(url, data_dir, process, tmp_path / "edge.log")
     finally:
         process.terminate()
         try:

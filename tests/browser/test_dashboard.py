@@ -163,6 +163,8 @@ def test_viewer_cannot_send_a_command(
         assert watcher.messages == []  # nothing reached the broker
     finally:
         watcher.close()
+    log = edge.log.read_text()
+    assert '"event": "login"' in log and TEST_PASSWORD not in log  # the process logs no secret
 
 
 def test_engineer_sends_a_setpoint_from_the_page_and_sees_the_ack(
