@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from edge_node.cli_export import export_command
 from edge_node.cli_users import app as users_app
 from edge_node.config import EdgeConfig, load_edge_config
 from factory_common.config import ConfigError
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(users_app, name="user")
+app.command("export")(export_command)
 
 
 class Role(enum.StrEnum):
