@@ -20,10 +20,12 @@ def add_user(
     role: Role = Role.ENGINEER,
     users_file: str = "users.sqlite",
 ) -> None:
-    """Before the edge starts (or while it runs: the file is shared through SQLite)."""
+    """Before the edge starts (or while it runs: the file is shared through SQLite); a user
+    added by an earlier start of the same edge is kept."""
     users = UserStore(data_dir / users_file, hasher=FAST_HASHER)
     try:
-        users.add(name, role, TEST_PASSWORD)
+        if all(user.name != name for user in users.users()):
+            users.add(name, role, TEST_PASSWORD)
     finally:
         users.close()
 
