@@ -7,6 +7,7 @@ rule's other actions still run and the firing records exactly what happened.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,10 +82,11 @@ async def _command(spec: dict[str, Any], ctx: Mapping[str, Any], s: Services) ->
 async def _cloud_event(spec: dict[str, Any], _ctx: Any, s: Services) -> dict[str, Any]:
     if s.outbox is None:
         return {"ok": False, "detail": "no cloud outbox on this node (configure cloud sync)"}
-    payload, key = plain(spec["payload"]), str(spec["key"])
-    result = s.outbox.add(str(spec["kind"]), payload, key)
-    if inspect.isawaitable(result):
-        await result
+    payload, key, kind = plain(spec["payload"]), str(spec["key"]), str(spec["kind"])
+    if inspect.iscoroutinefunction(s.outbox.add):
+        await s.outbox.add(kind, payload, key)
+    else:  # CloudOutbox commits with fsync: not on the event loop
+        await asyncio.to_thread(s.outbox.add, kind, payload, key)
     return {"ok": True, "kind": spec["kind"], "key": key, "payload": payload}
 
 

@@ -71,6 +71,13 @@ class Lookups:
             seen[f"recipe({product_id})"] = found
             return found
 
+        def recipe_by_id(recipe_id: Any) -> Any:
+            lookup = getattr(self.masterdata, "recipe", None)
+            found = lookup(str(recipe_id)) if lookup is not None and recipe_id is not None else None
+            seen[f"recipe_by_id({recipe_id})"] = found
+            return found
+
         return _BUILTINS | {
             "latest": latest, "latest_ts": latest_ts, "limits": limits, "recipe": recipe,
+            "recipe_by_id": recipe_by_id,
         }  # fmt: skip

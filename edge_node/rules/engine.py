@@ -325,6 +325,8 @@ class RuleEngine:
             "lookups": seen, "key": ctx["key"], "alarm": base["alarm"],
         }  # fmt: skip
         if status.running >= rule.rule.max_running:
+            if key is not None:
+                del rule.keys[key]  # not fired: the next reading with this key tries again
             status.busy += 1
             firing = self.firings.start(rule_id, trigger, key, inputs, now_ns())
             self.firings.finish(firing, [], "busy", "too many firings in progress", now_ns())

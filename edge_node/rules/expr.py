@@ -2,8 +2,9 @@
 
 Allowed: literals, names from the context, comparisons (incl. `in`), `and`/`or`/`not`,
 arithmetic, `x if c else y`, lists/tuples/dicts, attribute access (no `_` names) and
-subscripts, and calls of the functions the engine provides (`latest`, `limits`, `recipe`,
-`coalesce`, `abs`, `min`, `max`, `round`, `int`, `float`, `str`, `len`, `now`). Nothing is
+subscripts, and calls of the functions the engine provides (`latest`, `latest_ts`, `limits`,
+`recipe` (of a product), `recipe_by_id`, `coalesce`, `abs`, `min`, `max`, `round`, `int`,
+`float`, `str`, `len`, `bool`, `now`; edge_node/rules/context.py). Nothing is
 compiled or passed to `eval`: the tree is walked here, so an expression cannot reach Python.
 
 Missing data never fires a rule: an attribute or item of None is None, arithmetic with None is

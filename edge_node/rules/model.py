@@ -26,7 +26,7 @@ from factory_common.config import StrictModel
 
 # Names an expression may use; the engine provides each one.
 FUNCTIONS = frozenset(
-    {"latest", "latest_ts", "limits", "recipe", "coalesce", "now"}
+    {"latest", "latest_ts", "limits", "recipe", "recipe_by_id", "coalesce", "now"}
     | {"abs", "min", "max", "round", "int", "float", "str", "len", "bool"}
 )
 NAMES = FUNCTIONS | {
