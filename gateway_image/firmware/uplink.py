@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from factory_common import wire
 from factory_common.logs import get_logger
 from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
+from gateway_image.firmware.clock import clock_synced
 from gateway_image.firmware.config import MqttConfig
 from gateway_image.firmware.uplink_plan import SendPlan, Slice
 
@@ -260,7 +261,18 @@ class Uplink:
                 detail="commands not enabled",
             )
         else:
-            ack = await self.command_handler(command)
+            try:
+                ack = await self.command_handler(command)
+            except Exception as exc:  # a handler bug must not tear down the uplink
+                self.log.exception("command_handler_crashed", command=command.id)
+                ack = wire.CommandAck(
+                    v=wire.WIRE_VERSION,
+                    id=command.id,
+                    gateway=self.gateway_id,
+                    status=wire.AckStatus.FAILED,
+                    ts=wire.now_ns(),
+                    detail=f"gateway error while executing: {type(exc).__name__}: {exc}",
+                )
         if self._client is not None:
             self._client.publish(wire.ack_topic(self.gateway_id), wire.encode(ack), qos=1)
 
@@ -332,6 +344,7 @@ class Uplink:
                 readings=[r for _, r in entries],
                 sent_at=wire.now_ns(),
                 replay=replay,
+                clock_synced=clock_synced(),
             )
             payload = wire.encode(batch)
             if len(payload) <= wire.MAX_PAYLOAD_BYTES or len(entries) == 1:
@@ -365,6 +378,7 @@ class Uplink:
             last_seq=stats.last_seq,
             dropped=stats.dropped,
             connectors=self.health(),
+            clock_synced=clock_synced(),
         )
 
     def _publish_status(self) -> None:
