@@ -152,7 +152,11 @@ class ConnectorRunner:
         self.io_lock = asyncio.Lock()
 
     def health(self) -> ConnectorHealth:
-        return self._h.snapshot()
+        """Health for the status message, with the connector's own error counts by kind."""
+        counters = dict(getattr(self.connector, "counters", None) or {})
+        if self.overruns:
+            counters["poll_overruns"] = self.overruns
+        return msgspec.structs.replace(self._h.snapshot(), counters=counters)
 
     @property
     def state(self) -> str:

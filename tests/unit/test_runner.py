@@ -81,6 +81,16 @@ async def test_overruns_skip_ticks_and_are_counted() -> None:
     assert all(abs((t - start) / 0.05 - round((t - start) / 0.05)) < 0.4 for t in poller.starts)
 
 
+async def test_health_carries_connector_counters_and_overruns() -> None:
+    poller = Poller(duration=0.12)
+    poller.counters = {"crc_errors": 3}  # type: ignore[attr-defined]
+    r = runner(poller)
+    await run_for(0.4, r)
+    counters = r.health().counters
+    assert counters["crc_errors"] == 3
+    assert counters["poll_overruns"] == r.overruns > 0
+
+
 async def test_hanging_poll_times_out_and_reconnects() -> None:
     poller = Poller(duration=10)
     r = runner(poller, poll_timeout=0.05)
