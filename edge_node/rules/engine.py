@@ -176,6 +176,7 @@ class RuleEngine:
                         group.create_task(self._consume(self.feed), name="rules-feed")
                     if self.services.alarms is not None:
                         group.create_task(self._alarm_changes(), name="rules-alarms")
+                    await asyncio.Event().wait()  # schedules and firings need the client too
             finally:
                 for task in [*self._schedules, *self._tasks]:
                     task.cancel()
