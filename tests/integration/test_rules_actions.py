@@ -108,7 +108,7 @@ async def test_unreachable_broker_is_a_timeout_naming_the_broker(tmp_path: Path)
 class Hooks(BaseHTTPRequestHandler):
     received: list[tuple[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server calls do_<METHOD>
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Hooks.received.append((self.path, body))
         if self.path == "/slow":
