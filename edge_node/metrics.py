@@ -141,13 +141,20 @@ class EdgeCollector(Collector):
         yield active
 
     def _rules(self, rules: Any) -> Iterable[Metric]:
-        firings = getattr(rules, "firings", None)
-        if not isinstance(firings, dict):
+        status = getattr(rules, "status", None)  # H2's RuleEngine: rule id -> RuleStatus
+        if not isinstance(status, dict):
             return
-        family = CounterMetricFamily("edge_rule_firings", "rule firings, by rule", labels=["rule"])
-        for rule, count in sorted(firings.items()):
-            family.add_metric([str(rule)], count)
-        yield family
+        labels = ["rule"]
+        fired = CounterMetricFamily("edge_rule_firings", "rule firings", labels=labels)
+        errors = CounterMetricFamily("edge_rule_errors", "rule errors (isolated)", labels=labels)
+        busy = CounterMetricFamily(
+            "edge_rule_busy", "triggers skipped: still running", labels=labels
+        )
+        for rule, counters in sorted(status.items()):
+            fired.add_metric([str(rule)], getattr(counters, "fired", 0))
+            errors.add_metric([str(rule)], getattr(counters, "errors", 0))
+            busy.add_metric([str(rule)], getattr(counters, "busy", 0))
+        yield from (fired, errors, busy)
 
 
 def install_metrics(app: FastAPI) -> None:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from edge_node.auth import AuthService
 from edge_node.metrics import install_metrics
-from edge_node.routes import auth, commands, web
+from edge_node.routes import auth, commands, limits, web
 
 
 def install(app: FastAPI, auth_service: AuthService | None) -> None:
@@ -14,6 +14,7 @@ def install(app: FastAPI, auth_service: AuthService | None) -> None:
     app.state.auth = auth_service
     app.include_router(auth.router)
     app.include_router(commands.router)
+    app.include_router(limits.router)
     install_metrics(app)
 
 

@@ -99,6 +99,6 @@ async def send_command(
 @router.get("/commands", tags=["commands"])
 def recent_commands(request: Request, limit: int = Query(50, ge=1, le=1000)) -> Response:
     """The last commands sent from this edge and their outcomes, newest first (viewers too)."""
-    command_log = getattr(getattr(request.app.state, "commands", None), "log", None)
+    command_log = getattr(request.app.state, "command_log", None)
     rows = command_log.recent(limit) if command_log is not None else []
     return Response(msgspec.json.encode(rows), media_type="application/json")

@@ -14,7 +14,8 @@ function row(a, active) {
     el("td", {}, clock(toMs(a.raised_at))), el("td", {}, a.source), el("td", {}, a.rule),
     el("td", {}, a.message), el("td", { class: "num" }, formatValue(a.value)),
   ];
-  const state = el("td", {}, el("span", { class: `badge ${a.acked_at ? "warn" : "bad"}` }, a.state));
+  const tone = a.cleared_at ? "" : a.acked_at ? "warn" : "bad";
+  const state = el("td", {}, el("span", { class: `badge ${tone}` }, a.state));
   if (active) {
     const ack = canAck && !a.acked_at
       ? el("button", { class: "ack", "data-id": a.id, onclick: () => acknowledge(a.id) }, "Acknowledge")
@@ -28,7 +29,8 @@ function row(a, active) {
 
 function render() {
   const all = [...alarms.values()].sort((a, b) => b.raised_at - a.raised_at);
-  const active = all.filter((a) => a.active ?? a.cleared_at == null);
+  // Needing attention (ISA-18.2): present, or gone but not yet acknowledged.
+  const active = all.filter((a) => (a.active ?? a.cleared_at == null) || !a.acked_at);
   $("alarm-active").tBodies[0].replaceChildren(...active.map((a) => row(a, true)));
   $("alarm-history").tBodies[0].replaceChildren(...all.slice(0, 200).map((a) => row(a, false)));
   const open = active.filter((a) => !a.acked_at).length;
@@ -60,13 +62,13 @@ export async function refreshAlarms() {
 // Server-sent events: the browser reconnects by itself; a full refresh resyncs after gaps.
 function listen() {
   stream = new EventSource("api/alarms/stream");
-  stream.onmessage = (event) => {
+  stream.addEventListener("alarm", (event) => {
     const change = JSON.parse(event.data);
     const alarm = change.alarm || change;
     alarms.set(alarm.id, alarm);
     render();
     if (change.kind === "raised") toast(`Alarm: ${alarm.message || alarm.rule} (${alarm.source})`, "bad");
-  };
+  });
   stream.onopen = () => refreshAlarms().catch(() => {});
 }
 

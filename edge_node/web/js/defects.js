@@ -9,7 +9,7 @@ export async function refreshDefects() {
   const rows = (defects || []).map((d) => el("tr", {},
     el("td", {}, clock(toMs(d.ts ?? d.at ?? d.created_at))), el("td", {}, d.product_id ?? ""),
     el("td", {}, d.recipe_id ?? d.recipe?.id ?? ""), el("td", {}, d.series ?? d.measurement ?? ""),
-    el("td", { class: "num" }, formatValue(d.value)),
+    el("td", { class: "num" }, formatValue(d.value), d.limit != null ? el("small", { class: "muted" }, ` > ${formatValue(d.limit)}`) : null),
     el("td", {}, d.label_status ?? (d.label_ok === undefined ? "" : d.label_ok ? "printed" : "failed"))));
   $("defect-log").tBodies[0].replaceChildren(...rows);
 }

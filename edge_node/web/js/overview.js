@@ -7,7 +7,8 @@ const PRODUCT_TAG = /product/i;
 export const limitsBySeries = new Map();
 
 export async function refreshLimits() {
-  const limits = await getOptional("api/master/limits");
+  // What monitoring applies (master data, else the config's fallback); else master data alone.
+  const limits = (await getOptional("api/limits")) ?? (await getOptional("api/master/limits"));
   limitsBySeries.clear();
   for (const l of limits || []) limitsBySeries.set(l.series, l);
 }
