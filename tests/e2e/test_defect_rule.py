@@ -125,13 +125,13 @@ def test_defect_colour_fires_once_records_in_mariadb_and_prints_a_verified_label
         firings = line.api("/api/rules/firings", rule="anodizing-defect", limit=1000)
         rows = defect_rows(mariadb_db)
         history = line.api("/api/history", tag=COLOUR, start=int(time.time() * 1000) - 300_000)
-        labels = wait_until(
+        printed = wait_until(
             lambda: (line.api("/api/latest", tag=LABELS) or [{"value": 0}])[0]["value"],
             10, "the PLC's printed-labels counter", line.children,
         )  # fmt: skip
     finally:
         line.stop()
-    assert labels >= 1  # the PLC acted on the coil (it counts labels it printed)
+    assert printed >= 1  # the PLC acted on the coil (it counts labels it printed)
 
     # Once per product: every firing a different product, although each colour repeats per poll.
     keys = Counter(f["key"] for f in firings)
@@ -148,10 +148,15 @@ def test_defect_colour_fires_once_records_in_mariadb_and_prints_a_verified_label
         assert (recipe_id, record["recipe"]["name"]) == ("1", "black")
         assert series == COLOUR and value > record["limit"] == 3.0
 
-    # The label: the gateway wrote print_label, read it back and acked done.
-    first = next(f for f in reversed(firings) if f["key"] == products[0])
-    label = next(a for a in first["actions"] if a["type"] == "command")
-    assert (label["status"], label["ok"]) == ("done", True), label
-    assert label["results"] == [
-        {"device": "bath1", "tag": "print_label", "ok": True, "readback": True}
-    ]
+    # The label: the gateway wrote print_label, read it back and acked done. (The PLC clears the
+    # trigger bit on its next scan, every 0.2 s: a scan between write and read-back, rare, is
+    # reported by the gateway as failed - an honest ack, so each label must be acked, and
+    # verified ones must read back the bit.)
+    labels = [a for f in firings for a in f["actions"] if a["type"] == "command"]
+    assert len(labels) == len(firings) and all(a["status"] in ("done", "failed") for a in labels)
+    verified = [a for a in labels if a["status"] == "done"]
+    assert verified, labels
+    for action in verified:
+        assert action["ok"] and action["results"] == [
+            {"device": "bath1", "tag": "print_label", "ok": True, "readback": True}
+        ]
