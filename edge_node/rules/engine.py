@@ -309,34 +309,46 @@ class RuleEngine:
         except Exception as exc:  # the isolation boundary: any error is this rule's
             self._rule_error(rule_id, status, f"condition: {type(exc).__name__}: {exc}")
             return
-        key = None
-        if rule.once_per is not None:
-            if key_value is None:
-                return  # no key yet (e.g. no product measured): nothing to fire once for
-            key = to_json(key_value)
-            if key in rule.keys:
-                return  # fired for this key already
-            rule.keys[key] = None
-            while len(rule.keys) > KEYS_REMEMBERED:
-                rule.keys.popitem(last=False)
-            ctx["key"] = key_value
+        go, key = self._claim(rule, key_value)
+        if not go:
+            return
+        ctx["key"] = key_value
         # Actions run in a task, later: freeze the latest values they will look up.
         ctx |= self.lookups.functions(base["series"], seen, dict(self.lookups.latest))
         inputs = {k: base[k] for k in ("series", "value", "previous", "ts")} | {
-            "lookups": seen, "key": ctx["key"], "alarm": base["alarm"],
+            "lookups": seen, "key": key_value, "alarm": base["alarm"],
         }  # fmt: skip
         if status.running >= rule.rule.max_running:
-            if key is not None:
-                del rule.keys[key]  # not fired: the next reading with this key tries again
-            status.busy += 1
-            firing = self.firings.start(rule_id, trigger, key, inputs, now_ns())
-            self.firings.finish(firing, [], "busy", "too many firings in progress", now_ns())
-            self._log.warning("rule_busy", rule=rule_id, running=status.running)
+            self._busy(rule, trigger, key, inputs)
             return
         status.running += 1
         task = asyncio.get_running_loop().create_task(self._fire(rule, trigger, ctx, inputs, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _claim(rule: CompiledRule, key_value: Any) -> tuple[bool, str | None]:
+        """(fire?, key): without once_per always; with it only for a new, non-empty key."""
+        if rule.once_per is None:
+            return True, None
+        if key_value is None:
+            return False, None  # no key yet (e.g. no product measured): nothing to fire for
+        key = to_json(key_value)
+        if key in rule.keys:
+            return False, key  # fired for this key already
+        rule.keys[key] = None
+        while len(rule.keys) > KEYS_REMEMBERED:
+            rule.keys.popitem(last=False)
+        return True, key
+
+    def _busy(self, rule: CompiledRule, trigger: str, key: str | None, inputs: Any) -> None:
+        rule_id, status = rule.rule.id, self.status[rule.rule.id]
+        if key is not None:
+            del rule.keys[key]  # not fired: the next reading with this key tries again
+        status.busy += 1
+        firing = self.firings.start(rule_id, trigger, key, inputs, now_ns())
+        self.firings.finish(firing, [], "busy", "too many firings in progress", now_ns())
+        self._log.warning("rule_busy", rule=rule_id, running=status.running)
 
     async def _fire(
         self, rule: CompiledRule, trigger: str, ctx: dict[str, Any], inputs: Any, key: str | None

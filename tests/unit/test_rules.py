@@ -13,11 +13,11 @@ import pytest
 from edge_node.alarms import AlarmService, StaticLimits
 from edge_node.alarms.config import LimitsEntry
 from edge_node.rules.actions import Services
+from edge_node.rules.cron import Cron
 from edge_node.rules.engine import RuleEngine
+from edge_node.rules.expr import Expr, ExprError, compile_template, render
 from edge_node.rules.model import RulesFile
 from edge_node.rules.store import FiringStore
-from edge_node.rules.cron import Cron
-from edge_node.rules.expr import Expr, ExprError, compile_template, render
 from factory_common.config import ConfigError, parse_yaml_model
 from factory_common.wire import Batch, Quality, Reading
 
@@ -306,3 +306,32 @@ async def _until(condition: Any, seconds: float = 3.0) -> None:
     async with asyncio.timeout(seconds):
         while not condition():  # noqa: ASYNC110 - the engine has no event for "reloaded"
             await asyncio.sleep(0.01)
+
+
+async def test_a_key_refused_while_busy_fires_on_its_next_reading(engine: RuleEngine) -> None:
+    release = asyncio.Event()
+
+    class GatedOutbox(Outbox):
+        async def add(self, kind: str, payload: dict[str, Any], key: str) -> None:
+            await release.wait()
+            self.items.append((kind, payload, key))
+
+    engine.services.outbox = GatedOutbox()
+    text = """
+rules:
+  - id: once
+    trigger: {reading: {series: "*/meter1/product_delta_e"}}
+    once_per: "latest('measured_product_id')"
+    max_running: 1
+    actions: [{cloud_event: {kind: k, key: "=key"}}]
+"""
+    engine.set_rules(parse_yaml_model(text, RulesFile))
+    engine.process([poll(1, "P1", 5.0, 0), poll(2, "P2", 5.0, 2)])  # P2 finds P1 running
+    await asyncio.sleep(0)
+    release.set()
+    await engine.drain()
+    engine.process([poll(3, "P2", 5.0, 4), poll(4, "P2", 5.0, 6)])  # P2 again: fires now, once
+    await engine.drain()
+    assert [key for _, _, key in engine.services.outbox.items] == ["P1", "P2"]
+    outcomes = sorted((f["key"], f["outcome"]) for f in engine.firings.recent("once"))
+    assert outcomes == [("P1", "ok"), ("P2", "busy"), ("P2", "ok")]
