@@ -86,13 +86,29 @@ def run(
 
 
 @app.command()
-def check(config: ConfigArg) -> None:
-    """Validate a config file and say what it would do."""
+def check(
+    config: ConfigArg,
+    data_dir: Annotated[Path, typer.Option(help="resolves relative paths as `run` does")] = Path(
+        "data/edge"
+    ),
+) -> None:
+    """Validate a config file (and the rules file it names) and say what it would do."""
     edge_config = _load(config)
     typer.echo(
         f"{config}: ok (edge {edge_config.edge.id}, broker {edge_config.mqtt.host}:"
         f"{edge_config.mqtt.port}, http {edge_config.http.host}:{edge_config.http.port})"
     )
+    if edge_config.rules is not None:  # the rules file: edge_node/rules
+        from edge_node.rules.model import RulesFile
+        from factory_common.config import load_yaml_model
+
+        path = edge_config.rules.resolve_path(data_dir)
+        try:
+            rules = load_yaml_model(path, RulesFile)
+        except ConfigError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"{path}: ok ({len(rules.rules)} rules: {', '.join(r.id for r in rules.rules)})")
 
 
 if __name__ == "__main__":

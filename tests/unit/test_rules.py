@@ -335,3 +335,19 @@ rules:
     assert [key for _, _, key in engine.services.outbox.items] == ["P1", "P2"]
     outcomes = sorted((f["key"], f["outcome"]) for f in engine.firings.recent("once"))
     assert outcomes == [("P1", "ok"), ("P2", "busy"), ("P2", "ok")]
+
+
+def test_edge_node_check_validates_the_rules_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_node.cli import app
+
+    config = tmp_path / "edge.yaml"
+    config.write_text("edge: {id: e}\nrules: {path: rules.yaml}\n")
+    (tmp_path / "rules.yaml").write_text(DEFECT_RULES)
+    args = ["check", str(config), "--data-dir", str(tmp_path)]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0 and "3 rules: defect, broken, divide" in ok.output
+    (tmp_path / "rules.yaml").write_text(DEFECT_RULES.replace("value > coalesce", "value >> x"))
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 2 and f"{tmp_path / 'rules.yaml'}:5: rules[0].when" in bad.output
