@@ -68,7 +68,8 @@ class SyncUp:
         self.wake = asyncio.Event()  # set it to push now (e.g. right after a defect record)
 
     def status(self) -> UpStatus:
-        return self._status
+        """The last run's outcome, with the outbox count as it is now."""
+        return dataclasses.replace(self._status, pending_outbox=self.outbox.pending_count())
 
     # ------------------------------------------------------------ one push (in a thread)
 
