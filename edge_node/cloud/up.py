@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from factory_common.logs import get_logger
 
 log = get_logger(component="sync_up")
 BACKOFF_START = 2.0
+RECENT_RECHECK_NS = 15 * 60 * 10**9  # every push re-checks this long before its minutes mark
+FULL_RECHECK_S = 3600.0  # and the whole lookback this often (~0.6 s for a day of 23 series)
 Progress = Callable[[str, int, int], None]  # stream, rows done, rows total
 
 
@@ -64,6 +67,7 @@ class SyncUp:
         self._connect = connector
         self._on_batch = on_batch
         self._status = UpStatus(marks=outbox.marks(), pending_outbox=outbox.pending_count())
+        self._last_full = -math.inf
         self._abandon = threading.Event()  # set when the awaiting task gave up (timeout)
         self.wake = asyncio.Event()  # set it to push now (e.g. right after a defect record)
 
@@ -73,19 +77,30 @@ class SyncUp:
 
     # ------------------------------------------------------------ one push (in a thread)
 
-    def push(self, now_ns: int | None = None) -> dict[str, int]:
-        """Push everything pending; returns rows pushed per stream; raises CloudError."""
+    def push(self, now_ns: int | None = None, full: bool | None = None) -> dict[str, int]:
+        """Push everything pending; returns rows pushed per stream; raises CloudError.
+
+        Each push re-checks the minutes shortly before the last one pushed; the whole
+        lookback (late backlogs from a gateway's outage) is re-checked on the first push and
+        then once an hour (full=None), or when `full` says so."""
         self._abandon.clear()
+        if full is None:
+            full = time.monotonic() - self._last_full >= FULL_RECHECK_S
         conn = self._connect(self.config)
         try:
             pushed = {"outbox": self._push_outbox(conn)}
-            end, start = self._window(now_ns or time.time_ns())
+            end, lookback_start = self._window(now_ns or time.time_ns())
+            start, mark = lookback_start, self.outbox.mark("minutes")
+            if not full and mark:
+                start = max(lookback_start, mark - RECENT_RECHECK_NS)
             minutes = new_minutes(self.store, self.outbox, start, end)
             pushed["minutes"] = self._push_minutes(conn, minutes, end)
             changes = new_changes(self.store, self.outbox, start, end)
             pushed["changes"] = self._push_changes(conn, changes)
-            self.outbox.forget_before(start)
+            self.outbox.forget_before(lookback_start)
             self.outbox.prune(time.time_ns() // 1_000_000 - 7 * 86_400_000)
+            if full:
+                self._last_full = time.monotonic()
             return pushed
         except CLOUD_ERRORS as exc:
             raise CloudError(describe(self.config, exc)) from None

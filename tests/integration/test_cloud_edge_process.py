@@ -11,8 +11,8 @@ import pytest
 
 from edge_node.app import run_edge
 from edge_node.config import parse_edge_config
-from factory_common.wire import data_topic
-from tests.integration.test_edge_ingest import T0, edge_yaml, make_batch, publish, until
+from factory_common.wire import WIRE_VERSION, Batch, Reading, data_topic, encode
+from tests.integration.test_edge_ingest import edge_yaml, publish, until
 from tests.support.broker import Mosquitto
 from tests.support.central import create_central
 from tests.support.edge_auth import add_user, log_in
@@ -28,14 +28,27 @@ def central(mariadb_db: Database) -> Database:
     return mariadb_db
 
 
+MINUTE = 60 * 10**9
+
+
 def cloud_yaml(db: Database) -> str:
-    # The test's readings are from T0 (late 2025): look back far enough to push them.
-    lookback = (time.time_ns() - T0) / 1e9 + 3600
     return (
         f"cloud: {{host: {db.host}, port: {db.port}, user: {db.user}, database: {db.name},"
-        f" down_interval: 0.2, up_interval: 0.2, summaries_settle: 0,"
-        f" summaries_lookback: {lookback:.0f}, connect_timeout: 2, query_timeout: 10}}\n"
+        " down_interval: 0.2, up_interval: 0.2, summaries_settle: 0,"
+        " connect_timeout: 2, query_timeout: 10}\n"
     )
+
+
+def last_minute_batch(values: list[float]) -> tuple[bytes, int]:
+    """Readings a second apart in the minute before the current one."""
+    minute = time.time_ns() // MINUTE * MINUTE - MINUTE
+    readings = [
+        Reading(device="bath", tag="temp", ts=minute + i * 10**9, value=v)
+        for i, v in enumerate(values)
+    ]
+    batch = Batch(v=WIRE_VERSION, gateway="gw1", boot="b", first_seq=0,
+                  last_seq=len(values) - 1, readings=readings)  # fmt: skip
+    return encode(batch), minute
 
 
 async def test_master_data_down_and_summaries_up(
@@ -50,7 +63,8 @@ async def test_master_data_down_and_summaries_up(
         url = await asyncio.wait_for(ready, 10)
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             await log_in(client)
-            publish(mosquitto, (data_topic("gw1"), make_batch(0, [20.0, 21.0, 22.5]), False))
+            payload, minute = last_minute_batch([20.0, 21.0, 22.5])
+            publish(mosquitto, (data_topic("gw1"), payload, False))
             tags = await until(client, "/api/tags", lambda t: any(x["unit"] for x in t))
             assert {t["name"]: t["unit"] for t in tags} == {"gw1/bath/temp": "degC"}
             limits = (await client.get("/api/master/limits")).json()
@@ -60,10 +74,10 @@ async def test_master_data_down_and_summaries_up(
             )
             assert status["configured"] and status["down"]["ok"] and status["version"] > 0
         rows = central.execute(
-            "SELECT n, min_value, max_value, sum_value FROM minute_summaries"
-            " WHERE edge_id = 'test-edge' AND series = 'gw1/bath/temp'"
+            "SELECT UNIX_TIMESTAMP(minute), n, min_value, max_value, sum_value"
+            " FROM minute_summaries WHERE edge_id = 'test-edge' AND series = 'gw1/bath/temp'"
         )
-        assert rows == [(3, 20.0, 22.5, 63.5)]
+        assert rows == [(minute // 10**9, 3, 20.0, 22.5, 63.5)]
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)

@@ -144,8 +144,13 @@ def test_late_readings_repush_their_minute(central: Database, store: Store, tmp_
     late = [Reading(device="tank1", tag="temperature", ts=T0 + 5 * SECOND, value=99.0)]
     store.write([Batch(v=WIRE_VERSION, gateway="gw1", boot="b1", first_seq=5000,
                        last_seq=5000, readings=late)])  # fmt: skip
-    assert sync.push(NOW)["minutes"] == 1
+    assert sync.push(NOW)["minutes"] == 0  # hours old: not in the quick re-check
+    assert sync.push(NOW, full=True)["minutes"] == 1  # the hourly check of the lookback
     assert cloud_minutes(central)[T0][:3] == (7, 20.0, 99.0)
+    recent = [Reading(device="tank1", tag="temperature", ts=NOW - 5 * 60 * SECOND, value=50.0)]
+    store.write([Batch(v=WIRE_VERSION, gateway="gw1", boot="b1", first_seq=5001,
+                       last_seq=5001, readings=recent)])  # fmt: skip
+    assert sync.push(NOW)["minutes"] == 1  # minutes just before the mark: every push
 
 
 def test_resumes_after_the_connection_dies_mid_batch(

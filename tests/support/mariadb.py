@@ -47,6 +47,7 @@ class Database:
             connect_timeout=5,
             read_timeout=30,
             write_timeout=30,
+            init_command="SET time_zone = '+00:00'",  # DATETIMEs read back as UTC
             **kwargs,
         )
 
