@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_node.alarms import (
     AlarmChange,
@@ -183,3 +185,40 @@ async def test_feed_is_bounded_and_counts_drops() -> None:
         "queued": 1, "offered": 2, "dropped_batches": 2, "dropped_readings": 2,
     }  # fmt: skip
     assert len((await feed.get())[0].readings) == 2
+
+
+# ---------------------------------------------------------------- invariants
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["raise", "ack", "clear"]),
+        st.sampled_from(["s1", "s2"]),
+        st.sampled_from(["r1", "r2"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(operations)
+def test_any_sequence_keeps_one_active_alarm_per_source_and_rule(ops: list) -> None:
+    service = AlarmService(Path(":memory:"))
+    try:
+        for op, source, rule in ops:
+            found = service.find_active(source, rule)
+            if op == "raise":
+                service.raise_(source, rule, "m")
+            elif found is not None and op == "ack":
+                service.acknowledge(found.id, "olga")
+            elif found is not None:
+                service.clear(found.id)
+        active = service.active()
+        assert len({(a.source, a.rule) for a in active}) == len(active)
+        for alarm in service.history():
+            assert alarm.state in {"raised", "acknowledged", "cleared_unacked", "cleared"}
+            assert (alarm.acked_at is None) == (alarm.acked_by is None)
+            assert alarm.cleared_at is None or alarm.cleared_at >= alarm.raised_at
+        raises = sum(1 for op, *_ in ops if op == "raise")
+        assert sum(a.count for a in service.history()) == raises  # every raise counted once
+    finally:
+        service.close()

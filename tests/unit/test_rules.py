@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_node.alarms import AlarmService, StaticLimits
 from edge_node.alarms.config import LimitsEntry
@@ -351,3 +353,13 @@ def test_edge_node_check_validates_the_rules_file(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(DEFECT_RULES.replace("value > coalesce", "value >> x"))
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 2 and f"{tmp_path / 'rules.yaml'}:5: rules[0].when" in bad.output
+
+
+@given(
+    st.integers(-50, 50),
+    st.integers(-50, 50),
+    st.sampled_from(["+", "-", "*", "<", "<=", "==", "!=", ">", ">=", "and", "or"]),
+)
+def test_expressions_agree_with_python_on_numbers(a: int, b: int, op: str) -> None:
+    text = f"a {op} b"
+    assert Expr(text)({"a": a, "b": b}) == eval(text, {}, {"a": a, "b": b})
