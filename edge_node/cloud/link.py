@@ -38,6 +38,11 @@ class CloudLink:
             while True:
                 await asyncio.sleep(FOLLOW_INTERVAL)
                 await asyncio.to_thread(self.masterdata.refresh)
+        if self.up is not None:
+            # A defect record or alarm goes up now, not at the next interval; add() may be
+            # called from any thread, the Event belongs to this loop.
+            loop, wake = asyncio.get_running_loop(), self.up.wake
+            self.outbox.on_add = lambda: loop.call_soon_threadsafe(wake.set)
         async with asyncio.TaskGroup() as group:
             if self.down is not None:
                 group.create_task(self.down.run(), name="sync-down")

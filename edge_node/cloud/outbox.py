@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,8 @@ class CloudOutbox:
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(DDL)
         self._lock = threading.Lock()
+        # Called after each add (from the adding thread): the link wakes the push with it.
+        self.on_add: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ the outbox
 
@@ -96,7 +98,9 @@ class CloudOutbox:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            return int(cursor.lastrowid or 0)
+        if self.on_add is not None:
+            self.on_add()
+        return int(cursor.lastrowid or 0)
 
     def pending(self, limit: int) -> list[OutboxRecord]:
         """The oldest records not yet pushed (id above the outbox mark)."""

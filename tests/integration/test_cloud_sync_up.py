@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pymysql
 import pytest
 
 from edge_node.cloud.config import CloudConfig
+from edge_node.cloud.link import CloudLink
 from edge_node.cloud.mysql import CloudError, connect
 from edge_node.cloud.outbox import CloudOutbox
 from edge_node.cloud.up import SyncUp
@@ -175,3 +177,21 @@ def test_resumes_after_the_connection_dies_mid_batch(
     resumed = SyncUp(cfg, "edge1", store, outbox).push(NOW)
     assert resumed["minutes"] == 95
     assert cloud_minutes(central).keys() == expected_minutes().keys()
+
+
+async def test_a_new_record_wakes_the_push(central: Database, store: Store, tmp_path) -> None:
+    link = CloudLink(config(central, up_interval=600.0, down_interval=600.0), "edge1",
+                     tmp_path, store)  # fmt: skip
+    task = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(10):
+            while link.up.status().last_success is None:  # noqa: ASYNC110 (another task's state)
+                await asyncio.sleep(0.05)
+            # Added from another thread, as a rule's worker thread would.
+            await asyncio.to_thread(link.outbox.add, "defect", {"product_id": "P-9"}, "P-9@1")
+            while not central.execute("SELECT product_id FROM defects"):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        link.close()
