@@ -3,11 +3,14 @@ commands, the throttle, the redirect to the login page, and no secret in any log
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from edge_node.api import create_app
@@ -181,15 +184,26 @@ def test_no_users_yet_says_how_to_make_the_first(tmp_path: Path) -> None:
     store.close()
 
 
-def test_secrets_never_reach_the_logs(client, capsys, caplog) -> None:
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The process's log setup (processors incl. redaction, JSON) printing into a buffer;
+    the previous setup is restored so later tests do not print into this one."""
+    saved = structlog.get_config()
     configure(json=True, level="debug")
+    buffer = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=buffer))
+    yield buffer
+    structlog.configure(**saved)
+
+
+def test_secrets_never_reach_the_logs(client, json_logs: io.StringIO, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     client.post("/api/login", json={"username": "otto", "password": "wrong-" + PASSWORD})
     token = login(client, "erin", "api")["token"]
     login(client, "vic")
     cookie = client.cookies.get("edge_session")
     client.post("/api/logout")
-    output = capsys.readouterr().err + caplog.text
+    output = json_logs.getvalue() + caplog.text
     assert '"event": "login_failed"' in output and '"user": "erin"' in output
     for secret in (PASSWORD, token, cookie):
         assert secret not in output
