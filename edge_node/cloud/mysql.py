@@ -39,4 +39,6 @@ def connect(config: CloudConfig) -> pymysql.Connection:
 def describe(config: CloudConfig, exc: BaseException) -> str:
     where = f"{config.user}@{config.host}:{config.port}/{config.database}"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, pymysql.err.ProgrammingError) and exc.args and exc.args[0] == 1146:
+        text += "; apply deploy/cloud/central_schema.sql to this database"
     return f"cloud database {where}: {text}"

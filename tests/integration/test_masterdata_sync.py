@@ -133,3 +133,11 @@ async def test_empty_cloud_never_wipes_the_local_copy(
     with pytest.raises(CloudError, match="empty"):
         await SyncDown(cloud_config(central), masterdata).sync_once()
     assert len(masterdata.tags()) == 3
+
+
+async def test_a_database_without_the_schema_says_what_to_do(
+    mariadb_db: Database, masterdata: MasterData
+) -> None:
+    with pytest.raises(CloudError, match=r"apply deploy/cloud/central_schema\.sql"):
+        await SyncDown(cloud_config(mariadb_db), masterdata).sync_once()
+    assert masterdata.version() == 0
