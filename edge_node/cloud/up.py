@@ -73,7 +73,9 @@ class SyncUp:
 
     def status(self) -> UpStatus:
         """The last run's outcome, with the outbox count as it is now."""
-        return dataclasses.replace(self._status, pending_outbox=self.outbox.pending_count())
+        return dataclasses.replace(
+            self._status, pending_outbox=self.outbox.pending_count(), marks=self.outbox.marks()
+        )
 
     # ------------------------------------------------------------ one push (in a thread)
 
@@ -101,6 +103,8 @@ class SyncUp:
             self.outbox.prune(time.time_ns() // 1_000_000 - 7 * 86_400_000)
             if full:
                 self._last_full = time.monotonic()
+            # Also for an API replica's /api/sync, which reads this file but does not push.
+            self.outbox.set_mark("last_success", time.time_ns() // 1_000_000)
             return pushed
         except CLOUD_ERRORS as exc:
             raise CloudError(describe(self.config, exc)) from None
