@@ -164,6 +164,14 @@ def test_viewer_cannot_send_a_command(
         assert refused.status == 403 and "engineer" in refused.json()["detail"]
         time.sleep(1.0)
         assert watcher.messages == []  # nothing reached the broker
+        # Alarms: a viewer sees them but gets no Acknowledge button, and the API refuses too.
+        publisher.readings([Reading(device="bath", tag="temp", ts=now_ns(), value=31.5)])
+        viewer.goto(edge.url + "#alarms")
+        row = viewer.wait_for_selector("#alarm-active tbody tr:has-text('spc.spec')")
+        assert row.query_selector("button.ack") is None
+        alarm_id = row.get_attribute("data-id")
+        ack = viewer.request.post(f"{edge.url}api/alarms/{alarm_id}/ack")
+        assert ack.status == 403 and "operator" in ack.json()["detail"]
     finally:
         watcher.close()
     log = edge.log.read_text()
@@ -190,7 +198,9 @@ def test_engineer_sends_a_setpoint_from_the_page_and_sees_the_ack(
         engineer.fill("#cmd-writes input[name=value]", "22.5")
         engineer.click("#command-form button[type=submit]")
         engineer.wait_for_selector("#cmd-result.ok", timeout=10000)
-        assert "done" in engineer.inner_text("#cmd-result")
+        assert "done: bath/sp = 22.5 executed and read back" in engineer.inner_text("#cmd-result")
+        engineer.wait_for_selector("#cmd-log tbody tr:has-text('bath/sp = 22.5')")
+        assert "erin" in engineer.inner_text("#cmd-log")
         shot(engineer, "dashboard-setpoint.png")
         sent = [decode(payload, Command) for _, payload in watcher.messages]
         assert [(c.issued_by, c.writes[0].value) for c in sent] == [("erin", 21.5), ("erin", 22.5)]

@@ -1,6 +1,7 @@
 // Setpoints and recipes (engineers only; the server checks the role again): one command of
 // one or more writes, sent through the edge to a gateway, which executes, reads back and acks.
-import { $, el, getOptional, postJSON } from "./api.js";
+import { $, clock, el, getOptional, postJSON } from "./api.js";
+import { toMs } from "./alarms.js";
 
 let recipes = [];
 
@@ -51,13 +52,31 @@ async function send(event) {
   result.className = ""; result.textContent = "Sending…";
   try {
     const outcome = await postJSON("api/commands", { gateway: $("cmd-gateway").value, writes });
-    const details = (outcome.ack?.results || []).map((r) => `${r.device}/${r.tag}: ${r.ok === false ? `failed ${r.detail || ""}` : "ok"}`);
     result.className = outcome.ok ? "ok" : "bad";
-    result.textContent = `${outcome.status}${outcome.detail ? `: ${outcome.detail}` : ""} ${details.join("; ")}`;
+    result.textContent = describe(outcome);
+    refreshCommandLog().catch(() => {});
   } catch (error) {
     result.className = "bad";
     result.textContent = error.message;
   }
+}
+
+const writesText = (writes) => (writes || []).map((w) => `${w.device}/${w.tag} = ${w.value}`).join(", ");
+
+// "done: bath/sp = 21.5 (read back)", or the gateway's reason per write.
+function describe(outcome) {
+  const results = outcome.ack?.results || [];
+  const failed = results.filter((r) => r.ok === false).map((r) => `${r.device}/${r.tag}: ${r.detail || "failed"}`);
+  const what = writesText(outcome.writes);
+  if (outcome.ok) return `done: ${what} executed and read back`;
+  return `${outcome.status}${outcome.detail ? `: ${outcome.detail}` : ""}${failed.length ? ` (${failed.join("; ")})` : ""} — ${what}`;
+}
+
+export async function refreshCommandLog() {
+  const rows = (await getOptional("api/commands?limit=20")) || [];
+  $("cmd-log").tBodies[0].replaceChildren(...rows.map((c) => el("tr", { class: c.status === "done" ? "" : "bad" },
+    el("td", {}, clock(toMs(c.issued_at))), el("td", {}, c.issued_by), el("td", {}, c.gateway),
+    el("td", {}, writesText(c.writes)), el("td", {}, c.status || "sent"), el("td", { class: "small" }, c.detail || ""))));
 }
 
 export function initCommands() {

@@ -1,7 +1,7 @@
 // The operators' page: who is logged in, which tab shows, and a refresh loop per visible tab.
 import { $, ROLES, getJSON, postJSON, toast } from "./api.js";
 import { initAlarms, refreshAlarms } from "./alarms.js";
-import { initCommands, setGateways } from "./commands.js";
+import { initCommands, refreshCommandLog, setGateways } from "./commands.js";
 import { refreshDefects } from "./defects.js";
 import { refreshGateways, refreshIngest } from "./gateways.js";
 import { initHistory, refreshChart, refreshTags } from "./history.js";
@@ -46,7 +46,7 @@ const JOBS = {
   alarms: () => [],
   gateways: () => [refreshGateways(), refreshIngest()],
   defects: () => [refreshDefects()],
-  commands: () => [refreshGateways().then(setGateways)],
+  commands: () => [refreshGateways().then(setGateways), refreshCommandLog()],
 };
 
 let timer = null;
