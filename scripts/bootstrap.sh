@@ -21,6 +21,7 @@ APT_PACKAGES=(
     socat
     chromium
     chromium-driver
+    mariadb-server  # the cloud database: shared on :3306 for tests, private mariadbd per outage test
 )
 EXTRAS="${EXTRAS:-gateway,edge,sim,dev}"
 VENV=".venv"
