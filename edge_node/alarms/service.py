@@ -13,6 +13,7 @@ subscribers get changes on their own loop through call_soon_threadsafe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -117,8 +118,9 @@ def _row(row: tuple[Any, ...]) -> Alarm:
 class _Subscriber:
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[AlarmChange] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.queue: asyncio.Queue[AlarmChange | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.overflowed = False
+        self.ended = False
 
     def offer(self, change: AlarmChange) -> None:
         """Runs on the subscriber's loop; a reader that falls behind is cut off, not blocked on."""
@@ -126,6 +128,11 @@ class _Subscriber:
             self.queue.put_nowait(change)
         except asyncio.QueueFull:
             self.overflowed = True
+
+    def end(self) -> None:
+        self.ended = True
+        with contextlib.suppress(asyncio.QueueFull):  # full: it ends once it has drained
+            self.queue.put_nowait(None)
 
 
 class AlarmService:
@@ -138,6 +145,7 @@ class AlarmService:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
+        self._ended = False
         self.outbox = outbox
         self._log = get_logger(component="alarms")
 
@@ -267,17 +275,30 @@ class AlarmService:
     # ------------------------------------------------------------ live push
 
     async def subscribe(self) -> AsyncIterator[AlarmChange]:
-        """Yield every change from now on; ends if this reader falls SUBSCRIBER_QUEUE behind."""
+        """Yield every change from now on; ends if this reader falls SUBSCRIBER_QUEUE behind
+        or at shutdown (end_subscriptions)."""
+        if self._ended:
+            return
         subscriber = _Subscriber()
         self._subscribers.add(subscriber)
         try:
             while True:
                 change = await subscriber.queue.get()
+                if change is None:
+                    return
                 yield change
-                if subscriber.overflowed and subscriber.queue.empty():
+                if (subscriber.overflowed or subscriber.ended) and subscriber.queue.empty():
                     return
         finally:
             self._subscribers.discard(subscriber)
+
+    def end_subscriptions(self) -> None:
+        """Shutdown: every subscription ends (after what it has queued), so live HTTP streams
+        finish and the server can stop; later subscribe() calls end at once."""
+        self._ended = True
+        for subscriber in list(self._subscribers):
+            if not subscriber.loop.is_closed():
+                subscriber.loop.call_soon_threadsafe(subscriber.end)
 
     def _changed(self, kind: str, alarm: Alarm) -> None:
         change = AlarmChange(kind, alarm)

@@ -10,6 +10,7 @@ monitoring or rules: those follow the readings, which only the ingest process se
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +47,22 @@ class Operations:
 
     def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         out: list[tuple[str, Coroutine[Any, Any, None]]] = [("commands", self.commands.run())]
+        if self.alarms is not None:
+            out.append(("alarm-streams", self._end_streams_when_cancelled(self.alarms)))
         if self.monitor is not None:
             out.append(("monitor", self.monitor.run()))
         if self.engine is not None:
             out.append(("rules", self.engine.run()))
         return out
+
+    @staticmethod
+    async def _end_streams_when_cancelled(alarms: AlarmService) -> None:
+        """Cancelled at shutdown: end the live alarm streams (SSE), which would otherwise keep
+        the HTTP server waiting for their connections to close."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            alarms.end_subscriptions()
 
     def install(self, app: FastAPI) -> None:
         """Where the routes find the services (routes/alarms.py, rules.py, commands.py)."""

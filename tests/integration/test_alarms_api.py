@@ -149,3 +149,17 @@ async def test_reads_need_a_login(mosquitto: Mosquitto, tmp_path: Path) -> None:
         for path in ("/api/alarms", "/api/rules", "/api/rules/firings", "/api/defects"):
             assert (await anon.get(path)).status_code == 401, path
         assert (await anon.post("/api/alarms/1/ack")).status_code == 401
+
+
+async def test_an_open_alarm_stream_does_not_hold_up_shutdown(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    events: list[dict[str, Any]] = []
+    async with running_edge(mosquitto, tmp_path) as url:  # its exit waits at most 10 s
+        vic = await client_for(url, "vic")
+        stream = asyncio.create_task(sse_events(vic, events))
+        await asyncio.sleep(0.3)
+        started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(stream, 2)  # the server ended the stream
+    assert asyncio.get_running_loop().time() - started < 3
+    await vic.aclose()

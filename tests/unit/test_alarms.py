@@ -222,3 +222,19 @@ def test_any_sequence_keeps_one_active_alarm_per_source_and_rule(ops: list) -> N
         assert sum(a.count for a in service.history()) == raises  # every raise counted once
     finally:
         service.close()
+
+
+async def test_end_subscriptions_finishes_streams_at_shutdown(alarms: AlarmService) -> None:
+    seen: list[str] = []
+
+    async def listen() -> None:
+        async for change in alarms.subscribe():
+            seen.append(change.kind)
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0)
+    alarms.raise_("s", "r", "m")
+    alarms.end_subscriptions()
+    await asyncio.wait_for(task, 2)  # ends, after delivering what was queued
+    assert seen == ["raised"]
+    assert [c async for c in alarms.subscribe()] == []  # later subscriptions end at once
