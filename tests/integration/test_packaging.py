@@ -90,7 +90,8 @@ def test_wheel_holds_every_package_the_web_assets_and_the_tier_extras(wheel: Pat
         scripts = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for package in ("factory_common", "gateway_image/firmware", "edge_node", "line_sim"):
         assert f"{package}/__init__.py" in names, package
-    assert {"edge_node/web/index.html", "edge_node/web/app.js"} <= names
+    web = {"index.html", "login.html", "login.js", "style.css", "js/main.js", "js/history.js"}
+    assert {f"edge_node/web/{name}" for name in web} <= names
     assert any(n.startswith("edge_node/web/vendor/") for n in names)
     assert {"gateway", "edge", "sim", "dev"} <= set(meta.get_all("Provides-Extra"))
     requires = meta.get_all("Requires-Dist")
