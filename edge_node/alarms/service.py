@@ -45,7 +45,14 @@ CREATE TABLE IF NOT EXISTS alarms (
 CREATE UNIQUE INDEX IF NOT EXISTS alarms_one_active ON alarms (source, rule)
     WHERE cleared_at IS NULL;
 CREATE INDEX IF NOT EXISTS alarms_raised ON alarms (raised_at);
+-- Every change in order, so another process (an API replica) can follow and push them live.
+CREATE TABLE IF NOT EXISTS alarm_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL,
+    kind TEXT NOT NULL
+);
 """
+CHANGES_KEPT = 10_000
 _COLUMNS = (
     "id, source, rule, severity, message, value, details, raised_at, last_at, count,"
     " acked_at, acked_by, cleared_at, cleared_by"
@@ -146,6 +153,8 @@ class AlarmService:
         self._lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
         self._ended = False
+        self._own: set[int] = set()  # change seqs this process made (follow() skips them)
+        self._following = False
         self.outbox = outbox
         self._log = get_logger(component="alarms")
 
@@ -188,6 +197,7 @@ class AlarmService:
                  msgspec.json.encode(details or {}).decode(), ts, ts),
             )  # fmt: skip
             alarm = self._get(int(cursor.lastrowid or 0))
+            self._record(alarm.id, "raised")
         self._changed("raised", alarm)
         return alarm
 
@@ -200,6 +210,8 @@ class AlarmService:
             )
             changed = self._db.execute("SELECT changes()").fetchone()[0]
             alarm = self._get(alarm_id)
+            if changed:
+                self._record(alarm_id, "acknowledged")
         if changed:
             self._changed("acknowledged", alarm)
         return alarm
@@ -214,6 +226,8 @@ class AlarmService:
             )
             changed = self._db.execute("SELECT changes()").fetchone()[0]
             alarm = self._get(alarm_id)
+            if changed:
+                self._record(alarm_id, "cleared")
         if changed:
             self._changed("cleared", alarm)
         return alarm
@@ -300,15 +314,55 @@ class AlarmService:
             if not subscriber.loop.is_closed():
                 subscriber.loop.call_soon_threadsafe(subscriber.end)
 
+    def _record(self, alarm_id: int, kind: str) -> None:
+        """Under the lock: append to the change log other processes follow."""
+        cursor = self._db.execute(
+            "INSERT INTO alarm_changes (alarm_id, kind) VALUES (?, ?)", (alarm_id, kind)
+        )
+        seq = int(cursor.lastrowid or 0)
+        if self._following:
+            self._own.add(seq)
+        if seq % 1000 == 0:  # keep the log short; followers are at most seconds behind
+            self._db.execute("DELETE FROM alarm_changes WHERE seq <= ?", (seq - CHANGES_KEPT,))
+
+    async def follow(self, interval: float = 0.5) -> None:
+        """For a process that does not make the changes (an API replica): push the changes
+        other processes write to the shared file to this process's subscribers."""
+        self._following = True
+        mark = await asyncio.to_thread(self._last_seq)
+        while True:
+            await asyncio.sleep(interval)
+            for seq, kind, alarm in await asyncio.to_thread(self._changes_after, mark):
+                mark = seq
+                if seq in self._own:
+                    self._own.discard(seq)  # published when this process made it
+                else:
+                    self._publish(AlarmChange(kind, alarm))
+
+    def _last_seq(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT coalesce(max(seq), 0) FROM alarm_changes").fetchone()
+        return int(row[0])
+
+    def _changes_after(self, mark: int) -> list[tuple[int, str, Alarm]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, alarm_id FROM alarm_changes WHERE seq > ? ORDER BY seq",
+                (mark,),
+            ).fetchall()
+            return [(seq, kind, self._get(alarm_id)) for seq, kind, alarm_id in rows]
+
     def _changed(self, kind: str, alarm: Alarm) -> None:
-        change = AlarmChange(kind, alarm)
         self._log.info(
             f"alarm_{kind}", id=alarm.id, source=alarm.source, rule=alarm.rule,
             message=alarm.message, by=alarm.acked_by if kind == "acknowledged" else None,
         )  # fmt: skip
-        for subscriber in list(self._subscribers):
-            if not subscriber.loop.is_closed():
-                subscriber.loop.call_soon_threadsafe(subscriber.offer, change)
+        self._publish(AlarmChange(kind, alarm))
         if self.outbox is not None:
             # One key per alarm: the cloud upserts it, keeping the newest state.
             self.outbox.add("alarm", cloud_payload(alarm), f"alarm-{alarm.id}")
+
+    def _publish(self, change: AlarmChange) -> None:
+        for subscriber in list(self._subscribers):
+            if not subscriber.loop.is_closed():
+                subscriber.loop.call_soon_threadsafe(subscriber.offer, change)

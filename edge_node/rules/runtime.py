@@ -49,6 +49,8 @@ class Operations:
         out: list[tuple[str, Coroutine[Any, Any, None]]] = [("commands", self.commands.run())]
         if self.alarms is not None:
             out.append(("alarm-streams", self._end_streams_when_cancelled(self.alarms)))
+            if self.monitor is None:  # an API replica: changes come from the ingest process
+                out.append(("alarm-follow", self.alarms.follow()))
         if self.monitor is not None:
             out.append(("monitor", self.monitor.run()))
         if self.engine is not None:

@@ -238,3 +238,34 @@ async def test_end_subscriptions_finishes_streams_at_shutdown(alarms: AlarmServi
     await asyncio.wait_for(task, 2)  # ends, after delivering what was queued
     assert seen == ["raised"]
     assert [c async for c in alarms.subscribe()] == []  # later subscriptions end at once
+
+
+async def test_a_replica_follows_changes_another_process_made(tmp_path: Path) -> None:
+    writer = AlarmService(tmp_path / "shared.sqlite")  # the ingest process
+    replica = AlarmService(tmp_path / "shared.sqlite")  # an API replica on the same file
+    seen: list[tuple[str, int]] = []
+
+    async def listen() -> None:
+        async for change in replica.subscribe():
+            seen.append((change.kind, change.alarm.id))
+
+    follower = asyncio.create_task(replica.follow(interval=0.02))
+    listener = asyncio.create_task(listen())
+    try:
+        await asyncio.sleep(0.05)
+        alarm = writer.raise_("s", "r", "m")
+        replica.acknowledge(alarm.id, "olga")  # the replica's own change: published once
+        writer.clear(alarm.id)
+        async with asyncio.timeout(2):
+            while len(seen) < 3:  # noqa: ASYNC110 - the follower polls the file
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+    finally:
+        follower.cancel()
+        listener.cancel()
+        await asyncio.gather(follower, listener, return_exceptions=True)
+        writer.close()
+        replica.close()
+    # Each change once (the replica's own acknowledgement is not echoed by the follower).
+    expected = [("acknowledged", alarm.id), ("cleared", alarm.id), ("raised", alarm.id)]
+    assert sorted(seen) == expected
