@@ -38,7 +38,7 @@ from factory_common.logs import get_logger
 from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
 from gateway_image.firmware.clock import clock_synced
 from gateway_image.firmware.config import MqttConfig
-from gateway_image.firmware.uplink_plan import SendPlan, Slice
+from gateway_image.firmware.uplink_plan import SAMPLE_EVERY, SendPlan, Slice
 
 CommandHandler = Callable[[wire.Command], Awaitable[wire.CommandAck]]
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
@@ -111,6 +111,7 @@ class Uplink:
                 self._tasks = tasks
                 tasks.create_task(self._send_loop(), name="uplink-send")
                 tasks.create_task(self._status_loop(), name="uplink-status")
+                tasks.create_task(self._measure_production(), name="uplink-rate")
         finally:
             self._tasks = None
             await self._goodbye(client)
@@ -396,6 +397,13 @@ class Uplink:
             if self.buffer.ttl is not None:
                 await asyncio.to_thread(self.buffer.expire)
             self._publish_status()
+
+    async def _measure_production(self) -> None:
+        """Sample the buffer's last seq also while offline: the replay rate after an outage
+        is set from the production rate during it."""
+        while True:
+            self.plan.production.observe(time.monotonic(), self.buffer.last_seq)
+            await asyncio.sleep(SAMPLE_EVERY)
 
     async def wait_online(self) -> None:
         """Until connected to the broker (wrap it in asyncio.timeout)."""
