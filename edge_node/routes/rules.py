@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from edge_node.rules.engine import RuleEngine
+from edge_node.rules.store import FiringStore
 
 router = APIRouter(prefix="/api", tags=["rules"])
 _encoder = msgspec.json.Encoder()
@@ -26,6 +27,19 @@ def _engine(request: Request) -> RuleEngine:
 Engine = Annotated[RuleEngine, Depends(_engine)]
 
 
+def _firings(request: Request) -> FiringStore:
+    """API replicas have the firings (shared file) but no engine: the ingest process runs it."""
+    store = getattr(request.app.state, "firings", None)
+    if store is None:
+        raise HTTPException(
+            503, "no rules on this edge node: add `rules: {path: ...}` to its config"
+        )
+    return store
+
+
+Firings = Annotated[FiringStore, Depends(_firings)]
+
+
 def _json(content: Any) -> Response:
     return Response(_encoder.encode(content), media_type="application/json")
 
@@ -38,12 +52,12 @@ def rules(engine: Engine) -> Response:
 
 @router.get("/rules/firings")
 def firings(
-    engine: Engine,
+    store: Firings,
     rule: Annotated[str | None, Query(description="only this rule id")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> Response:
     """Firings newest first: trigger, once-per key, inputs, each action's result, outcome."""
-    return _json(engine.firings.recent(rule, limit))
+    return _json(store.recent(rule, limit))
 
 
 def defect_rows(firings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -67,11 +81,11 @@ def defect_rows(firings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @router.get("/defects")
 def defects(
-    engine: Engine,
+    store: Firings,
     since: Annotated[int | None, Query(description="epoch ms")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Response:
     """Defect records sent to the cloud by rules (the paper's case), newest first."""
     since_ns = (since or 0) * 1_000_000
-    found = [f for f in engine.firings.recent(None, limit) if f["started_at"] >= since_ns]
+    found = [f for f in store.recent(None, limit) if f["started_at"] >= since_ns]
     return _json(defect_rows(found))

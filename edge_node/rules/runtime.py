@@ -4,8 +4,9 @@ app.py makes one `Operations`, registers `observers()` with ingest, runs `tasks(
 TaskGroup, `install()`s the services on the FastAPI app, and `close()`s it after the tasks
 stopped. Alarms, rule firings and commands share one SQLite file (`monitoring.db`).
 
-An API replica (`--role api`) gets alarms (list, acknowledge) and the command sender, but no
-monitoring or rules: those follow the readings, which only the ingest process sees.
+An API replica (`--role api`) gets alarms (list, acknowledge, the live stream, following the
+changes the ingest process writes), rule firings and the command sender, but no monitoring or
+rule engine: those follow the readings, which only the ingest process sees.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Operations:
         app.state.commands = self.commands
         app.state.command_log = self.command_log
         app.state.monitor = self.monitor
+        app.state.firings = self.firings
 
     def close(self) -> None:
         for closable in (self.firings, self.alarms, self.command_log):
@@ -99,6 +101,7 @@ def open_operations(
     ops = Operations(CommandSender(config.mqtt, client_id, command_log), command_log)
     ops.alarms = AlarmService(db, outbox=outbox) if mon.enabled else None
     if role == "api":
+        ops.firings = FiringStore(db) if config.rules is not None else None  # read them only
         return ops
     sources: list[LimitsSource] = [s for s in (masterdata,) if s is not None]
     limits = ChainedLimits(*sources, StaticLimits(mon.limits))

@@ -42,14 +42,17 @@ def edge_yaml(broker: Mosquitto) -> str:
 
 
 @asynccontextmanager
-async def running_edge(broker: Mosquitto, data_dir: Path) -> AsyncIterator[str]:
-    (data_dir / "rules.yaml").write_text(RULES)
-    add_user(data_dir, "olga", Role.OPERATOR)
-    add_user(data_dir, "vic", Role.VIEWER)
+async def running_edge(broker: Mosquitto, data_dir: Path, role: str = "all") -> AsyncIterator[str]:
+    if role == "all":
+        (data_dir / "rules.yaml").write_text(RULES)
+        add_user(data_dir, "olga", Role.OPERATOR)
+        add_user(data_dir, "vic", Role.VIEWER)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     config = parse_edge_config(edge_yaml(broker))
-    task = asyncio.create_task(run_edge(config, data_dir, on_ready=ready.set_result, stop=stop))
+    task = asyncio.create_task(
+        run_edge(config, data_dir, on_ready=ready.set_result, stop=stop, role=role)
+    )
     try:
         yield await asyncio.wait_for(ready, 10)
     finally:
@@ -163,3 +166,23 @@ async def test_an_open_alarm_stream_does_not_hold_up_shutdown(
     await asyncio.wait_for(stream, 2)  # the server ended the stream
     assert asyncio.get_running_loop().time() - started < 3
     await vic.aclose()
+
+
+async def test_an_api_replica_pushes_alarms_the_ingest_process_raises(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    events: list[dict[str, Any]] = []
+    async with running_edge(mosquitto, tmp_path), running_edge(mosquitto, tmp_path, "api") as url:
+        vic = await client_for(url, "vic")
+        stream = asyncio.create_task(sse_events(vic, events))
+        try:
+            await asyncio.sleep(0.3)
+            publish(mosquitto, 0, [30.0])
+            await eventually(lambda: any(e["kind"] == "raised" for e in events), within=2.0)
+            firings = (await vic.get("/api/rules/firings")).json()
+            assert [f["rule_id"] for f in firings] == ["hot"]  # read from the shared file
+            assert (await vic.get("/api/rules")).status_code == 503  # no engine on a replica
+        finally:
+            stream.cancel()
+            await asyncio.gather(stream, return_exceptions=True)
+            await vic.aclose()
