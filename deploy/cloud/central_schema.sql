@@ -1,6 +1,7 @@
 -- The central cloud's MariaDB/MySQL schema: EES master data synced DOWN to every edge, and the
--- tables edges push UP into. Apply with `mariadb DB < central_schema.sql` (MariaDB >= 10.3 or
--- MySQL >= 8.0); edge_node.cloud.schema.apply_schema() runs the same file from Python.
+-- tables edges push UP into. Apply with `mariadb DB < central_schema.sql` (MariaDB >= 10.3, tested
+-- on 10.11; MySQL >= 8.0.29 for CREATE TRIGGER IF NOT EXISTS, untested); edge_node.cloud.schema
+-- .apply_schema() runs the same file from Python.
 --
 -- Master data versioning: every insert, update and delete of a master-data row takes the next
 -- number from md_version (one row, locked until the writer commits), so versions are handed
