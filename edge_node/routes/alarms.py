@@ -127,3 +127,11 @@ async def stream(alarms: Alarms) -> StreamingResponse:
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get("/monitoring")
+def monitoring(request: Request) -> Response:
+    """SPC monitoring counters: readings checked, active SPC alarms, and its feed from ingest
+    (queued, dropped when monitoring fell behind). Null on an API replica."""
+    monitor = getattr(request.app.state, "monitor", None)
+    return _json(monitor.stats() if monitor is not None else None)

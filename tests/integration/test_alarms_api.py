@@ -121,6 +121,8 @@ async def test_alarm_pushed_acknowledged_and_rules_visible(
             missing = await olga.post("/api/alarms/999999/ack")
             assert missing.status_code == 404 and "no alarm" in missing.json()["detail"]
 
+            stats = (await vic.get("/api/monitoring")).json()
+            assert stats["checked"] >= 2 and stats["feed"]["dropped_readings"] == 0
             await _rules_are_visible(vic, tmp_path)
         finally:
             stream.cancel()
