@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from edge_node.store import Store
+from factory_common import wire
 from tests.support.broker import Mosquitto
 from tests.support.edge_auth import TEST_PASSWORD, add_user
 from tests.support.ports import free_port, wait_for_port
@@ -235,10 +236,38 @@ def settle(rig: Rig, simulator: Child, timeout: float = 90.0) -> int:
     return last
 
 
-def assert_exactly_once(rig: Rig, first: int, last: int) -> EdgeHoldings:
+class Tap:
+    """A second subscriber with a persistent session: which batches passed the broker, to tell
+    a gateway-side loss from an edge-side one when a check fails."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        from tests.integration.test_uplink import Listener  # paho subscriber, thread -> queue
+
+        self.listener = Listener(broker.port, [wire.data_topic(GW)], session="fault-tap")
+
+    def batches(self) -> list[tuple[int, int, bool]]:
+        found = []
+        while not self.listener.messages.empty():
+            batch = wire.decode(self.listener.messages.get_nowait().payload, wire.Batch)
+            found.append((batch.first_seq, batch.last_seq, batch.replay))
+        return found
+
+    def around(self, ranges: list[tuple[int, int]]) -> str:
+        """The batches seen next to the first gap in `ranges`."""
+        if len(ranges) < 2:
+            return ""
+        gap = ranges[0][1]
+        near = [b for b in sorted(self.batches()) if abs(b[0] - gap) < 2000]
+        return f"; batches through the broker near seq {gap}: {near}"
+
+
+def assert_exactly_once(rig: Rig, first: int, last: int, tap: Tap | None = None) -> EdgeHoldings:
     """The edge holds every seq first..last, each reading once, and nothing else of GW."""
     held = edge_holdings(rig.store_path)
-    assert held.ranges == [(first, last)], f"gaps or strays: {held.ranges[:10]} vs {first}..{last}"
+    extra = tap.around(held.ranges) if tap else ""
+    assert held.ranges == [(first, last)], (
+        f"gaps or strays: {held.ranges[:10]} vs {first}..{last}{extra}"
+    )
     assert held.readings == last - first + 1, (held.readings, last - first + 1)
     assert held.repeated == 0
     return held

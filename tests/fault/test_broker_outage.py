@@ -15,6 +15,7 @@ import pytest
 
 from tests.fault.rig import (
     Rig,
+    Tap,
     assert_exactly_once,
     buffer_meta,
     committed_last_seq,
@@ -39,6 +40,7 @@ def production_rate(rig: Rig, seconds: float) -> float:
 def test_two_minute_broker_outage_loses_nothing_and_drains_10x_faster(rig: Rig) -> None:
     simulator = rig.simulator()
     rig.edge()
+    tap = Tap(rig.broker)
     rig.write_gateway_config()
     gateway = rig.gateway()
     rig.wait(lambda: received_ranges(rig.store_path), 30, "first readings at the edge")
@@ -64,7 +66,7 @@ def test_two_minute_broker_outage_loses_nothing_and_drains_10x_faster(rig: Rig) 
     )
     first = first_seq_from_log(gateway.log())
     last = settle(rig, simulator)
-    held = assert_exactly_once(rig, first, last)
+    held = assert_exactly_once(rig, first, last, tap)
     note(f"after the outage: {held.readings:,} readings, seqs {first}..{last}, each stored once")
     assert backlog >= 0.8 * rate * OUTAGE, "production went on during the outage"
     assert drain_rate >= 10 * rate
