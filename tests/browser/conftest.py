@@ -115,6 +115,26 @@ class EdgeProcess:
     log: Path
 
 
+# The paper's case, small: a defect-level colour records the product and prints its label.
+DEFECT_RULE = """
+rules:
+  - id: colour-defect
+    trigger: {reading: {series: "*/meter1/delta_e"}}
+    when: ["value > 3.0"]
+    once_per: "latest('product_id')"
+    actions:
+      - cloud_event:
+          kind: defect
+          key: "=gateway + '/' + latest('product_id')"
+          payload: {ts: "=ts", product_id: "=latest('product_id')", recipe_id: "=latest('recipe')",
+                    series: "=series", value: "=value", limit: 3.0}
+      - command:
+          gateway: "=gateway"
+          writes: [{device: bath, tag: print_label, value: true}]
+          timeout: 5
+"""
+
+
 def edge_yaml(broker: Mosquitto) -> str:
     text = (
         "edge: {id: line1-edge}\n"
@@ -125,6 +145,8 @@ def edge_yaml(broker: Mosquitto) -> str:
     if "monitoring" in EdgeConfig.model_fields:  # H2's alarms: limits for the bath temperature
         entries = ", ".join(f"{k}: {v}" for k, v in LIMITS.items())
         text += f"monitoring: {{limits: {{{TEMP}: {{{entries}}}}}}}\n"
+    if "rules" in EdgeConfig.model_fields:  # H2's rules engine
+        text += "rules: {path: rules.yaml}\n"
     return text
 
 
@@ -135,6 +157,7 @@ def edge(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[EdgeProcess]:
     data_dir.mkdir()
     for name, role in (("vic", Role.VIEWER), ("otto", Role.OPERATOR), ("erin", Role.ENGINEER)):
         add_user(data_dir, name, role)
+    (data_dir / "rules.yaml").write_text(DEFECT_RULE)
     config = tmp_path / "edge.yaml"
     config.write_text(edge_yaml(mosquitto))
     process = subprocess.Popen(

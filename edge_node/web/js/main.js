@@ -21,7 +21,7 @@ function showPage() {
   const page = currentPage();
   for (const name of PAGES) if ($(name)) $(name).hidden = name !== page;
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.getAttribute("href") === `#${page}`);
-  tick(false);
+  tick(); // now, for the new tab; it also reschedules the loop
 }
 
 // Hide what this role may not use; the server refuses it anyway (403).
@@ -50,7 +50,7 @@ const JOBS = {
 };
 
 let timer = null;
-async function tick(again = true) {
+async function tick() {
   clearTimeout(timer);
   const results = await Promise.allSettled([refreshHealth(), ...JOBS[currentPage()]()]);
   const failed = results.find((r) => r.status === "rejected");
@@ -59,7 +59,8 @@ async function tick(again = true) {
     $("health").className = "badge bad";
     console.warn(failed.reason);
   }
-  if (again) timer = setTimeout(tick, REFRESH_MS);
+  clearTimeout(timer); // a tab switch may have started another round meanwhile
+  timer = setTimeout(tick, REFRESH_MS);
 }
 
 async function start() {
@@ -79,7 +80,6 @@ async function start() {
   refreshAlarms().catch((e) => toast(`Alarms: ${e.message}`, "bad"));
   setInterval(() => refreshAlarms().catch(() => {}), 15000); // resync besides the live push
   showPage();
-  timer = setTimeout(tick, REFRESH_MS);
 }
 
 start();
