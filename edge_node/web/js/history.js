@@ -28,8 +28,10 @@ function renderPicker() {
   const options = tags.filter((t) => t.name.toLowerCase().includes(filter) || chosen.has(t.name))
     .map((t) => { const o = el("option", { value: t.name }, `${t.name}${t.unit ? ` [${t.unit}]` : ""}`); o.selected = chosen.has(t.name); return o; });
   picker.replaceChildren(...options);
-  const numeric = options.find((o) => tags.find((t) => t.name === o.value)?.kind === "num");
-  if (!chosen.size && numeric) numeric.selected = true;
+  // First look: a series with limits (drawn as lines), else the first numeric one.
+  const numeric = options.filter((o) => tags.find((t) => t.name === o.value)?.kind === "num");
+  const first = numeric.find((o) => limitsBySeries.has(o.value)) || numeric[0];
+  if (!chosen.size && first) first.selected = true;
 }
 
 function chartWidth() {
