@@ -9,6 +9,7 @@ or with `Authorization: Bearer <token>` (scripts, other services).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from edge_node.config import AuthConfig
 from factory_common.logs import get_logger
 
 COOKIE = "edge_session"
+VERIFY_SLOTS = 2  # password checks at once (the edge's small CPU; others wait briefly)
 # Probes and scrapers carry no login: health says only up/degraded, metrics only counters.
 OPEN_PATHS = frozenset({"/api/health", "/api/login", "/api/logout", "/api/auth", "/metrics"})
 ANONYMOUS_ENGINEER = User("anonymous", Role.ENGINEER)  # auth.enabled: false only
@@ -39,6 +41,10 @@ class AuthService:
     users: UserStore | None  # None: authentication disabled (bench/lab only)
     config: AuthConfig = field(default_factory=AuthConfig)
     limiter: LoginLimiter = field(init=False)
+    # argon2 takes 64 MiB and tens of ms per check: a burst of logins must not exhaust memory.
+    verifying: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(VERIFY_SLOTS)
+    )
 
     def __post_init__(self) -> None:
         self.limiter = LoginLimiter(self.config.max_failures, self.config.failure_window_s)

@@ -14,6 +14,7 @@ from factory_common.logs import get_logger
 router = APIRouter(prefix="/api", tags=["auth"])
 Auth = Annotated[AuthService, Depends(auth_service)]
 log = get_logger(component="auth")
+VERIFY_WAIT_S = 5.0
 
 
 class LoginRequest(BaseModel):
@@ -60,7 +61,12 @@ def login(body: LoginRequest, request: Request, response: Response, auth: Auth) 
             503,
             "no users yet: on the edge node run `edge-node user add NAME --role engineer`",
         )
-    user = auth.users.verify(body.username, body.password)
+    if not auth.verifying.acquire(timeout=VERIFY_WAIT_S):
+        raise HTTPException(503, "too many logins at once: try again", headers={"Retry-After": "2"})
+    try:
+        user = auth.users.verify(body.username, body.password)
+    finally:
+        auth.verifying.release()
     if user is None:
         auth.limiter.failed(body.username, ip)
         log.warning("login_failed", user=body.username, ip=ip)

@@ -15,8 +15,10 @@ from fastapi.testclient import TestClient
 
 from edge_node.api import create_app
 from edge_node.auth import OPEN_PATHS, AuthService, Role, UserStore
+from edge_node.auth.service import VERIFY_SLOTS
 from edge_node.config import AuthConfig
 from edge_node.ingest import IngestStats
+from edge_node.routes import auth as auth_routes
 from edge_node.store import Store
 from factory_common.logs import configure
 from factory_common.wire import Write
@@ -207,3 +209,16 @@ def test_secrets_never_reach_the_logs(client, json_logs: io.StringIO, caplog) ->
     assert '"event": "login_failed"' in output and '"user": "erin"' in output
     for secret in (PASSWORD, token, cookie):
         assert secret not in output
+
+
+def test_password_checks_at_once_are_bounded(app_parts, client, monkeypatch) -> None:
+    """argon2 needs 64 MiB per check: a burst waits for a slot, then gets 503, not memory."""
+    monkeypatch.setattr(auth_routes, "VERIFY_WAIT_S", 0.05)
+    slots = app_parts.state.auth.verifying
+    held = [slots.acquire(blocking=False) for _ in range(VERIFY_SLOTS)]
+    assert all(held) and not slots.acquire(blocking=False)
+    busy = client.post("/api/login", json={"username": "vic", "password": PASSWORD})
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+    for _ in held:
+        slots.release()
+    login(client, "vic")
