@@ -17,6 +17,20 @@ def _redact_secrets(_logger: object, _name: str, event: dict) -> dict:
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of the call, not at configure() time.
+
+    A CLI run inside a test (or a daemon re-opening its streams) swaps sys.stderr; a logger
+    holding the old stream would write to a closed file.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(json: bool | None = None, level: str = "info") -> None:
     """Set up structlog once per process; json=None picks JSON when stderr is not a terminal."""
     if json is None:
@@ -36,7 +50,7 @@ def configure(json: bool | None = None, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
