@@ -82,6 +82,7 @@ class Uplink:
         self._started_mono = time.monotonic()
         self.connected = False
         self._stopping = False
+        self._unreachable_logged = False
         self.batches_acked = 0
         self.batches_refused = 0
         self.readings_acked = 0
@@ -167,6 +168,7 @@ class Uplink:
         )
         client.on_connect = lambda _c, _u, _f, rc, _p: self._bridge(self._on_connect, rc)
         client.on_disconnect = self._on_disconnect_thread
+        client.on_connect_fail = lambda _c, _u: self._bridge(self._on_connect_fail)
         client.on_publish = lambda _c, _u, mid, rc, _p: self._bridge(self._on_publish, mid, rc)
         client.on_message = lambda _c, _u, msg: self._bridge(self._on_message, msg)
         return client
@@ -194,6 +196,7 @@ class Uplink:
             self.log.warning("mqtt_refused", reason=str(reason))
             return
         self.connected = True
+        self._unreachable_logged = False
         self.log.info("mqtt_connected", host=self.config.host, port=self.config.port)
         assert self._client is not None
         self._client.subscribe(wire.command_topic(self.gateway_id), qos=1)
@@ -201,11 +204,23 @@ class Uplink:
         self._online.set()
         self._update_room()
 
+    def _on_connect_fail(self, reason: str = "cannot connect") -> None:
+        # Once per outage, not per retry. A broker refusing our certificate closes the
+        # connection before CONNACK: paho reports that as a disconnect, which lands here too.
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            cfg = self.config
+            self.log.warning(
+                "mqtt_unreachable", host=cfg.host, port=cfg.port, tls=bool(cfg.tls), reason=reason
+            )
+
     def _on_disconnect(self, reason: Any) -> None:
         if self._stopping:
             self.log.info("mqtt_closed")
         elif self.connected:
             self.log.warning("mqtt_disconnected", reason=str(reason), inflight=len(self._inflight))
+        else:
+            self._on_connect_fail(str(reason))
         self.connected = False
         self._online.clear()
         self._update_room()

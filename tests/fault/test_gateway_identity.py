@@ -1,0 +1,140 @@
+"""The real gateway process against the shipped TLS + ACL broker config (deploy/mosquitto):
+with its own certificate its readings get through; with another gateway's certificate, or
+none, nothing is published under its id and every reading stays in its buffer."""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from factory_common import wire
+from gateway_image.firmware.buffer import DurableBuffer
+from tests.fault.rig import buffer_meta, note
+from tests.support.broker import Mosquitto, secured_broker
+from tests.support.pki import Identity, TestCA
+from tests.support.ports import free_port
+from tests.support.processes import Child, console_script, wait_until
+from tests.support.requirements import require_binary
+
+GW = "gw-a"
+N = 1000
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestCA:
+    return TestCA(tmp_path / "pki")
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
+    server = pki.issue("localhost", server=True)
+    broker = secured_broker(binary, tmp_path / "broker", pki.cert_path, server.cert, server.key)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+class EdgeSubscriber:
+    """Reads every gateway's data with the edge's certificate (the ACL's `edge-anodizing`)."""
+
+    def __init__(self, broker: Mosquitto, pki: TestCA) -> None:
+        identity = pki.issue("edge-anodizing")
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-anodizing")
+        client.tls_set(
+            ca_certs=str(pki.cert_path),
+            certfile=str(identity.cert),
+            keyfile=str(identity.key),
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.on_message = lambda _c, _u, m: self.messages.put(m)
+        client.on_connect = lambda c, *_: c.subscribe(wire.subscription(wire.TopicKind.DATA), 1)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        self.client = client
+
+    def seqs(self) -> set[int]:
+        found: set[int] = set()
+        while not self.messages.empty():
+            batch = wire.decode(self.messages.get_nowait().payload, wire.Batch)
+            assert batch.gateway == GW
+            found.update(range(batch.first_seq, batch.last_seq + 1))
+        return found
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def start_gateway(tmp_path: Path, broker: Mosquitto, pki: TestCA, cert: Identity | None) -> Child:
+    """`gateway run` with N readings already buffered and no device (only those are sent)."""
+    data = tmp_path / "gateway"
+    buffer = DurableBuffer.open(data / "buffer.sqlite", max_bytes=10**8)
+    ts = time.time_ns()
+    buffer.append([wire.Reading(device="d", tag="t", ts=ts + i, value=i) for i in range(N)])
+    buffer.close()
+    tls: dict[str, str] = {"ca": str(pki.cert_path)}
+    if cert is not None:
+        tls |= {"cert": str(cert.cert), "key": str(cert.key)}
+    config = {
+        "gateway": {"id": GW},
+        "mqtt": {"port": broker.port, "tls": tls, "status_interval": 1},
+        "buffer": {"path": "buffer.sqlite"},
+        "connectors": [
+            {
+                "type": "modbus_tcp",
+                "name": "plc",
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "devices": [
+                    {
+                        "name": "d1",
+                        "unit": 1,
+                        "tags": [{"name": "x", "table": "holding", "address": 0, "type": "uint16"}],
+                    }
+                ],
+            },
+        ],
+    }
+    (data / "gateway.yaml").write_text(yaml.safe_dump(config))
+    args = console_script(
+        "gateway", "run", str(data / "gateway.yaml"), "--data-dir", str(data), "--log-json"
+    )
+    return Child("gateway", args, tmp_path).start()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("whose", ["own", "another gateway's", "no"])
+def test_only_its_own_certificate_lets_a_gateway_publish(
+    tmp_path: Path, broker: Mosquitto, pki: TestCA, whose: str
+) -> None:
+    cert = {"own": pki.issue(GW), "another gateway's": pki.issue("gw-b"), "no": None}[whose]
+    edge = EdgeSubscriber(broker, pki)
+    gateway = start_gateway(tmp_path, broker, pki, cert)
+    buffer = tmp_path / "gateway" / "buffer.sqlite"
+    try:
+        if whose == "own":
+            wait_until(lambda: buffer_meta(buffer).get("depth") == 0, 30, "acked", (gateway,))
+            time.sleep(0.5)
+            first = buffer_meta(buffer)["next_seq"] - N
+            assert edge.seqs() == set(range(first, first + N))
+        else:
+            evidence = '"batch_refused"' if cert else '"mqtt_unreachable"'
+            wait_until(lambda: evidence in gateway.log(), 30, evidence, (gateway,))
+            time.sleep(2.0)  # long enough for a wrongly accepted batch to show up
+            assert edge.seqs() == set(), "nothing is published under another id"
+            assert buffer_meta(buffer)["depth"] == N, "every reading stays buffered"
+            assert '"mqtt_connected"' not in gateway.log() or cert is not None
+        note(f"{whose} certificate: {'delivered' if whose == 'own' else 'refused, kept'}")
+    finally:
+        gateway.stop()
+        edge.close()
