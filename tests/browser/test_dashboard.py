@@ -145,6 +145,12 @@ def test_alarm_appears_within_two_seconds_of_a_limit_violation(
     page.wait_for_selector(f"{spec}:has-text('acknowledged')")
     assert "otto" in row.inner_text()
 
+    tablet = browser.new_page(viewport={"width": 820, "height": 1180}, is_mobile=True)
+    log_in(tablet, edge, "otto")
+    tablet.goto(edge.url + "#alarms")
+    tablet.wait_for_selector(f"{spec}:has-text('acknowledged')")
+    shot(tablet, "dashboard-tablet-alarms.png")
+
 
 COMMAND = {"gateway": GATEWAY, "writes": [{"device": "bath", "tag": "sp", "value": 21.5}]}
 

@@ -69,7 +69,12 @@ export function formatValue(v) {
   return v === null || v === undefined ? "—" : String(v);
 }
 
-export const clock = (ms) => (ms ? new Date(ms).toLocaleString() : "");
+// Today's times as a time of day; older ones with their date.
+export function clock(ms) {
+  if (!ms) return "";
+  const moment = new Date(ms);
+  return moment.toDateString() === new Date().toDateString() ? moment.toLocaleTimeString() : moment.toLocaleString();
+}
 
 export function toast(text, kind = "") {
   const note = el("div", { class: `toast ${kind}` }, text);
