@@ -7,7 +7,9 @@ import sys
 
 import structlog
 
-_SECRET_KEYS = frozenset({"password", "secret", "token", "key", "passphrase", "authorization"})
+_SECRET_KEYS = frozenset(
+    {"password", "secret", "token", "passphrase", "authorization", "private_key", "cookie"}
+)
 
 
 def _redact_secrets(_logger: object, _name: str, event: dict) -> dict:
