@@ -149,9 +149,14 @@ def cold_times(path: Path, query: Callable[[Store], Any], runs: int) -> list[flo
 # ------------------------------------------------------------------------------- central
 
 
-def central_conn(database: str | None = DB) -> pymysql.Connection:
+def central_conn(database: str | None = "") -> pymysql.Connection:
+    """database "" means the benchmark's (DB), None no database."""
     conn = pymysql.connect(
-        host="127.0.0.1", user="root", database=database, local_infile=True, autocommit=True
+        host="127.0.0.1",
+        user="root",
+        database=DB if database == "" else database,
+        local_infile=True,
+        autocommit=True,
     )
     with conn.cursor() as cur:
         cur.execute("SET time_zone = '+00:00'")
@@ -398,6 +403,7 @@ series (min, max, mean) including the JSON body.
 
 
 def main() -> None:
+    global DB  # one setting for the whole script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--lines", type=int, default=40, help="equipments in the central table")
@@ -407,7 +413,10 @@ def main() -> None:
     parser.add_argument("--central-repeat", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="a minute-long smoke run")
     parser.add_argument("--no-record", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--database", default=DB, help="MariaDB database (dropped, recreated)")
+    parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     args = parser.parse_args()
+    DB = args.database
     if args.tiny:
         args.hours, args.lines, args.repeat, args.cold_repeat, args.central_repeat = 1, 3, 2, 1, 1
     t0 = 1_764_000_000 * SECOND - (1_764_000_000 * SECOND) % (24 * HOUR_NS)
@@ -428,6 +437,8 @@ def main() -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT version(), @@innodb_buffer_pool_size")
         version, pool = cur.fetchone()
+        if args.drop:
+            cur.execute(f"DROP DATABASE {DB}")
     conn.close()
     setup = {
         "date": now(),

@@ -22,6 +22,11 @@ from edge_node.store.codec import decode_block, encode_block
 from edge_node.store.model import HOUR_NS
 
 _GROUP_READINGS = 1_000_000
+# At line rate each commit is a chunk of a few readings: an open hour is ~18,000 of them and
+# reading them dominates a query. Runs of small chunks are merged into one (in place, so
+# arrival order is kept) each time compaction runs.
+_SMALL_CHUNK = 256  # a merged run is bigger, so it is never merged (rewritten) again
+_MERGED_CHUNK = 65_536
 
 
 class Compactor:
@@ -47,7 +52,35 @@ class Compactor:
         if group:
             moved += self._transaction(self._compact_chunks, group, cutoff)
         self._transaction(self._pack_minutes, cutoff)
+        self._transaction(self._merge_small_chunks)
         return moved
+
+    def _merge_small_chunks(self) -> int:
+        """Merge consecutive small chunks (by id) into one per run, at the run's first id."""
+        runs: list[list[tuple[int, int]]] = [[]]
+        for chunk_id, n in self._conn.execute("SELECT id, n FROM chunks ORDER BY id"):
+            run = runs[-1]
+            if n >= _SMALL_CHUNK or sum(r[1] for r in run) + n > _MERGED_CHUNK:
+                runs.append([])
+            if n < _SMALL_CHUNK:
+                runs[-1].append((chunk_id, n))
+        merged = 0
+        for run in (r for r in runs if len(r) > 1):
+            ids = [i for i, _ in run]
+            marks = ",".join("?" * len(ids))
+            rows = self._conn.execute(
+                f"SELECT data, side FROM chunks WHERE id IN ({marks}) ORDER BY id", ids
+            ).fetchall()
+            chunks = decode_chunks(rows)
+            records, side = chunks.subset(np.arange(len(chunks.records)))
+            t_min, t_max, data, packed = pack_chunk(records, side)
+            self._conn.execute(f"DELETE FROM chunks WHERE id IN ({marks})", ids)
+            self._conn.execute(
+                "INSERT INTO chunks (id, t_min, t_max, n, data, side) VALUES (?, ?, ?, ?, ?, ?)",
+                (ids[0], t_min, t_max, len(records), data, packed),
+            )
+            merged += len(ids)
+        return merged
 
     def _transaction(self, work: Any, *args: Any) -> int:
         with self._lock:

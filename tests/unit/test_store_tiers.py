@@ -141,3 +141,22 @@ def test_a_schema_1_file_is_converted_on_open(tmp_path: Path) -> None:
     (buckets,) = store.downsample([info(store)], T0, T0 + 2 * MINUTE, 2)
     assert buckets is not None and buckets.count.tolist() == [60, 60]
     store.close()
+
+
+def test_small_chunks_are_merged_in_place_keeping_arrival_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    for second in range(300):  # line rate: one tiny commit per second
+        store.write([batch(second, [float(second % 7)])])
+    # Two readings with the same ts in different commits: arrival order must survive.
+    late = Reading(device="bath", tag="temp", ts=T0 + 5 * SECOND, value=99.0)
+    store.write([Batch(v=WIRE_VERSION, gateway="gw1", boot="b", first_seq=300, last_seq=300,
+                       readings=[late])])  # fmt: skip
+    before = store.history([info(store)], T0, T0 + HOUR_NS)[0]
+    assert store.compact(T0) == 0  # nothing is an hour old: only merging happens
+    chunks = store._writer_conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    after = store.history([info(store)], T0, T0 + HOUR_NS)[0]
+    assert chunks == 1 and store.stats()["recent_rows"] == 301
+    assert after.ts.tolist() == before.ts.tolist()
+    assert after.values.tolist() == before.values.tolist()
+    assert after.values.tolist()[5:7] == [5.0, 99.0]
+    store.close()

@@ -1,0 +1,39 @@
+"""The edge benchmarks still run (tiny sizes, nothing recorded), so they do not rot.
+Benchmarks are not tests: this checks they work end to end, not their figures."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.requirements import require_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_ingest_bench_runs_tiny() -> None:
+    require_binary("mosquitto", "apt-get install mosquitto")
+    out = run("bench/ingest.py", "--tiny", "--no-record")
+    assert "| edge store" in out and "| naive" in out
+    assert "| yes |" in out  # the lossless check passed
+
+
+@pytest.mark.slow
+def test_paper_query_bench_runs_tiny() -> None:
+    database = f"bench_smoke_{secrets.token_hex(4)}"  # never the real run's bench_central
+    out = run("bench/paper_query.py", "--tiny", "--no-record", "--database", database, "--drop")
+    for query in ("raw 23", "raw 3", "down 23", "down 3"):
+        assert query in out
