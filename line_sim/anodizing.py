@@ -75,6 +75,12 @@ class LineParams:
     concentration_low: float = 175.0  # dosing starts below this
     delta_e_limit: float = 3.0  # a product with ΔE*ab above this is a defect
     temperature_noise: float = 0.05
+    # Instruments report in steps, not exact floats: the temperature transmitter in 0.05 °C,
+    # and the acid analyser takes a sample every 10 s and holds it. Besides being how such
+    # instruments behave, it keeps SPC's trend rule (6 points steadily rising) from firing on
+    # sensor noise alone at a 1 s poll.
+    temperature_resolution: float = 0.05
+    analyser_interval: float = 10.0
     pressure_nominal: float = 35.0  # kPa, air agitation
     recipe: int = 1
 
@@ -189,6 +195,7 @@ class AnodizingLine:
         self.delta_e = 0.0
         self.measured_product_id = ""
         self.defect = False
+        self._analysis = (-math.inf, self.plant.concentration)  # (sample time, value held)
 
     # ---- writes (setpoints, recipe, coils) ------------------------------------------------
     def set_setpoint(self, value: float) -> None:
@@ -347,6 +354,17 @@ class AnodizingLine:
         )
 
     # ---- reads ------------------------------------------------------------------------------
+    def _analyse(self, noise: float) -> float:
+        """The analyser's held sample; a new one once `analyser_interval` has passed.
+
+        The noise is drawn by every snapshot either way, so seeded runs draw the same numbers.
+        """
+        sampled_at, held = self._analysis
+        if self.t - sampled_at >= self.params.analyser_interval:
+            self._analysis = self.t, self.plant.concentration + noise
+            return self._analysis[1]
+        return held
+
     def snapshot(self) -> Snapshot:
         """Measured values now (sensor noise is drawn here, once per snapshot)."""
         p, plant, c, s = self.params, self.plant, self.control, self.seq
@@ -363,11 +381,14 @@ class AnodizingLine:
             last_event=s.last_event,
             event_count=s.event_count,
             product_id=s.product_id,
-            bath_temperature=plant.temperature + self.rng.gauss(0, p.temperature_noise),
+            bath_temperature=_step(
+                plant.temperature + self.rng.gauss(0, p.temperature_noise),
+                p.temperature_resolution,
+            ),
             setpoint=c.setpoint,
             heater_output=self.heater,
             pressure=max(0.0, agitation + plant.pressure_drift + self.rng.gauss(0, 0.2)),
-            concentration=plant.concentration + self.rng.gauss(0, 0.3),
+            concentration=self._analyse(self.rng.gauss(0, 0.3)),
             dosing=self.dosing,
             bath_lab=bath_lab,
             product_lab=self.product_lab,
@@ -385,6 +406,10 @@ class AnodizingLine:
             label_request=c.label_request,
             calibration_request=c.calibration_request,
         )
+
+
+def _step(value: float, resolution: float) -> float:
+    return round(round(value / resolution) * resolution, 6) if resolution > 0 else value
 
 
 def _checked(name: str, value: float, bounds: tuple[float, float]) -> float:

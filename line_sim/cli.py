@@ -37,7 +37,9 @@ def run(
         str, typer.Option(help="auto | mosquitto | embedded | external (one on --mqtt-port)")
     ] = "auto",
     seed: Annotated[int | None, typer.Option(help="Seed for a repeatable line")] = None,
-    defect_probability: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
+    defect_probability: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of products with a defect colour")
+    ] = 0.15,
     speed: Annotated[float, typer.Option(min=0.1, max=100.0, help="Plant time factor")] = 1.0,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (tests, demos)")
@@ -47,8 +49,9 @@ def run(
 ) -> None:
     """Start the simulated line (each part its own process) and print the URL to open.
 
-    Writes DATA_DIR/ready.json (ports, URL, pids) once the edge node answers; Ctrl-C or
-    SIGTERM stops every part cleanly.
+    The first run creates the web page's logins (engineer, viewer) with random passwords in
+    DATA_DIR/credentials.txt; later runs reuse them. Writes DATA_DIR/ready.json (URL, ports,
+    pids, credentials file) once the edge node answers; Ctrl-C or SIGTERM stops every part.
     """
     from line_sim.orchestrator import RunOptions, StartupError, run_line
 

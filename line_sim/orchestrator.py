@@ -23,11 +23,15 @@ from typing import Any
 
 import yaml
 
+from edge_node.auth import UserError
 from line_sim.broker import BrokerChoice, BrokerUnavailable, plan_broker
+from line_sim.logins import CredentialsError, Login, ensure_logins, login_lines
 from line_sim.processes import Child
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEFAULT_HTTP_PORT = 8080
+RULES_FILE = "anodizing-defect.yaml"
+CREDENTIALS = "credentials.txt"
 
 
 class StartupError(RuntimeError):
@@ -42,7 +46,7 @@ class RunOptions:
     modbus_port: int | None = None
     broker: BrokerChoice = "auto"
     seed: int | None = None
-    defect_probability: float = 0.05
+    defect_probability: float = 0.15  # a defect every ~3 min: a newcomer sees the rule work
     speed: float = 1.0
     duration: float | None = None
     gateway_template: Path | None = None
@@ -142,11 +146,41 @@ def write_configs(
     edge = _template(options.edge_template, "anodizing-edge.yaml")
     edge.setdefault("mqtt", {}).update(host="127.0.0.1", port=ports.mqtt)
     edge.setdefault("http", {}).update(host="127.0.0.1", port=ports.http)
+    if "rules" not in edge:
+        edge["rules"] = {"path": str(copy_rules(config_dir))}
     paths = config_dir / "gateway.yaml", config_dir / "edge.yaml"
     for path, data in zip(paths, (gateway, edge), strict=True):
         header = "# Written by `factory-line run` from the example config, with this run's ports.\n"
         path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return paths
+
+
+def copy_rules(config_dir: Path) -> Path:
+    """The paper's defect rule, copied fresh each run (edit the example to change it)."""
+    source = EXAMPLES / "rules" / RULES_FILE
+    if not source.is_file():
+        raise StartupError(f"rules file {source} not found: run from a clone of the repository")
+    target = config_dir / "rules" / RULES_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+async def prepare_logins(edge_cfg: Path, edge_dir: Path, credentials: Path) -> list[Login]:
+    """The line's users in the edge's users file (none when the config turns login off)."""
+    from edge_node.config import load_edge_config
+    from factory_common.config import ConfigError
+
+    try:
+        auth = load_edge_config(edge_cfg).auth
+    except ConfigError:
+        return []  # the edge itself reports the config error, with its log, at start
+    if not auth.enabled:
+        return []
+    try:  # argon2 hashing takes a moment: keep the loop (and Ctrl-C) responsive
+        return await asyncio.to_thread(ensure_logins, auth.resolve_path(edge_dir), credentials)
+    except (CredentialsError, UserError) as exc:
+        raise StartupError(f"cannot prepare the line's logins: {exc}") from None
 
 
 def console_script(name: str, extra: str) -> str:
@@ -196,6 +230,8 @@ class Line:
         self.children: list[Child] = []
         self.stop = asyncio.Event()
         self.failed: str | None = None
+        self.logins: list[Login] = []
+        self.credentials = self.data_dir / CREDENTIALS
 
     def _child(self, name: str, argv: list[str]) -> Child:
         child = Child(name, argv, self.data_dir / "logs")
@@ -236,6 +272,7 @@ class Line:
         overrides = gateway_mqtt_overrides(plan.kind)
         gateway_cfg, edge_cfg = write_configs(opts, ports, self.data_dir / "config", overrides)
         print(f"factory-line: broker: {plan.describe()}", flush=True)
+        self.logins = await prepare_logins(edge_cfg, self.data_dir / "edge", self.credentials)
         if plan.argv:
             broker = self._child("broker", plan.argv)
             await self._start(broker, lambda: _port_open(ports.mqtt), f"port {ports.mqtt}")
@@ -266,6 +303,8 @@ class Line:
             "modbus_port": ports.modbus,
             "broker": broker,
             "data_dir": str(self.data_dir),
+            # Logins are in this file (0600), never in ready.json; None when login is off.
+            "credentials": str(self.credentials) if self.logins else None,
             "pids": {c.name: c.pid for c in self.children},
         }
         path = self.data_dir / "ready.json"
@@ -314,6 +353,18 @@ def _alive_for(child: Child, seconds: float) -> Any:
     return probe
 
 
+def banner(line: Line, ports: Ports, ready: Path) -> str:
+    rows = [f"open   http://127.0.0.1:{ports.http}/"]
+    rows += login_lines(line.logins, line.credentials)
+    rows += [
+        "watch  Alarms (limits in config/edge.yaml) and Defects (the defect rule, labels printed)",
+        f"data   {line.data_dir} (logs in logs/, run info in {ready.name})",
+        "Ctrl-C stops everything.",
+    ]
+    body = "".join(f"  {row}\n" for row in rows)
+    return f"\nfactory-line: the simulated anodizing line is up.\n{body}"
+
+
 async def run_line(options: RunOptions) -> int:
     """Run until stopped; 0 after a clean stop, 1 when a part died."""
     line = Line(options)
@@ -323,13 +374,7 @@ async def run_line(options: RunOptions) -> int:
     try:
         ports, broker = await line.start_all()
         ready = line.write_ready(ports, broker)
-        print(
-            f"\nfactory-line: the simulated anodizing line is up.\n"
-            f"  open   http://127.0.0.1:{ports.http}/\n"
-            f"  data   {line.data_dir} (logs in logs/, run info in {ready.name})\n"
-            f"  Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print(banner(line, ports, ready), flush=True)
         await line.supervise()
     finally:
         await line.stop_all()
