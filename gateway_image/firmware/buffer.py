@@ -35,6 +35,7 @@ from gateway_image.firmware.buffer_format import (
     BufferStats,
     DropCause,
     Policy,
+    connect,
     decode_reading,
     encode_reading,
     is_disk_full,
@@ -91,6 +92,10 @@ class DurableBuffer:
         self._last_commit = 0.0
         self.committed = asyncio.Event()  # set after every commit; the uplink waits on it
         self.quarantined: list[Path] = []
+        # pending() reads through its own connection: WAL readers never wait for a writer, so
+        # the uplink's reads do not queue behind a group commit's fsync.
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
 
     # ------------------------------------------------------------------ open / close
 
@@ -102,6 +107,7 @@ class DurableBuffer:
         conn, quarantined, lost = open_checked(path)
         buffer = cls(conn, path=path, **settings)  # type: ignore[arg-type]
         buffer.quarantined = quarantined
+        buffer._reader = connect(path)
         if lost:
             buffer._count_persist(DropCause.CORRUPT, lost)
         return buffer
@@ -118,6 +124,10 @@ class DurableBuffer:
         )
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -325,30 +335,38 @@ class DurableBuffer:
 
     def pending(self, limit: int, after_seq: int | None = None) -> list[tuple[int, Reading]]:
         """Up to `limit` stored readings in sequence order, after `after_seq` if given."""
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT seq, body FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (-1 if after_seq is None else after_seq, limit),
-                )
-                .fetchall()
-            )
+        query = "SELECT seq, body FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
+        args = (-1 if after_seq is None else after_seq, limit)
+        with self._read_lock:
+            if self._reader is not None:
+                rows = self._reader.execute(query, args).fetchall()
+            else:
+                with self._lock:
+                    rows = self._db().execute(query, args).fetchall()
         return [(seq, decode_reading(body)) for seq, body in rows]
 
     def ack(self, first_seq: int, last_seq: int) -> int:
         """Delete readings first_seq..last_seq (the broker has them); returns how many."""
+        return self.ack_ranges([(first_seq, last_seq)])
+
+    def ack_ranges(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Delete several acknowledged seq ranges in one transaction; returns how many."""
         with self._lock:
             conn = self._db()
             # An ack lost in a power cut only means a duplicate on the wire, which the edge
             # drops: this commit need not wait for the disk.
             conn.execute("PRAGMA synchronous=NORMAL")
+            first_seq, last_seq = min(r[0] for r in ranges), max(r[1] for r in ranges)
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                sizes = conn.execute(
-                    "DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING length(body)",
-                    (first_seq, last_seq),
-                ).fetchall()
+                sizes = [
+                    size
+                    for first, last in ranges
+                    for size in conn.execute(
+                        "DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING length(body)",
+                        (first, last),
+                    ).fetchall()
+                ]
                 depth = self._depth - len(sizes)
                 nbytes = self._bytes - sum(s + ROW_OVERHEAD for (s,) in sizes)
                 self._save_meta(conn, self._next_seq, depth, nbytes, self.dropped)

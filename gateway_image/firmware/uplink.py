@@ -94,6 +94,8 @@ class Uplink:
         self._drained = asyncio.Event()  # no batch in flight
         self._waiters: dict[int, asyncio.Future[None]] = {}  # mids someone awaits the PUBACK of
         self._ack_tasks: set[asyncio.Task[None]] = set()
+        self._acks: list[tuple[int, int]] = []  # PUBACKed seq ranges not deleted yet
+        self._acking = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -242,20 +244,31 @@ class Uplink:
         self._update_room()
 
     def _start_ack(self, first: int, last: int) -> None:
+        self._acks.append((first, last))
+        if self._acking:
+            return  # the running deleter takes it with the next transaction
+        self._acking = True
         # Not in the TaskGroup: a PUBACK that arrives while shutting down must still delete.
-        task = asyncio.get_running_loop().create_task(self._ack(first, last))
+        task = asyncio.get_running_loop().create_task(self._ack_loop())
         self._ack_tasks.add(task)
         task.add_done_callback(self._ack_tasks.discard)
 
-    async def _ack(self, first: int, last: int) -> None:
+    async def _ack_loop(self) -> None:
+        """Delete acknowledged batches, every PUBACK that arrived meanwhile in one transaction
+        (a drain after an outage brings hundreds a second)."""
         try:
-            removed = await asyncio.to_thread(self.buffer.ack, first, last)
-        except (sqlite3.Error, BufferClosed) as exc:
-            # The rows stay and are sent again after a restart: a duplicate, never a loss.
-            self.log.error("ack_not_applied", first=first, last=last, error=str(exc))
-            return
-        self.batches_acked += 1
-        self.readings_acked += removed
+            while self._acks:
+                ranges, self._acks = self._acks, []
+                try:
+                    removed = await asyncio.to_thread(self.buffer.ack_ranges, ranges)
+                except (sqlite3.Error, BufferClosed) as exc:
+                    # The rows stay and are sent again after a restart: a duplicate, not a loss.
+                    self.log.error("ack_not_applied", ranges=ranges[:3], error=str(exc))
+                    continue
+                self.batches_acked += len(ranges)
+                self.readings_acked += removed
+        finally:
+            self._acking = False  # no await since the loop's check: no PUBACK slips between
 
     def _on_message(self, message: mqtt.MQTTMessage) -> None:
         try:
