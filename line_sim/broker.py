@@ -99,11 +99,20 @@ def plan_broker(choice: BrokerChoice, port: int, workdir: Path) -> BrokerPlan:
     return BrokerPlan("amqtt", argv, port)
 
 
+# amqtt queues QoS 1 messages for a disconnected persistent session only when the client is not
+# anonymous (amqtt/broker.py, the broadcast loop); with `allow_anonymous: False` any user name
+# (no password) counts. So the line's clients connect with a user name, and the edge node's
+# session keeps what arrives while it restarts, as it does on Mosquitto.
+AMQTT_NEEDS_USERNAME = True
+
+
 def amqtt_config(host: str, port: int) -> dict[str, object]:
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         "plugins": {
-            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {
+                "allow_anonymous": not AMQTT_NEEDS_USERNAME
+            },
         },
     }
 
@@ -122,7 +131,7 @@ async def run_embedded(host: str, port: int) -> None:
     logging.getLogger("amqtt.broker").addFilter(_quiet_port_probes)
     broker = Broker(amqtt_config(host, port))
     await broker.start()
-    print(f"amqtt broker listening on {host}:{port}", flush=True)
+    print(f"amqtt broker listening on {host}:{port} (any user name, no password)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

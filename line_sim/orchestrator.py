@@ -117,7 +117,10 @@ def _template(given: Path | None, name: str) -> dict[str, Any]:
 
 
 def gateway_mqtt_overrides(broker_kind: str) -> dict[str, str]:
-    """amqtt speaks MQTT 3.1.1 only; the gateway defaults to MQTT 5 (PUBACK reason codes)."""
+    """amqtt speaks MQTT 3.1.1 only; the gateway defaults to MQTT 5 (PUBACK reason codes).
+
+    Both tiers also give amqtt a user name (any), so it queues for their persistent sessions.
+    """
     if broker_kind != "amqtt":
         return {}
     from gateway_image.firmware.config import MqttConfig
@@ -127,7 +130,11 @@ def gateway_mqtt_overrides(broker_kind: str) -> dict[str, str]:
             "the embedded amqtt broker speaks MQTT 3.1.1 only and this gateway needs MQTT 5: "
             "install Mosquitto (`sudo apt-get install mosquitto`) and run again"
         )
-    return {"protocol": "3.1.1"}
+    return {"protocol": "3.1.1", "username": "line-gateway"}
+
+
+def edge_mqtt_overrides(broker_kind: str) -> dict[str, str]:
+    return {"username": "line-edge"} if broker_kind == "amqtt" else {}
 
 
 def write_configs(
@@ -135,6 +142,7 @@ def write_configs(
     ports: Ports,
     config_dir: Path,
     gateway_mqtt: dict[str, str] | None = None,
+    edge_mqtt: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """Copies of the example configs, rewritten for this run's ports (and broker)."""
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +152,7 @@ def write_configs(
         if connector.get("type") == "modbus_tcp":
             connector.update(host="127.0.0.1", port=ports.modbus)
     edge = _template(options.edge_template, "anodizing-edge.yaml")
-    edge.setdefault("mqtt", {}).update(host="127.0.0.1", port=ports.mqtt)
+    edge.setdefault("mqtt", {}).update(host="127.0.0.1", port=ports.mqtt, **(edge_mqtt or {}))
     edge.setdefault("http", {}).update(host="127.0.0.1", port=ports.http)
     if "rules" not in edge:
         edge["rules"] = {"path": str(copy_rules(config_dir))}
@@ -269,8 +277,13 @@ class Line:
             plan = plan_broker(opts.broker, ports.mqtt, self.data_dir / "broker")
         except BrokerUnavailable as exc:
             raise StartupError(str(exc)) from None
-        overrides = gateway_mqtt_overrides(plan.kind)
-        gateway_cfg, edge_cfg = write_configs(opts, ports, self.data_dir / "config", overrides)
+        gateway_cfg, edge_cfg = write_configs(
+            opts,
+            ports,
+            self.data_dir / "config",
+            gateway_mqtt_overrides(plan.kind),
+            edge_mqtt_overrides(plan.kind),
+        )
         print(f"factory-line: broker: {plan.describe()}", flush=True)
         self.logins = await prepare_logins(edge_cfg, self.data_dir / "edge", self.credentials)
         if plan.argv:

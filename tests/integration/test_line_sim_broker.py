@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -20,6 +24,7 @@ def _round_trip(port: int) -> bytes:
     got: list[bytes] = []
     done = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="line-sim-test")
+    client.username_pw_set("line-test")  # amqtt as the line runs it wants a user name
 
     def on_connect(c: mqtt.Client, *_: object) -> None:
         c.subscribe("line/test", qos=1)
@@ -93,3 +98,112 @@ def test_asking_for_mosquitto_without_it_says_what_to_install(
     with pytest.raises(BrokerUnavailable, match="apt-get install mosquitto"):
         plan_broker("mosquitto", 1883, tmp_path)
     assert plan_broker("auto", 1883, tmp_path).kind == "amqtt"
+
+
+def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="line-sim-publisher")
+    client.username_pw_set("line-test")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@asynccontextmanager
+async def _edge(port: int, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """`edge-node run`'s code in this process, connected to the broker on `port`."""
+    from edge_node.app import run_edge
+    from edge_node.config import parse_edge_config
+    from tests.integration.test_edge_ingest import until
+    from tests.support.edge_auth import add_user, log_in
+
+    config = parse_edge_config(
+        f"edge: {{id: line-edge}}\n"
+        f"mqtt: {{port: {port}, reconnect_min: 0.2, username: line-edge}}\n"
+        "store: {path: edge.sqlite, flush_interval: 0.1}\nhttp: {port: 0}\n"
+    )
+    add_user(data_dir)
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_edge(config, data_dir, on_ready=ready.set_result, stop=stop))
+    try:
+        url = await asyncio.wait_for(ready, 10)
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            await until(client, "/api/health", lambda h: h["mqtt_connected"])
+            await log_in(client)
+            yield client
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def _stored(api: httpx.AsyncClient, count: int) -> list[float]:
+    from tests.integration.test_edge_ingest import history_params, until
+
+    body = await until(
+        api, "/api/history", lambda b: len(b["series"][0]["t"]) >= count,
+        params=history_params("gw1/bath/temp"), within=20,
+    )  # fmt: skip
+    return list(body["series"][0]["v"])
+
+
+async def test_edge_ingest_works_through_amqtt_with_its_session_and_manual_acks(
+    tmp_path: Path,
+) -> None:
+    """The edge's ingest (paho, MQTT 3.1.1, persistent session, PUBACK only after the commit)
+    against the embedded broker as the line runs it: a burst far beyond the in-flight window
+    all arrives, once; batches published while the edge is down are queued and arrive."""
+    from factory_common.wire import data_topic
+    from tests.integration.test_edge_ingest import make_batch
+
+    port = free_port()
+    process = _serve(plan_broker("embedded", port, tmp_path).argv, port)
+    topic = data_topic("gw1")
+    try:
+        async with _edge(port, tmp_path) as api:
+            burst = [(topic, make_batch(i * 10, [float(i)] * 10)) for i in range(60)]
+            await asyncio.to_thread(_publish, port, burst + burst[:5])  # 5 replayed batches
+            assert len(await _stored(api, 600)) == 600
+        await asyncio.to_thread(_publish, port, [(topic, make_batch(600, [7.0, 8.0]))])
+        async with _edge(port, tmp_path) as api:
+            values = await _stored(api, 602)
+        assert len(values) == 602 and values[-2:] == [7.0, 8.0]
+    finally:
+        _stop(process)
+
+
+async def test_amqtt_keeps_nothing_for_an_anonymous_session(tmp_path: Path) -> None:
+    """Why the line's clients send a user name: amqtt refuses anonymous ones, as configured,
+    because for those it would silently drop what arrives while they are away."""
+    port = free_port()
+    process = _serve(plan_broker("embedded", port, tmp_path).argv, port)
+    try:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="anonymous")
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.to_thread(_connect_or_refuse, client, port)
+    finally:
+        _stop(process)
+
+
+def _connect_or_refuse(client: mqtt.Client, port: int) -> None:
+    connected = threading.Event()
+    codes: list[object] = []
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, code: object, _p: object) -> None:
+        codes.append(code)
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if connected.wait(5) and codes and not getattr(codes[0], "is_failure", False):
+            return
+        raise ConnectionRefusedError(f"broker refused the connection: {codes}")
+    finally:
+        client.loop_stop()
+        client.disconnect()

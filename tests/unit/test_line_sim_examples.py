@@ -59,3 +59,44 @@ def test_gateway_example_matches_the_register_map() -> None:
 def test_readme_shows_the_current_register_map() -> None:
     readme = (ROOT / "line_sim" / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme, "regenerate: python -m line_sim.register_map"
+
+
+def _alarms_per_rule(line_seed: int, hours: float, limits: dict[str, Any]) -> dict[str, Any]:
+    """Poll the model once a second, as the gateway does, through the edge's own SPC."""
+    from edge_node.spc import Limits, SpcMonitor
+    from line_sim.anodizing import AnodizingLine, LineParams
+
+    points = {f"anodizing-gw1/{p.device}/{p.name}": p for p in POINTS}
+    line = AnodizingLine(LineParams(seed=line_seed, defect_probability=0.15))
+    spc = SpcMonitor()
+    active: dict[str, set[str]] = {name: set() for name in limits}
+    raised: dict[str, dict[str, int]] = {name: {} for name in limits}
+    for _ in range(int(hours * 3600)):
+        for _ in range(5):
+            line.step(0.2)
+        snapshot = line.snapshot()
+        for name, entry in limits.items():
+            value = points[name].read(snapshot)
+            now = {v.rule for v in spc.update(name, value, Limits.of(entry)) or []}
+            for rule in now - active[name]:
+                raised[name][rule] = raised[name].get(rule, 0) + 1
+            active[name] = now
+    return {"raised": raised, "defects": line.snapshot().defects}
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_edge_example_limits_fit_the_simulated_line(seed: int) -> None:
+    """Normal operation stays inside the demo limits; each defect product raises one alarm."""
+    from edge_node.config import load_edge_config
+
+    limits = load_edge_config(ROOT / "examples" / "anodizing-edge.yaml").monitoring.limits
+    series = {f"anodizing-gw1/{p.device}/{p.name}" for p in POINTS}
+    assert limits and set(limits) <= series, set(limits) - series
+    result = _alarms_per_rule(seed, 1.0, limits)
+    raised = result["raised"]
+    colour = raised.pop("anodizing-gw1/meter1/product_delta_e")
+    # Defect products come one at a time (a normal one between two is the usual case).
+    assert result["defects"] >= 10
+    assert result["defects"] * 0.8 <= colour.get("spec", 0) <= result["defects"]
+    for name, rules in raised.items():  # temperature and concentration: a quiet hour
+        assert sum(rules.values()) <= 2, (name, rules)

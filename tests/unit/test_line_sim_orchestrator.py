@@ -11,11 +11,14 @@ import pytest
 from edge_node.config import load_edge_config
 from gateway_image.firmware.config import load_gateway_config
 from line_sim.orchestrator import (
+    EXAMPLES,
     Ports,
     RunOptions,
     StartupError,
     choose_ports,
+    edge_mqtt_overrides,
     gateway_mqtt_overrides,
+    prepare_logins,
     write_configs,
 )
 from line_sim.processes import readable
@@ -76,8 +79,15 @@ def test_embedded_broker_gets_a_gateway_speaking_its_protocol_or_a_clear_refusal
             gateway_mqtt_overrides("amqtt")
         return
     overrides = gateway_mqtt_overrides("amqtt")
-    gateway_path, _ = write_configs(RunOptions(tmp_path), Ports(1, 2, 3), tmp_path, overrides)
-    assert str(load_gateway_config(gateway_path).mqtt.protocol) == "3.1.1"
+    edge_overrides = edge_mqtt_overrides("amqtt")
+    gateway_path, edge_path = write_configs(
+        RunOptions(tmp_path), Ports(1, 2, 3), tmp_path, overrides, edge_overrides
+    )
+    gateway = load_gateway_config(gateway_path)
+    assert str(gateway.mqtt.protocol) == "3.1.1"
+    # amqtt queues for a persistent session only when its client is not anonymous.
+    assert gateway.mqtt.username and load_edge_config(edge_path).mqtt.username
+    assert edge_mqtt_overrides("mosquitto") == {}
 
 
 def test_external_broker_needs_one_listening_on_the_given_port(tmp_path: Path) -> None:
@@ -88,3 +98,39 @@ def test_external_broker_needs_one_listening_on_the_given_port(tmp_path: Path) -
         sock.listen()
         port = sock.getsockname()[1]
         assert choose_ports(RunOptions(tmp_path, broker="external", mqtt_port=port)).mqtt == port
+
+
+def test_the_defect_rule_is_copied_and_named_by_the_edge_config(tmp_path: Path) -> None:
+    from edge_node.rules.model import RulesFile
+    from factory_common.config import load_yaml_model
+
+    _, edge_path = write_configs(RunOptions(tmp_path), Ports(1, 2, 3), tmp_path / "config")
+    edge = load_edge_config(edge_path)
+    assert edge.rules is not None
+    rules_path = edge.rules.resolve_path(tmp_path / "edge")
+    assert rules_path == tmp_path / "config" / "rules" / "anodizing-defect.yaml"
+    assert rules_path.read_bytes() == (EXAMPLES / "rules" / "anodizing-defect.yaml").read_bytes()
+    assert [r.id for r in load_yaml_model(rules_path, RulesFile).rules] == ["anodizing-defect"]
+    assert edge.auth.enabled and edge.monitoring.limits  # login on, demo limits in
+
+
+def test_an_edge_template_with_its_own_rules_keeps_them(tmp_path: Path) -> None:
+    template = tmp_path / "edge.yaml"
+    template.write_text("edge: {id: e1}\nrules: {path: mine.yaml}\n")
+    options = RunOptions(tmp_path, edge_template=template)
+    _, edge_path = write_configs(options, Ports(1, 2, 3), tmp_path / "config")
+    rules = load_edge_config(edge_path).rules
+    assert rules is not None and rules.path == Path("mine.yaml")
+    assert not (tmp_path / "config" / "rules").exists()
+
+
+async def test_logins_are_made_unless_the_edge_config_turns_login_off(tmp_path: Path) -> None:
+    _, edge_path = write_configs(RunOptions(tmp_path), Ports(1, 2, 3), tmp_path / "config")
+    credentials = tmp_path / "credentials.txt"
+    logins = await prepare_logins(edge_path, tmp_path / "edge", credentials)
+    assert [x.name for x in logins] == ["engineer", "viewer"]
+    assert (tmp_path / "edge" / "users.sqlite").exists() and credentials.exists()
+    off = tmp_path / "off.yaml"
+    off.write_text("edge: {id: e1}\nauth: {enabled: false}\n")
+    assert await prepare_logins(off, tmp_path / "edge2", tmp_path / "c2.txt") == []
+    assert not (tmp_path / "c2.txt").exists()
