@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_node.store import reader
+from edge_node.store.cache import DEFAULT_BYTES, DecodedCache
 from edge_node.store.downsample import Buckets
 from edge_node.store.model import (
     GatewayRecord,
@@ -45,9 +46,15 @@ __all__ = [
 
 class Store:
     def __init__(
-        self, path: Path, *, retention: RetentionConfig | None = None, read_only: bool = False
+        self,
+        path: Path,
+        *,
+        retention: RetentionConfig | None = None,
+        read_only: bool = False,
+        cache_bytes: int = DEFAULT_BYTES,
     ) -> None:
         self.path = Path(path)
+        self.cache = DecodedCache(cache_bytes)  # decoded blocks, shared by reader threads
         self.retention = retention
         self.read_only = read_only
         self._writer_conn: sqlite3.Connection | None = None
@@ -118,7 +125,7 @@ class Store:
 
     def history(self, series: Sequence[SeriesInfo], start: int, end: int) -> list[SeriesData]:
         """Raw readings with start <= ts < end (ns), per series in the order given."""
-        return reader.history(self._reader(), series, start, end)
+        return reader.history(self._reader(), series, start, end, self.cache)
 
     def downsample(
         self, series: Sequence[SeriesInfo], start: int, end: int, points: int
@@ -126,7 +133,7 @@ class Store:
         """Per series, min/max/mean in at most `points` whole-minute buckets from the minute
         summaries (fast for long ranges), or None where only the raw history can answer."""
         conn = self._reader()
-        return [reader.downsample(conn, info, start, end, points) for info in series]
+        return [reader.downsample(conn, info, start, end, points, self.cache) for info in series]
 
     def gateways(self) -> list[GatewayRecord]:
         return reader.gateways(self._reader())

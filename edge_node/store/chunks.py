@@ -20,15 +20,14 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import zstandard
+
+from edge_node.store.codec import compress, decompress
 
 RECORD = np.dtype([("sid", "<u4"), ("ts", "<i8"), ("v", "<f8"), ("q", "u1"), ("k", "u1")])
 NUM, BOOL, NONE, OBJECT = 0, 1, 2, 3  # value kinds in RECORD.k
 _EXACT = 2**53
 _COMPRESS_FROM = 256  # readings: small chunks stay raw so decoding thousands of them is cheap
 _RAW, _ZSTD = b"R", b"Z"
-_compressor = zstandard.ZstdCompressor(level=1)
-_decompressor = zstandard.ZstdDecompressor()
 
 Row = tuple[int, int, Any, int, str | None]  # series id, ts, value, quality code, reason
 
@@ -67,7 +66,7 @@ def encode_chunk(rows: Sequence[Row]) -> tuple[np.ndarray, Side]:
 def pack_chunk(records: np.ndarray, side: Side) -> tuple[int, int, bytes, bytes | None]:
     """(t_min, t_max, data, side blob) as stored in the chunks table."""
     raw = records.tobytes()
-    data = _ZSTD + _compressor.compress(raw) if len(records) >= _COMPRESS_FROM else _RAW + raw
+    data = _ZSTD + compress(raw, level=1) if len(records) >= _COMPRESS_FROM else _RAW + raw
     packed = msgspec.msgpack.encode(side) if side.objects or side.reasons else None
     return int(records["ts"].min()), int(records["ts"].max()), data, packed
 
@@ -118,7 +117,7 @@ def decode_chunks(rows: Sequence[tuple[bytes, bytes | None]]) -> Chunks:
     reasons: dict[int, str] = {}
     offset = 0
     for data, packed in rows:
-        raw = data[1:] if data[:1] == _RAW else _decompressor.decompress(data[1:])
+        raw = data[1:] if data[:1] == _RAW else decompress(data[1:])
         parts.append(raw)
         if packed is not None:
             side = _side_decoder.decode(packed)

@@ -15,6 +15,7 @@ reading costs tens of bytes and seconds per query.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgspec
@@ -26,8 +27,25 @@ Values = np.ndarray | list[Any]
 _ZSTD_LEVEL = 3
 _MAX_DECIMALS = 6
 _EXACT_INT = 2**52
-_compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
+_local = threading.local()
+
+
+def compress(data: bytes, level: int = _ZSTD_LEVEL) -> bytes:
+    """zstd with a per-thread compressor: zstandard's objects must not be used by two
+    threads at once (API worker threads and the decode pool all read blocks)."""
+    key = f"c{level}"
+    found = getattr(_local, key, None)
+    if found is None:
+        found = zstandard.ZstdCompressor(level=level)
+        setattr(_local, key, found)
+    return found.compress(data)
+
+
+def decompress(data: bytes) -> bytes:
+    found = getattr(_local, "d", None)
+    if found is None:
+        found = _local.d = zstandard.ZstdDecompressor()
+    return found.decompress(data)
 
 
 class Block(msgspec.Struct, array_like=True):
@@ -59,13 +77,13 @@ def _shuffle(arr: np.ndarray) -> bytes:
     width = next(w for w in (1, 2, 4, 8) if top < 1 << (8 * w))
     narrow = np.ascontiguousarray(arr, dtype=_WIDTHS[width])
     raw = narrow.view(np.uint8).reshape(len(arr), width)
-    return bytes([width]) + _compressor.compress(raw.T.tobytes())
+    return bytes([width]) + compress(raw.T.tobytes())
 
 
 def _unshuffle(blob: bytes, n: int) -> np.ndarray:
     """Inverse of _shuffle: always returns uint64."""
     width = blob[0]
-    raw = np.frombuffer(_decompressor.decompress(blob[1:]), dtype=np.uint8)
+    raw = np.frombuffer(decompress(blob[1:]), dtype=np.uint8)
     narrow = np.ascontiguousarray(raw.reshape(width, n).T).view(_WIDTHS[width]).reshape(n)
     return narrow.astype(np.uint64)
 
@@ -102,13 +120,13 @@ def _decimal_ints(values: np.ndarray) -> tuple[int, np.ndarray] | None:
 
 
 def _pack_bits(mask: np.ndarray) -> bytes:
-    return _compressor.compress(np.packbits(mask).tobytes()) if mask.any() else b""
+    return compress(np.packbits(mask).tobytes()) if mask.any() else b""
 
 
 def _unpack_bits(blob: bytes, n: int) -> np.ndarray:
     if not blob:
         return np.zeros(n, dtype=bool)
-    return np.unpackbits(np.frombuffer(_decompressor.decompress(blob), np.uint8))[:n].astype(bool)
+    return np.unpackbits(np.frombuffer(decompress(blob), np.uint8))[:n].astype(bool)
 
 
 def _numeric_kind(values: list[Any]) -> str:
@@ -123,7 +141,7 @@ def _numeric_kind(values: list[Any]) -> str:
 def _encode_values(values: list[Any]) -> tuple[str, int, bytes, bytes]:
     kind = _numeric_kind(values)
     if kind == "o":
-        return "o", 0, _compressor.compress(msgspec.msgpack.encode(values)), b""
+        return "o", 0, compress(msgspec.msgpack.encode(values)), b""
     nulls = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
     if kind == "b":
         bits = np.fromiter((bool(v) for v in values), dtype=bool, count=len(values))
@@ -154,7 +172,7 @@ def encode_block(
         decimals=decimals,
         vals=vals,
         nulls=nulls,
-        quality=_compressor.compress(quality.astype(np.uint8).tobytes()) if quality.any() else b"",
+        quality=compress(quality.astype(np.uint8).tobytes()) if quality.any() else b"",
         reasons=reasons,
     )
     return _block_encoder.encode(block)
@@ -168,7 +186,7 @@ def decode_block(blob: bytes) -> tuple[np.ndarray, Values, np.ndarray, list[tupl
     ts = _decode_ints(block.ts, n, 2) + np.int64(block.t0)
     values: Values
     if block.kind == "o":
-        values = msgspec.msgpack.decode(_decompressor.decompress(block.vals))
+        values = msgspec.msgpack.decode(decompress(block.vals))
     elif block.kind == "b":
         values = _unpack_bits(block.vals, n)
         if block.nulls:  # a bool array cannot hold None
@@ -185,7 +203,7 @@ def decode_block(blob: bytes) -> tuple[np.ndarray, Values, np.ndarray, list[tupl
         if nulls.any():
             values[nulls] = np.nan
     quality = (
-        np.frombuffer(_decompressor.decompress(block.quality), np.uint8).copy()
+        np.frombuffer(decompress(block.quality), np.uint8).copy()
         if block.quality
         else np.zeros(n, dtype=np.uint8)
     )
@@ -200,9 +218,9 @@ def _unxor(blob: bytes, n: int) -> np.ndarray:
 def pack_minutes(rows: np.ndarray) -> bytes:
     """A block's minute summary, (k, 5) float64, column by column (each column compresses on
     its own: minute numbers and counts are near-constant runs)."""
-    return _compressor.compress(np.ascontiguousarray(rows.T).tobytes())
+    return compress(np.ascontiguousarray(rows.T).tobytes())
 
 
 def unpack_minutes(blob: bytes) -> np.ndarray:
-    columns = np.frombuffer(_decompressor.decompress(blob), np.float64)
+    columns = np.frombuffer(decompress(blob), np.float64)
     return columns.reshape(5, -1).T

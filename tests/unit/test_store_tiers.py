@@ -160,3 +160,21 @@ def test_small_chunks_are_merged_in_place_keeping_arrival_order(tmp_path: Path) 
     assert after.values.tolist() == before.values.tolist()
     assert after.values.tolist()[5:7] == [5.0, 99.0]
     store.close()
+
+
+def test_decoded_blocks_are_cached_until_a_block_grows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.write([batch(0, [float(i) for i in range(3600)])])
+    store.compact(T0 + HOUR_NS)
+    first = store.history([info(store)], T0, T0 + HOUR_NS)[0]
+    second = store.history([info(store)], T0, T0 + HOUR_NS)[0]
+    assert store.cache.hits == 1 and second.values.tolist() == first.values.tolist()
+    second.values[0] = -1.0  # what callers get is theirs to change, not the cache's
+    assert store.history([info(store)], T0, T0 + HOUR_NS)[0].values[0] == 0.0
+    late = Reading(device="bath", tag="temp", ts=T0 + SECOND // 2, value=0.5)
+    store.write([Batch(v=WIRE_VERSION, gateway="gw1", boot="b", first_seq=3600, last_seq=3600,
+                       readings=[late])])  # fmt: skip
+    store.compact(T0 + HOUR_NS)  # merges into the hour's block: a new key
+    grown = store.history([info(store)], T0, T0 + HOUR_NS)[0]
+    assert len(grown) == 3601 and grown.values[1] == 0.5
+    store.close()
