@@ -115,6 +115,9 @@ def connect(path: Path, *, writer: bool, must_exist: bool = False) -> sqlite3.Co
         conn.execute("PRAGMA busy_timeout = 5000")
         if not writer:
             conn.execute("PRAGMA query_only = 1")  # API replicas share the file read-only
+            # Memory-mapped reads let the kernel read ahead through a series' block blobs:
+            # a cold day of 23 series measured 250-440 ms with read() calls, 120-240 mapped.
+            conn.execute(f"PRAGMA mmap_size = {256 * 2**20}")
         if writer:
             # WAL: readers (the API) never block the writer (ingest). synchronous=FULL makes
             # each commit durable: the edge acknowledges to the broker only after it.
