@@ -18,6 +18,7 @@ from edge_node.store import reader
 from edge_node.store.cache import DEFAULT_BYTES, DecodedCache
 from edge_node.store.downsample import Buckets
 from edge_node.store.model import (
+    HOUR_NS,
     GatewayRecord,
     LatestValue,
     SeriesData,
@@ -57,6 +58,7 @@ class Store:
         self.cache = DecodedCache(cache_bytes)  # decoded blocks, shared by reader threads
         self.retention = retention
         self.read_only = read_only
+        self._retained_at = 0  # ns: when compaction last enforced retention
         self._writer_conn: sqlite3.Connection | None = None
         self._writer_obj: Writer | None = None
         if read_only:
@@ -88,8 +90,10 @@ class Store:
         """Pack readings of whole UTC hours before `before_ns` into blocks, then drop what is
         past each tier's retention (relative to `before_ns`); returns readings moved."""
         moved = self._writer.compact(before_ns)
-        if self.retention is not None:
+        # Retention deletes whole hours: checking once per hour is enough.
+        if self.retention is not None and before_ns - self._retained_at >= HOUR_NS:
             self._writer.drop_before(self.retention.cutoffs(before_ns))
+            self._retained_at = before_ns
         return moved
 
     def enforce_retention(self, now_ns: int) -> int:

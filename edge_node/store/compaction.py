@@ -186,23 +186,24 @@ class Compactor:
 
     def drop_before(self, cutoffs: dict[str, int]) -> int:
         """cutoffs: tier (raw | minute | hour) -> ns; what ends at or before it goes."""
+        # Bare column on the left so SQLite can range-scan an index (bucket <= cutoff - width).
         statements = {
             "raw": [
-                ("DELETE FROM blocks WHERE hour + ? <= ?", HOUR_NS),
-                ("DELETE FROM chunks WHERE t_max + ? < ?", 1),
+                ("DELETE FROM blocks WHERE hour <= ?", HOUR_NS),
+                ("DELETE FROM chunks WHERE t_max < ?", 1),
             ],
             "minute": [
-                ("DELETE FROM minute_blocks WHERE hour + ? <= ?", HOUR_NS),
-                ("DELETE FROM rollup_minute WHERE minute + ? <= ?", rollups.MINUTE_NS),
+                ("DELETE FROM minute_blocks WHERE hour <= ?", HOUR_NS),
+                ("DELETE FROM rollup_minute WHERE minute <= ?", rollups.MINUTE_NS),
             ],
-            "hour": [("DELETE FROM rollup_hour WHERE hour + ? <= ?", HOUR_NS)],
+            "hour": [("DELETE FROM rollup_hour WHERE hour <= ?", HOUR_NS)],
         }
 
         def work() -> int:
             deleted = 0
             for tier, cutoff in cutoffs.items():
                 for sql, width in statements[tier]:
-                    deleted += self._conn.execute(sql, (width, cutoff)).rowcount
+                    deleted += self._conn.execute(sql, (cutoff - width,)).rowcount
             return deleted
 
         return self._transaction(work)

@@ -80,6 +80,9 @@ CREATE TABLE IF NOT EXISTS rollup_hour (
 ) WITHOUT ROWID;
 -- New entries once per series and hour only: the upserts above change no indexed column.
 CREATE INDEX IF NOT EXISTS rollup_hour_series ON rollup_hour (series_id, hour);
+-- Retention deletes by hour across all series (hourly); written once per block.
+CREATE INDEX IF NOT EXISTS blocks_hour ON blocks (hour);
+CREATE INDEX IF NOT EXISTS minute_blocks_hour ON minute_blocks (hour);
 CREATE TABLE IF NOT EXISTS received (
     gateway TEXT NOT NULL,
     lo INTEGER NOT NULL,
