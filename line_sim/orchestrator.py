@@ -289,12 +289,7 @@ class Line:
         if plan.argv:
             broker = self._child("broker", plan.argv)
             await self._start(broker, lambda: _port_open(ports.mqtt), f"port {ports.mqtt}")
-        sim_argv = [sys.executable, "-m", "line_sim", "simulate", "--port", str(ports.modbus)]
-        sim_argv += ["--defect-probability", str(opts.defect_probability)]
-        sim_argv += ["--speed", str(opts.speed)]
-        if opts.seed is not None:
-            sim_argv += ["--seed", str(opts.seed)]
-        sim = self._child("simulator", sim_argv)
+        sim = self._child("simulator", simulator_argv(opts, ports.modbus))
         await self._start(sim, lambda: _port_open(ports.modbus), f"port {ports.modbus}")
         edge = self._child(
             "edge", [edge_bin, "run", str(edge_cfg), "--data-dir", str(self.data_dir / "edge")]
@@ -351,6 +346,12 @@ class Line:
             await child.stop(self.options.stop_timeout)
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / "ready.json").unlink()
+
+
+def simulator_argv(opts: RunOptions, port: int) -> list[str]:
+    argv = [sys.executable, "-m", "line_sim", "simulate", "--port", str(port)]
+    argv += ["--defect-probability", str(opts.defect_probability), "--speed", str(opts.speed)]
+    return argv + (["--seed", str(opts.seed)] if opts.seed is not None else [])
 
 
 async def _answers(port: int) -> bool:
