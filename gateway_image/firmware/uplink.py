@@ -4,7 +4,8 @@
   unacknowledged at once, in the order uplink_plan.SendPlan decides (by default live data
   ahead of a backlog, which is replayed in seq order, rate-limited). A batch's rows are deleted
   only on its PUBACK, and only when the PUBACK reports success (MQTT 5 reason codes: a broker
-  refusing a publish, e.g. by ACL, must not make us delete data). With `protocol: "3.1.1"`
+  refusing a publish, e.g. by ACL, or answering "No matching subscribers", i.e. dropping it
+  because the edge never subscribed, must not make us delete data). With `protocol: "3.1.1"`
   a PUBACK has no reason code, so a refused publish looks delivered: use it only with brokers
   that speak nothing newer (the embedded amqtt of the simulated line).
 - Reconnect: paho keeps unacknowledged QoS-1 messages and re-sends them, in order, when the
@@ -46,6 +47,7 @@ BACKOFF_MIN = 1.0  # seconds before the first reconnect attempt (then doubled pe
 BACKOFF_MAX = 30.0
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
 GOODBYE_TIMEOUT = 3.0  # seconds a clean shutdown waits for PUBACKs before disconnecting
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code (a success code, but dropped)
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
@@ -85,6 +87,8 @@ class Uplink:
         self._unreachable_logged = False
         self.batches_acked = 0
         self.batches_refused = 0
+        self.batches_unrouted = 0
+        self._unrouted_logged = False
         self.readings_acked = 0
         self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
         self.plan = plan or SendPlan.from_config(config)
@@ -239,7 +243,16 @@ class Uplink:
             self.batches_refused += 1
             self.log.error("batch_refused", reason=str(reason), first=seqs[0], last=seqs[1])
             self._retry_from = min(seqs[0], self._retry_from or seqs[0])
+        elif reason.value == NO_MATCHING_SUBSCRIBERS:
+            # Accepted, but nobody (not even an offline persistent session) will ever get it:
+            # the edge has never subscribed. Keep the rows until it has.
+            self.batches_unrouted += 1
+            if not self._unrouted_logged:
+                self._unrouted_logged = True
+                self.log.warning("batch_unrouted", reason=str(reason), first=seqs[0])
+            self._retry_from = min(seqs[0], self._retry_from or seqs[0])
         else:
+            self._unrouted_logged = False
             self._start_ack(*seqs)
         self._update_room()
 

@@ -125,12 +125,39 @@ async def test_rows_stay_until_broker_acknowledges(tmp_path: Path, mosquitto: Mo
     await asyncio.sleep(1.0)
     assert buffer.depth == 50
     mosquitto.start()
+    edge = Listener(mosquitto.port, [wire.data_topic(GW)])  # else the broker would discard them
     await online(uplink, 10)
-    await drained(buffer, 10)
+    await drained(buffer, 15)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    edge.close()
     buffer.close()
+
+
+async def test_batches_nobody_subscribed_to_stay_buffered_until_someone_does(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """MQTT 5: a PUBACK 'No matching subscribers' means the broker dropped the batch."""
+    buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8)
+    uplink = Uplink(GW, mqtt_config(mosquitto.port), buffer, boot="b1")
+    task = asyncio.create_task(uplink.run())
+    await buffer.put([reading(i) for i in range(50)])
+    await online(uplink, 10)
+    await asyncio.to_thread(wait_until, lambda: uplink.batches_unrouted, 5, "unrouted")
+    assert buffer.depth == 50 and uplink.readings_acked == 0
+    edge = Listener(mosquitto.port, [wire.data_topic(GW)])
+    try:
+        batches = await collect_batches(edge, 50, within=15)
+        assert {s for b in batches for s in b.seqs()} == set(
+            range(buffer.last_seq - 49, buffer.last_seq + 1)
+        )
+        await drained(buffer, 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        edge.close()
+        buffer.close()
 
 
 @pytest.fixture

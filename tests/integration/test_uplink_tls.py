@@ -4,10 +4,13 @@ another gateway's certificate nothing is acknowledged, so nothing leaves the buf
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
 from gateway_image.firmware.buffer import DurableBuffer
@@ -62,13 +65,33 @@ async def stop(uplink: Uplink) -> None:
     uplink.buffer.close()
 
 
+def edge_subscriber(broker: Mosquitto, pki: TestCA) -> mqtt.Client:
+    """The edge's side (ACL user edge-anodizing): without a subscriber the broker would answer
+    'No matching subscribers' and the uplink would rightly keep the readings."""
+    identity = pki.issue("edge-anodizing")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-anodizing")
+    client.tls_set(
+        ca_certs=str(pki.cert_path), certfile=str(identity.cert), keyfile=str(identity.key)
+    )
+    subscribed = threading.Event()
+    client.on_connect = lambda c, *_: c.subscribe(wire.data_topic("gw-a"), qos=1)
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert subscribed.wait(10)
+    return client
+
+
 async def test_own_certificate_delivers(tmp_path: Path, broker: Mosquitto, pki: TestCA) -> None:
+    edge = await asyncio.to_thread(edge_subscriber, broker, pki)
     uplink, _ = await run_uplink(tmp_path, "gw-a", tls_config(broker, pki, "gw-a"))
     try:
         await asyncio.to_thread(wait_until, lambda: uplink.buffer.depth == 0, 10, "acked")
         assert uplink.readings_acked == 20
     finally:
         await stop(uplink)
+        edge.disconnect()
+        edge.loop_stop()
 
 
 async def test_borrowed_certificate_is_refused_and_keeps_data(
