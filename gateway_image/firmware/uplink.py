@@ -23,39 +23,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import random
 import sqlite3
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 
 from factory_common import wire
 from factory_common.logs import get_logger
 from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
 from gateway_image.firmware.clock import clock_synced
 from gateway_image.firmware.config import MqttConfig
+from gateway_image.firmware.uplink_client import (
+    BACKOFF_MAX,
+    BACKOFF_MIN,
+    build_client,
+    firmware_version,
+)
 from gateway_image.firmware.uplink_plan import SAMPLE_EVERY, SendPlan, Slice
 
 CommandHandler = Callable[[wire.Command], Awaitable[wire.CommandAck]]
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
-BACKOFF_MIN = 1.0  # seconds before the first reconnect attempt (then doubled per failure)
-BACKOFF_MAX = 30.0
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
 GOODBYE_TIMEOUT = 3.0  # seconds a clean shutdown waits for PUBACKs before disconnecting
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code (a success code, but dropped)
-PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
-
-
-def firmware_version() -> str:
-    try:
-        return importlib.metadata.version("factory-edge")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class Uplink:
@@ -145,32 +139,9 @@ class Uplink:
         await asyncio.gather(*self._ack_tasks, return_exceptions=True)
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.gateway_id,
-            protocol=PROTOCOLS[cfg.protocol],
-        )
-        client.connect_timeout = 5.0
-        # Our own window bounds the batches; leave paho room for status and acks too.
-        client.max_inflight_messages_set(cfg.inflight_batches + 8)
-        client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
-                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
-                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_hostname)
-        client.will_set(
-            wire.status_topic(self.gateway_id),
-            wire.encode(self.status(online=False)),
-            qos=1,
-            retain=True,
+        will = wire.encode(self.status(online=False))
+        client = build_client(
+            self.gateway_id, self.config, wire.status_topic(self.gateway_id), will
         )
         client.on_connect = lambda _c, _u, _f, rc, _p: self._bridge(self._on_connect, rc)
         client.on_disconnect = self._on_disconnect_thread
