@@ -1,5 +1,5 @@
-"""Disk budget reached while the broker is away: drop_oldest applies, and the dropped counter
-the edge shows (gateway status, /api/gateways) is exactly the number of seqs the edge lacks."""
+"""Disk budget or ttl reached while the broker is away: the policy applies, and the dropped
+counter the edge shows (gateway status, /api/gateways) is exactly the number of seqs it lacks."""
 
 from __future__ import annotations
 
@@ -69,3 +69,37 @@ def test_budget_drops_the_oldest_and_counts_exactly_what_the_edge_lacks(rig: Rig
     assert status.get("dropped") == {"disk_budget": lost}
     assert held.ranges == [(first + lost, last)], "only the oldest were dropped"
     assert held.readings == last - first + 1 - lost and held.repeated == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ttl_expires_what_waited_too_long_and_counts_every_reading(rig: Rig) -> None:
+    """Broker down, ttl 2 s: once production stops, everything expires while still waiting
+    (the uplink applies the ttl while idle), and the counter the edge shows is every seq."""
+    rig.edge()
+    rig.broker.stop()
+    simulator = rig.simulator()
+    rig.write_gateway_config(buffer={"ttl": 2})
+    gateway = rig.gateway()
+    expired = lambda: buffer_meta(rig.buffer_path).get("dropped.ttl", 0)  # noqa: E731
+    rig.wait(lambda: expired() >= 1000, 60, "readings to expire")
+    simulator.stop()
+    last = stable_last_seq(rig)
+    first = first_seq_from_log(gateway.log())
+    rig.wait(lambda: buffer_meta(rig.buffer_path)["depth"] == 0, 30, "the rest to expire")
+    assert expired() == last - first + 1
+    rig.broker.start()
+    api = rig.api()
+    try:
+
+        def reported() -> dict | None:
+            status = rig.gateway_status(api)
+            return status if status and status.get("last_seq") == last else None
+
+        status = rig.wait(reported, 60, "the gateway's status at the edge")
+    finally:
+        api.close()
+    note(f"ttl 2 s: seqs {first}..{last} all expired; the edge shows {status.get('dropped')}")
+    assert status.get("dropped") == {"ttl": last - first + 1}
+    assert status.get("buffer_depth", 0) == 0
+    assert edge_holdings(rig.store_path).readings == 0
