@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from gateway_image.firmware.config import MqttConfig
+import pytest
+
+from factory_common.config import ConfigError
+from gateway_image.firmware.config import MqttConfig, parse_gateway_config
 from gateway_image.firmware.uplink_plan import SendPlan, Slice
 
 
@@ -87,3 +90,13 @@ def test_from_config_puts_live_data_first_by_default() -> None:
     assert plan.live_first and plan.replay_rate == "auto"
     fixed = SendPlan.from_config(MqttConfig(replay_rate=5000, live_first=False))
     assert not fixed.live_first and fixed.rate() == 5000.0
+
+
+def test_mqtt_protocol_and_replay_settings_are_checked_at_load() -> None:
+    text = "gateway: {id: gw1}\nmqtt: {protocol: 5, replay_rate: 8000}\n"
+    mqtt = parse_gateway_config(text).mqtt
+    assert (mqtt.protocol, mqtt.replay_rate, mqtt.live_first) == ("5", 8000.0, True)
+    assert parse_gateway_config("gateway: {id: gw1}\nmqtt: {protocol: '3.1.1'}\n").mqtt.protocol
+    for bad, where in [("protocol: 4", "mqtt.protocol"), ("replay_rate: 0", "mqtt.replay_rate")]:
+        with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+            parse_gateway_config(f"gateway: {{id: gw1}}\nmqtt: {{{bad}}}\n", "gw.yaml")
