@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import Mosquitto
+from tests.support.broker import Mosquitto, secured_broker
 from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
+from tests.support.pki import TestCA
 from tests.support.requirements import require_binary
 
 
@@ -27,6 +28,23 @@ def persistent_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A private broker that keeps sessions and queued messages across stop()/start()."""
     binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto` (or `make deps`)")
     broker = Mosquitto(binary, tmp_path / "mosquitto", persistent=True)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestCA:
+    """A throwaway certificate authority for TLS tests."""
+    return TestCA(tmp_path / "pki")
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
+    """Mosquitto running the shipped TLS + ACL config (deploy/mosquitto) with the test's PKI."""
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
+    server = pki.issue("localhost", server=True)
+    broker = secured_broker(binary, tmp_path / "broker", pki.cert_path, server.cert, server.key)
     broker.start()
     yield broker
     broker.stop()

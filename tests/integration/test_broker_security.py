@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -13,24 +12,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from factory_common import wire
-from tests.support.broker import Mosquitto, secured_broker
+from tests.support.broker import Mosquitto
 from tests.support.pki import Identity, TestCA
-from tests.support.requirements import require_binary
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path / "pki")
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
-    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
-    server = pki.issue("localhost", server=True)
-    broker = secured_broker(binary, tmp_path / "broker", pki.cert_path, server.cert, server.key)
-    broker.start()
-    yield broker
-    broker.stop()
+def broker(secure_broker: Mosquitto) -> Mosquitto:
+    return secure_broker
 
 
 def connect(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -16,25 +15,14 @@ from factory_common import wire
 from gateway_image.firmware.buffer import DurableBuffer
 from gateway_image.firmware.config import MqttConfig, TlsConfig
 from gateway_image.firmware.uplink import Uplink
-from tests.support.broker import Mosquitto, secured_broker
+from tests.support.broker import Mosquitto
 from tests.support.pki import TestCA
 from tests.support.processes import wait_until
-from tests.support.requirements import require_binary
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path / "pki")
-
-
-@pytest.fixture
-def broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
-    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
-    server = pki.issue("localhost", server=True)
-    broker = secured_broker(binary, tmp_path / "broker", pki.cert_path, server.cert, server.key)
-    broker.start()
-    yield broker
-    broker.stop()
+def broker(secure_broker: Mosquitto) -> Mosquitto:
+    return secure_broker
 
 
 def tls_config(broker: Mosquitto, pki: TestCA, cert_name: str) -> MqttConfig:
