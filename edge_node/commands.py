@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import ssl
 import threading
 import uuid
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_node.config import MqttConfig
 from factory_common import wire
 from factory_common.logs import get_logger
+from factory_common.mqtt_settings import apply_login_and_tls
 from factory_common.wire import Command, CommandAck, TopicKind, Write
 
 _SCHEMA = """
@@ -142,17 +142,7 @@ class CommandSender:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311
         )
-        if cfg.username:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
-                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
-                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_hostname)
+        apply_login_and_tls(client, cfg)
         client.reconnect_delay_set(cfg.reconnect_min, cfg.reconnect_max)  # type: ignore[arg-type]
 
         def on_connect(c: mqtt.Client, _u: object, _f: Any, reason: Any, _p: object) -> None:

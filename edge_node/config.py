@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from edge_node.alarms.config import MonitoringConfig
 from edge_node.cloud.config import CloudConfig
 from edge_node.rules.config import RulesConfig
 from edge_node.store.retention import RetentionConfig
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
+from factory_common.mqtt_settings import BrokerConfig
 from factory_common.wire import WireError, check_id
 
 
@@ -27,26 +28,7 @@ class EdgeInfo(StrictModel):
             raise ValueError(str(exc)) from None
 
 
-class TlsConfig(StrictModel):
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    insecure_hostname: bool = False
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert is None) != (self.key is None):
-            raise ValueError("give both `cert` and `key` for a client certificate, or neither")
-        return self
-
-
-class MqttConfig(StrictModel):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    keepalive: int = Field(default=30, ge=5, le=65535)
-    username: str | None = None
-    password: SecretStr | None = None  # repr is '**********': never logged
-    tls: TlsConfig | None = None
+class MqttConfig(BrokerConfig):
     # Fixed, not random: with a persistent session the broker queues QoS 1 messages for this
     # id while the edge is down and delivers them when it comes back. Default: edge-<id>.
     client_id: str | None = None

@@ -18,7 +18,6 @@ Delivery contract (why the edge loses nothing it acknowledged):
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_node.config import EdgeConfig
 from edge_node.store import Store, WriteResult
 from factory_common.logs import get_logger
+from factory_common.mqtt_settings import apply_login_and_tls
 from factory_common.wire import (
     Batch,
     GatewayStatus,
@@ -128,7 +128,7 @@ class Ingest:
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
-        self._secure(client)
+        apply_login_and_tls(client, self.config.mqtt)
         client.reconnect_delay_set(cfg.reconnect_min, cfg.reconnect_max)  # type: ignore[arg-type]
 
         def bridge(item: Incoming | bool) -> None:
@@ -154,20 +154,6 @@ class Ingest:
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         return client
-
-    def _secure(self, client: mqtt.Client) -> None:
-        cfg = self.config.mqtt
-        if cfg.username:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
-                certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
-                keyfile=str(cfg.tls.key) if cfg.tls.key else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_hostname)
 
     # ------------------------------------------------------------ asyncio side
 

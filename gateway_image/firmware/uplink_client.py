@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
-import ssl
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from factory_common.mqtt_settings import apply_login_and_tls
 from gateway_image.firmware.config import MqttConfig
 
 BACKOFF_MIN = 1.0  # seconds before the first reconnect attempt (then doubled per failure)
@@ -31,16 +31,6 @@ def build_client(client_id: str, cfg: MqttConfig, will_topic: str, will: bytes) 
     # Our own window bounds the batches; leave paho room for status and acks too.
     client.max_inflight_messages_set(cfg.inflight_batches + 8)
     client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
-    if cfg.username is not None:
-        password = cfg.password.get_secret_value() if cfg.password else None
-        client.username_pw_set(cfg.username, password)
-    if cfg.tls is not None:
-        client.tls_set(
-            ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
-            certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
-            keyfile=str(cfg.tls.key) if cfg.tls.key else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        client.tls_insecure_set(cfg.tls.insecure_hostname)
+    apply_login_and_tls(client, cfg)
     client.will_set(will_topic, will, qos=1, retain=True)
     return client

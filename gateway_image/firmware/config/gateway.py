@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Union
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
+from factory_common.mqtt_settings import BrokerConfig
 from gateway_image.firmware.config.gpio import GpioConfig
 from gateway_image.firmware.config.modbus import ModbusRtuConfig, ModbusTcpConfig
 from gateway_image.firmware.config.mqtt_in import MqttInConfig
@@ -48,27 +49,9 @@ class GatewayInfo(StrictModel):
         return check_name(value, "gateway id")
 
 
-class TlsConfig(StrictModel):
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    insecure_hostname: bool = False
+class MqttConfig(BrokerConfig):
+    """The uplink's broker, and how it batches and paces what it sends."""
 
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert is None) != (self.key is None):
-            raise ValueError("give both `cert` and `key` for a client certificate, or neither")
-        return self
-
-
-class MqttConfig(StrictModel):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    keepalive: int = Field(default=30, ge=5, le=65535)
-    username: str | None = None
-    # SecretStr: its repr is '**********', so a logged config never shows the password.
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
     batch_max_readings: int = Field(default=500, ge=1, le=100_000)
     batch_max_delay: float = Field(default=0.2, ge=0)
     inflight_batches: int = Field(default=8, ge=1, le=1000)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
+from factory_common.mqtt_settings import BrokerConfig
 from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
 from gateway_image.firmware.jsonpath import PathSyntaxError, parse
 
@@ -41,21 +41,6 @@ def _check_path(value: str, what: str) -> str:
     except PathSyntaxError as exc:
         raise ValueError(f"{what}: {exc}") from None
     return value
-
-
-class MqttInTls(StrictModel):
-    """TLS to the sensors' broker. (Own model: config.gateway imports this module.)"""
-
-    ca: Path | None = None  # CA bundle that signed the broker's certificate; default: system CAs
-    cert: Path | None = None  # client certificate, when the broker requires one
-    key: Path | None = None
-    insecure_hostname: bool = False  # skip the hostname check (broker reached by IP)
-
-    @model_validator(mode="after")
-    def _pair(self) -> MqttInTls:
-        if (self.cert is None) != (self.key is None):
-            raise ValueError("give both `cert` and `key` for a client certificate, or neither")
-        return self
 
 
 class MqttInMapping(StrictModel):
@@ -121,18 +106,12 @@ class MqttInSubscription(StrictModel):
         return self
 
 
-class MqttInConfig(StrictModel):
+class MqttInConfig(BrokerConfig):
     """Sensors that publish JSON to a broker (often Wi-Fi devices on a plant's own Mosquitto)."""
 
     type: Literal["mqtt_in"]
     name: str
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: MqttInTls | None = None
     client_id: str | None = None  # default: random, so two gateways never kick each other off
-    keepalive: int = Field(default=30, ge=5, le=65535)
     timeout: float = Field(default=5.0, gt=0)  # seconds to connect and subscribe
     subscriptions: list[MqttInSubscription] = Field(min_length=1)
 

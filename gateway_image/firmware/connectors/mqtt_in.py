@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from factory_common.logs import get_logger
+from factory_common.mqtt_settings import apply_login_and_tls
 from factory_common.wire import Reading, now_ns
 from gateway_image.firmware.config.mqtt_in import MqttInConfig
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
@@ -69,17 +70,7 @@ class MqttInConnector:
             clean_session=True,
             reconnect_on_failure=False,
         )
-        if config.username is not None:
-            password = config.password.get_secret_value() if config.password else None
-            client.username_pw_set(config.username, password)
-        if config.tls is not None:
-            tls = config.tls
-            client.tls_set(
-                ca_certs=str(tls.ca) if tls.ca else None,
-                certfile=str(tls.cert) if tls.cert else None,
-                keyfile=str(tls.key) if tls.key else None,
-            )
-            client.tls_insecure_set(tls.insecure_hostname)
+        apply_login_and_tls(client, config)
         return client
 
     async def run(self, emit: Emit) -> None:
