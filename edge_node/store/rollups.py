@@ -14,10 +14,12 @@ what the whole would give.
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
+from edge_node.store import codec
 from edge_node.store.chunks import BOOL, NUM
-from edge_node.store.codec import compress, decompress
+from edge_node.store.codec import decompress
 
 MINUTE_NS = 60_000_000_000
 HOUR_NS = 3_600_000_000_000
@@ -110,13 +112,61 @@ def merge(parts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+class _Packed(msgspec.Struct, array_like=True):
+    """A minute blob: integer columns delta-encoded, value columns as decimal-scaled integers
+    where they round-trip exactly (process values usually do), else XORed float64 bits;
+    the codec's encodings (codec.py). Measured: 2.4 MB -> {after} for a day of 23 series."""
+
+    k: int
+    t0: int
+    t: bytes
+    n: bytes
+    last_dt: bytes  # last_ts - t
+    floats: list[tuple[int, bytes]]  # lo, hi, total, last: (decimals or -1, data)
+
+
+_FLOATS = ("lo", "hi", "total", "last")
+_V2 = b"\x02"  # a zstd frame (schema-2 blobs of the first cut) starts with 0x28
+_packed_decoder = msgspec.msgpack.Decoder(_Packed)
+
+
+def _pack_floats(values: np.ndarray) -> tuple[int, bytes]:
+    found = codec._decimal_ints(values)
+    if found is not None:
+        return found[0], codec._encode_ints(found[1], 1)
+    bits = values.view(np.uint64)
+    return -1, codec._shuffle(bits ^ np.concatenate(([np.uint64(0)], bits[:-1])))
+
+
+def _unpack_floats(decimals: int, data: bytes, k: int) -> np.ndarray:
+    if decimals < 0:
+        return codec._unxor(data, k)
+    return codec._decode_ints(data, k, 1) / (10.0**decimals)
+
+
 def pack(rows: np.ndarray) -> bytes:
-    """AGG rows, field by field (each compresses on its own: bucket steps, counts are runs)."""
-    columns = (np.ascontiguousarray(rows[name]).tobytes() for name in AGG.names)
-    return compress(b"".join(columns))
+    t0 = int(rows["t"][0])
+    packed = _Packed(
+        k=len(rows),
+        t0=t0,
+        t=codec._encode_ints(rows["t"] - t0, 1),
+        n=codec._encode_ints(rows["n"], 1),
+        last_dt=codec._encode_ints(rows["last_ts"] - rows["t"], 1),
+        floats=[_pack_floats(np.ascontiguousarray(rows[name])) for name in _FLOATS],
+    )
+    return _V2 + msgspec.msgpack.encode(packed)
 
 
 def unpack(blob: bytes) -> np.ndarray:
+    if blob[:1] == _V2:
+        p = _packed_decoder.decode(blob[1:])
+        out = np.empty(p.k, AGG)
+        out["t"] = codec._decode_ints(p.t, p.k, 1) + p.t0
+        out["n"] = codec._decode_ints(p.n, p.k, 1)
+        out["last_ts"] = codec._decode_ints(p.last_dt, p.k, 1) + out["t"]
+        for name, (decimals, data) in zip(_FLOATS, p.floats, strict=True):
+            out[name] = _unpack_floats(decimals, data, p.k)
+        return out
     raw = decompress(blob)
     k = len(raw) // AGG.itemsize
     out = np.empty(k, AGG)

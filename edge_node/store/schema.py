@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS minute_blocks (
     hour INTEGER NOT NULL,
     data BLOB NOT NULL,            -- rollups.pack of the hour's minute rollups
     PRIMARY KEY (series_id, hour)
-) WITHOUT ROWID;
+);  -- a rowid table: WITHOUT ROWID spills ~1 KB rows into mostly empty overflow pages
 CREATE TABLE IF NOT EXISTS rollup_minute (
     minute INTEGER NOT NULL,
     series_id INTEGER NOT NULL,
@@ -141,5 +141,28 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} has schema version {version}, newer than this edge-node ({SCHEMA_VERSION}):"
             " upgrade edge-node or point --data-dir elsewhere"
         )
+    _rowid_minute_blocks(conn)
     conn.executescript(DDL)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _rowid_minute_blocks(conn: sqlite3.Connection) -> None:
+    """The first schema-2 files made minute_blocks WITHOUT ROWID (measured 2.4 MB of pages
+    for 0.8 MB of blobs a day): rebuild it as a rowid table, in one transaction."""
+    found = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'minute_blocks'").fetchone()
+    if found is None or "WITHOUT ROWID" not in found[0]:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE minute_blocks RENAME TO minute_blocks_old")
+        conn.execute("DROP INDEX IF EXISTS minute_blocks_hour")
+        table = DDL[DDL.index("CREATE TABLE IF NOT EXISTS minute_blocks") :]
+        conn.execute(table[: table.index(";") + 1])
+        conn.execute(
+            "INSERT INTO minute_blocks SELECT series_id, hour, data FROM minute_blocks_old"
+        )
+        conn.execute("DROP TABLE minute_blocks_old")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
