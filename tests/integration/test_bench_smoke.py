@@ -27,7 +27,7 @@ def run(*args: str) -> str:
 def test_ingest_bench_runs_tiny() -> None:
     require_binary("mosquitto", "apt-get install mosquitto")
     out = run("bench/ingest.py", "--tiny", "--no-record")
-    assert "| edge store" in out and "| naive" in out
+    assert "| edge (`edge-node run --role ingest`)" in out and "| naive" in out
     assert "| yes |" in out  # the lossless check passed
 
 
