@@ -5,7 +5,6 @@ file is structurally sound and points at files that exist."""
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 
 from edge_node.cli import Role
 from edge_node.config import load_edge_config
+from tests.support.requirements import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -25,9 +25,11 @@ K8S_VERSION = "1.32"  # k3s of this vintage
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (with built-in kustomize) is not installed: apt-get install kubectl")
+    kubectl = require_binary(
+        "kubectl",
+        "install kubectl 1.14+ (it has kustomize built in) from Kubernetes' package repository "
+        "or your distribution; it renders deploy/k8s for validation",
+    )
     out = subprocess.run(
         [kubectl, "kustomize", str(K8S / "overlays" / "k3s-desktops")],
         capture_output=True,
