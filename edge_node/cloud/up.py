@@ -20,6 +20,7 @@ from typing import Any
 
 import pymysql
 
+from edge_node.cloud.cadence import repeat_with_backoff
 from edge_node.cloud.collect import ChangeRow, MinuteRow, new_changes, new_minutes
 from edge_node.cloud.config import CloudConfig
 from edge_node.cloud.mysql import CLOUD_ERRORS, CloudError, connect, describe
@@ -30,7 +31,6 @@ from edge_node.store.downsample import MINUTE_NS
 from factory_common.logs import get_logger
 
 log = get_logger(component="sync_up")
-BACKOFF_START = 2.0
 RECENT_RECHECK_NS = 15 * 60 * 10**9  # every push re-checks this long before its minutes mark
 FULL_RECHECK_S = 3600.0  # and the whole lookback this often (~0.6 s for a day of 23 series)
 Progress = Callable[[str, int, int], None]  # stream, rows done, rows total
@@ -220,27 +220,19 @@ class SyncUp:
 
     async def run(self) -> None:
         """Forever: log once when the cloud goes away and once when it is back."""
-        first = min(BACKOFF_START, self.config.up_interval)
-        delay, failing = first, False
-        while True:
-            try:
-                await self.sync_once()
-            except CloudError as exc:
-                if not failing:
-                    log.warning("sync_up_failed", error=str(exc))
-                failing = True
-                await self._sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max)
-                continue
-            if failing:
-                log.info("sync_up_recovered", pending_outbox=self._status.pending_outbox)
-            failing, delay = False, first
-            await self._sleep(self.config.up_interval)
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self.wake.wait()
-        except TimeoutError:
-            pass
-        self.wake.clear()
+        def failed(exc: CloudError, first: bool) -> None:
+            if first:
+                log.warning("sync_up_failed", error=str(exc))
+
+        def recovered() -> None:
+            log.info("sync_up_recovered", pending_outbox=self._status.pending_outbox)
+
+        await repeat_with_backoff(
+            self.sync_once,
+            interval=self.config.up_interval,
+            backoff_max=self.config.backoff_max,
+            wake=self.wake,
+            on_failure=failed,
+            on_recovery=recovered,
+        )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pymysql
 
+from edge_node.cloud.cadence import repeat_with_backoff
 from edge_node.cloud.config import CloudConfig
 from edge_node.cloud.mysql import CLOUD_ERRORS, CloudError, connect, describe
 from edge_node.masterdata.model import ChangeSet, Pull
@@ -19,7 +20,6 @@ from edge_node.masterdata.tables import BY_NAME, TABLES
 from factory_common.logs import get_logger
 
 log = get_logger(component="sync_down")
-BACKOFF_START = 2.0
 
 
 def _plain(value: Any) -> Any:
@@ -132,28 +132,20 @@ class SyncDown:
 
     async def run(self) -> None:
         """Forever: log once when the cloud goes away and once when it is back."""
-        first = min(BACKOFF_START, self.config.down_interval)
-        delay, failing = first, False
-        while True:
-            try:
-                await self.sync_once()
-            except CloudError as exc:
-                status = self.masterdata.record_failure(str(exc))
-                if not failing:
-                    log.warning("masterdata_sync_failed", error=str(exc), version=status.version)
-                failing = True
-                await self._sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max)
-                continue
-            if failing:
-                log.info("masterdata_sync_recovered", version=self.masterdata.version())
-            failing, delay = False, first
-            await self._sleep(self.config.down_interval)
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self.wake.wait()
-        except TimeoutError:
-            pass
-        self.wake.clear()
+        def failed(exc: CloudError, first: bool) -> None:
+            status = self.masterdata.record_failure(str(exc))  # every failure, for /api/sync
+            if first:
+                log.warning("masterdata_sync_failed", error=str(exc), version=status.version)
+
+        def recovered() -> None:
+            log.info("masterdata_sync_recovered", version=self.masterdata.version())
+
+        await repeat_with_backoff(
+            self.sync_once,
+            interval=self.config.down_interval,
+            backoff_max=self.config.backoff_max,
+            wake=self.wake,
+            on_failure=failed,
+            on_recovery=recovered,
+        )
