@@ -26,6 +26,7 @@ from factory_common.wire import Reading
 from gateway_image.firmware.buffer import DurableBuffer
 from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, store_path_for
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
+from gateway_image.firmware.heartbeat import beat_forever, heartbeat_path
 from gateway_image.firmware.runner import ConnectorRunner, runner_for
 from gateway_image.firmware.uplink import CommandHandler, Uplink
 from gateway_image.firmware.uplink_plan import SendPlan
@@ -125,6 +126,7 @@ class Gateway:
                     tasks.create_task(r.run(), name=f"connector-{r.name}") for r in self.runners
                 ]
                 uplink = tasks.create_task(self.uplink.run(), name="uplink")
+                beat = tasks.create_task(beat_forever(heartbeat_path(self.buffer_path)))
                 await stop.wait()
                 self.log.info("gateway_stopping")
                 for task in runs:
@@ -132,6 +134,7 @@ class Gateway:
                 await asyncio.gather(*runs, return_exceptions=True)
                 await buffer.flush()
                 uplink.cancel()
+                beat.cancel()
         finally:
             await buffer.aclose()
             executor.close()
