@@ -127,6 +127,31 @@ class GatewayStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     dropped: dict[str, int] = {}
     connectors: list[ConnectorHealth] = []
     clock_synced: bool = True
+    # Batches the broker acknowledged but an edge receipt showed lost: re-sent, and (after 3
+    # tries) kept in the buffer unconfirmed. Since the gateway process started.
+    resent: int = 0
+    unconfirmed: int = 0
+
+
+MAX_STORED_RANGES: Final = 64
+
+
+class Stored(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The edge's end-to-end receipt, retained on a gateway's `stored` topic after each commit
+    that held anything of that gateway: which of its seqs the edge has stored.
+
+    A gateway deletes buffered readings only once they appear here (`mqtt.confirm: edge`), so
+    a batch a broker acknowledged and then lost is noticed and sent again.
+    """
+
+    v: int
+    gateway: str
+    edge: str
+    ts: int
+    # The newest (highest) MAX_STORED_RANGES merged seq ranges the edge holds, ascending.
+    ranges: list[tuple[Count, Count]]
+    # ts of the newest GatewayStatus of this gateway the edge has committed (0: none yet).
+    status_ts: int = 0
 
 
 class Write(msgspec.Struct, frozen=True):
@@ -184,6 +209,7 @@ class TopicKind(StrEnum):
     STATUS = "status"
     COMMAND = "cmd"
     ACK = "ack"
+    STORED = "stored"
 
 
 def check_id(value: str, what: str = "gateway id") -> str:
@@ -216,6 +242,10 @@ def ack_topic(gateway: str) -> str:
     return topic(TopicKind.ACK, gateway)
 
 
+def stored_topic(gateway: str) -> str:
+    return topic(TopicKind.STORED, gateway)
+
+
 def subscription(kind: TopicKind) -> str:
     """The wildcard an edge node subscribes to for one kind of message from every gateway."""
     return f"{TOPIC_ROOT}/gw/+/{kind.value}"
@@ -241,7 +271,7 @@ _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
-M = TypeVar("M", Batch, GatewayStatus, Command, CommandAck)
+M = TypeVar("M", Batch, GatewayStatus, Command, CommandAck, Stored)
 
 
 class _VersionOnly(msgspec.Struct):
@@ -255,7 +285,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def encode(message: Batch | GatewayStatus | Command | CommandAck) -> bytes:
+def encode(message: Batch | GatewayStatus | Command | CommandAck | Stored) -> bytes:
     return _encoder.encode(message)
 
 
@@ -280,6 +310,8 @@ def decode(payload: bytes, kind: type[M]) -> M:
     _check_ids(message)
     if isinstance(message, Batch):
         _check_batch(message)
+    elif isinstance(message, Stored):
+        _check_stored(message)
     return message
 
 
@@ -300,7 +332,7 @@ def _raise_version_error(payload: bytes, kind: type) -> None:
         raise WireError(_version_message(kind, version)) from None
 
 
-def _check_ids(message: Batch | GatewayStatus | Command | CommandAck) -> None:
+def _check_ids(message: Batch | GatewayStatus | Command | CommandAck | Stored) -> None:
     try:
         check_id(message.gateway)
     except WireError as exc:
@@ -314,3 +346,19 @@ def _check_batch(batch: Batch) -> None:
             f"malformed Batch from {batch.gateway}: first_seq={batch.first_seq} "
             f"last_seq={batch.last_seq} but {len(batch.readings)} readings"
         )
+
+
+def _check_stored(stored: Stored) -> None:
+    if len(stored.ranges) > MAX_STORED_RANGES:
+        raise WireError(
+            f"malformed Stored for {stored.gateway}: {len(stored.ranges)} ranges, "
+            f"at most {MAX_STORED_RANGES}"
+        )
+    previous = -1
+    for lo, hi in stored.ranges:
+        if lo < 0 or hi < lo or lo <= previous:
+            raise WireError(
+                f"malformed Stored for {stored.gateway}: range [{lo}, {hi}] is empty, "
+                "negative or out of order"
+            )
+        previous = hi

@@ -233,3 +233,22 @@ def test_integers_beyond_64_bits_are_refused(reading: bytes) -> None:
     payload = b'{"v":1,"gateway":"g","boot":"b","first_seq":0,"last_seq":0,"readings":[%s]}'
     with pytest.raises(WireError, match=r"readings\[0\]"):
         wire.decode(payload % reading, Batch)
+
+
+def test_stored_receipt_round_trips_and_rejects_bad_ranges() -> None:
+    receipt = wire.Stored(v=wire.WIRE_VERSION, gateway="gw1", edge="e1", ts=5, ranges=[(1, 9)])
+    assert wire.decode(wire.encode(receipt), wire.Stored) == receipt
+    bad = [
+        b'{"v":1,"gateway":"gw1","edge":"e1","ts":5,"ranges":[[9,1]]}',
+        b'{"v":1,"gateway":"gw1","edge":"e1","ts":5,"ranges":[[1,5],[3,9]]}',
+        b'{"v":1,"gateway":"gw1","edge":"e1","ts":5,"ranges":[[-1,5]]}',
+        b'{"v":1,"gateway":"g/1","edge":"e1","ts":5,"ranges":[]}',
+    ]
+    for payload in bad:
+        with pytest.raises(wire.WireError, match="Stored"):
+            wire.decode(payload, wire.Stored)
+    many = [(2 * i, 2 * i) for i in range(wire.MAX_STORED_RANGES + 1)]
+    payload = wire.encode(wire.Stored(v=1, gateway="gw1", edge="e1", ts=5, ranges=many))
+    with pytest.raises(wire.WireError, match="at most"):
+        wire.decode(payload, wire.Stored)
+    assert wire.parse_topic(wire.stored_topic("gw1")) == ("gw1", wire.TopicKind.STORED)
