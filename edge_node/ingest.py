@@ -13,6 +13,8 @@ Delivery contract (why the edge loses nothing it acknowledged):
   the wire becomes exactly-once in the store.
 - A PUBACK belongs to one connection: message ids of an older connection are never acked on
   a newer one (the broker redelivers those messages and the store drops the copies).
+- After each commit, every gateway heard from in it gets a `Stored` receipt (receipts.py): the
+  end-to-end confirmation its buffer waits for before deleting anything.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_node.config import EdgeConfig
+from edge_node.receipts import Receipts
 from edge_node.store import Store, WriteResult
 from factory_common.logs import get_logger
 from factory_common.mqtt_settings import apply_login_and_tls
@@ -36,8 +39,10 @@ from factory_common.wire import (
     TopicKind,
     WireError,
     decode,
+    encode,
     now_ns,
     parse_topic,
+    stored_topic,
     subscription,
 )
 
@@ -62,6 +67,7 @@ class IngestStats:
     statuses: int = 0
     readings_stored: int = 0
     readings_duplicate: int = 0
+    receipts: int = 0
     flushes: int = 0
     last_flush_ms: float = 0.0
     last_flush_at: int = 0
@@ -79,6 +85,7 @@ class IngestStats:
             "statuses": self.statuses,
             "readings_stored": self.readings_stored,
             "readings_duplicate": self.readings_duplicate,
+            "receipts": self.receipts,
             "flushes": self.flushes,
             "last_flush_ms": round(self.last_flush_ms, 3),
             "last_flush_at": self.last_flush_at,
@@ -116,6 +123,7 @@ class Ingest:
         # Called with the batches of each committed flush (monitoring, rules): each must only
         # hand them off (edge_node/alarms/feed.py: a bounded queue), never block or raise.
         self.observers: list[Callable[[Sequence[Batch]], None]] = []
+        self.receipts = Receipts(config.edge.id)
 
     # ------------------------------------------------------------ paho side (its thread)
 
@@ -231,9 +239,23 @@ class Ingest:
         for item in items:
             if client is not None and item.qos > 0 and item.generation == self._generation:
                 client.ack(item.mid, item.qos)
+        self._send_receipts(batches, statuses)
         stored = [b for b in batches if b.gateway not in overflowed] if overflowed else batches
         for observer in self.observers:
             observer(stored)
+
+    def _send_receipts(self, batches: list[Batch], statuses: list[GatewayStatus]) -> None:
+        """One retained receipt per gateway in this (committed) flush, duplicates included:
+        a gateway re-sending what the edge already holds is waiting for exactly this."""
+        for status in statuses:
+            self.receipts.status_stored(status.gateway, status.ts)
+        client = self._client
+        if client is None:
+            return
+        for gateway in dict.fromkeys([b.gateway for b in batches] + [s.gateway for s in statuses]):
+            receipt = self.receipts.receipt(gateway, self.store.received(gateway))
+            client.publish(stored_topic(gateway), encode(receipt), qos=1, retain=True)
+            self.stats.receipts += 1
 
     def _write(
         self, batches: list[Batch], statuses: list[GatewayStatus]
