@@ -97,7 +97,9 @@ def gateway_yaml(
         for i in range(registers)
     )
     return f"""gateway: {{id: bench-gw}}
-mqtt: {{port: {mqtt_port}, batch_max_readings: 5000, batch_max_delay: 0.05, inflight_batches: 16}}
+# No edge here (a counting subscriber sends no receipts): rows go on the broker's PUBACK.
+mqtt: {{port: {mqtt_port}, batch_max_readings: 5000, batch_max_delay: 0.05, inflight_batches: 16,
+  confirm: broker}}
 buffer: {{path: buffer.sqlite, max_bytes: 1GiB, sync_interval: {sync}}}
 connectors:
   - type: modbus_tcp

@@ -28,7 +28,8 @@ from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, stor
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
 from gateway_image.firmware.heartbeat import beat_forever, heartbeat_path
 from gateway_image.firmware.runner import ConnectorRunner, runner_for
-from gateway_image.firmware.uplink import CommandHandler, Uplink
+from gateway_image.firmware.uplink import Uplink
+from gateway_image.firmware.uplink_commands import CommandHandler
 from gateway_image.firmware.uplink_plan import SendPlan
 
 

@@ -2,10 +2,12 @@
 
 - Batches are contiguous seq runs read from the durable buffer, at most `inflight_batches`
   unacknowledged at once, in the order uplink_plan.SendPlan decides (by default live data
-  ahead of a backlog, which is replayed in seq order, rate-limited). A batch's rows are deleted
-  only on its PUBACK, and only when the PUBACK reports success (MQTT 5 reason codes: a broker
-  refusing a publish, e.g. by ACL, or answering "No matching subscribers", i.e. dropping it
-  because the edge never subscribed, must not make us delete data). With `protocol: "3.1.1"`
+  ahead of a backlog, which is replayed in seq order, rate-limited). A failed PUBACK keeps the
+  rows (MQTT 5 reason codes: a broker refusing a publish, e.g. by ACL, or answering "No
+  matching subscribers", i.e. dropping it because the edge never subscribed). A successful
+  one deletes them with `confirm: broker`; with `confirm: edge` (the default) rows are deleted
+  only when the edge's receipt lists them, and a batch a later receipt shows lost is sent
+  again (confirmations.py). With `protocol: "3.1.1"`
   a PUBACK has no reason code, so a refused publish looks delivered: use it only with brokers
   that speak nothing newer (the embedded amqtt of the simulated line).
 - Reconnect: paho keeps unacknowledged QoS-1 messages and re-sends them, in order, when the
@@ -26,7 +28,7 @@ import contextlib
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -37,19 +39,21 @@ from factory_common.logs import get_logger
 from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
 from gateway_image.firmware.clock import clock_synced
 from gateway_image.firmware.config import MqttConfig
+from gateway_image.firmware.confirmations import Confirmations, Sent
 from gateway_image.firmware.uplink_client import (
     BACKOFF_MAX,
     BACKOFF_MIN,
     build_client,
     firmware_version,
 )
+from gateway_image.firmware.uplink_commands import CommandHandler, answer
 from gateway_image.firmware.uplink_plan import SAMPLE_EVERY, SendPlan, Slice
 
-CommandHandler = Callable[[wire.Command], Awaitable[wire.CommandAck]]
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
 GOODBYE_TIMEOUT = 3.0  # seconds a clean shutdown waits for PUBACKs before disconnecting
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code (a success code, but dropped)
+SWEEP_EVERY = 1.0  # seconds between deletes of everything a receipt lists
 
 
 class Uplink:
@@ -84,7 +88,12 @@ class Uplink:
         self.batches_unrouted = 0
         self._unrouted_logged = False
         self.readings_acked = 0
-        self._inflight: dict[int, tuple[int, int]] = {}  # paho mid -> (first_seq, last_seq)
+        self.batches_resent = 0
+        self.batches_unconfirmed = 0  # lost MAX_RESENDS times: kept in the buffer, reported
+        self._inflight: dict[int, Sent] = {}  # paho mid -> the batch it carries
+        self.confirmations = Confirmations()
+        self._resend: list[Sent] = []  # batches a receipt showed lost, to publish again
+        self._swept_at = -SWEEP_EVERY
         self.plan = plan or SendPlan.from_config(config)
         self._retry_from: int | None = None  # a refused batch: re-send from here
         self._room = asyncio.Event()  # connected and the window has room
@@ -177,6 +186,8 @@ class Uplink:
         self.log.info("mqtt_connected", host=self.config.host, port=self.config.port)
         assert self._client is not None
         self._client.subscribe(wire.command_topic(self.gateway_id), qos=1)
+        if self.config.confirm == "edge":
+            self._client.subscribe(wire.stored_topic(self.gateway_id), qos=1)
         self._publish_status()
         self._online.set()
         self._update_room()
@@ -206,26 +217,57 @@ class Uplink:
         waiter = self._waiters.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        seqs = self._inflight.pop(mid, None)
-        if seqs is None:  # a status or command ack
+        sent = self._inflight.pop(mid, None)
+        if sent is None:  # a status or command ack
             return
         if reason.is_failure:
             # Not stored by the broker: keep the rows and send them again later.
             self.batches_refused += 1
-            self.log.error("batch_refused", reason=str(reason), first=seqs[0], last=seqs[1])
-            self._retry_from = min(seqs[0], self._retry_from or seqs[0])
+            self.log.error("batch_refused", reason=str(reason), first=sent.first, last=sent.last)
+            self._retry_from = min(sent.first, self._retry_from or sent.first)
         elif reason.value == NO_MATCHING_SUBSCRIBERS:
             # Accepted, but nobody (not even an offline persistent session) will ever get it:
             # the edge has never subscribed. Keep the rows until it has.
             self.batches_unrouted += 1
             if not self._unrouted_logged:
                 self._unrouted_logged = True
-                self.log.warning("batch_unrouted", reason=str(reason), first=seqs[0])
-            self._retry_from = min(seqs[0], self._retry_from or seqs[0])
+                self.log.warning("batch_unrouted", reason=str(reason), first=sent.first)
+            self._retry_from = min(sent.first, self._retry_from or sent.first)
         else:
             self._unrouted_logged = False
-            self._start_ack(*seqs)
+            if self.config.confirm == "broker" or self.confirmations.broker_acked(sent):
+                self._start_ack(sent.first, sent.last)
         self._update_room()
+
+    def _on_receipt(self, payload: bytes) -> None:
+        """The edge's receipt: delete what it stored, queue again what it shows was lost."""
+        try:
+            receipt = wire.decode(payload, wire.Stored)
+        except wire.WireError as exc:
+            self.log.warning("receipt_malformed", error=str(exc))
+            return
+        if receipt.gateway != self.gateway_id:
+            return
+        outcome = self.confirmations.receipt(receipt.ranges, receipt.status_ts)
+        for sent in outcome.confirmed:
+            self._start_ack(sent.first, sent.last)
+        now = time.monotonic()
+        if now - self._swept_at >= SWEEP_EVERY and self.buffer.depth:
+            # Also rows no batch of this process carried (sent before a restart) or no longer
+            # watched: whatever the edge holds may go. Seq-range deletes on the primary key.
+            self._swept_at = now
+            for lo, hi in receipt.ranges:
+                self._start_ack(lo, hi)
+        for sent in outcome.lost:
+            self.batches_resent += 1
+            self.log.warning(
+                "batch_resent", first=sent.first, last=sent.last, attempt=sent.attempts + 1
+            )
+            self._resend.append(sent)
+        for sent in outcome.given_up:
+            # Kept in the buffer (sent again after a restart); the edge may be refusing it.
+            self.batches_unconfirmed += 1
+            self.log.error("batch_unconfirmed", first=sent.first, last=sent.last)
 
     def _start_ack(self, first: int, last: int) -> None:
         self._acks.append((first, last))
@@ -255,6 +297,9 @@ class Uplink:
             self._acking = False  # no await since the loop's check: no PUBACK slips between
 
     def _on_message(self, message: mqtt.MQTTMessage) -> None:
+        if message.topic == wire.stored_topic(self.gateway_id):
+            self._on_receipt(message.payload)
+            return
         try:
             command = wire.decode(message.payload, wire.Command)
         except wire.WireError as exc:
@@ -264,28 +309,7 @@ class Uplink:
             self._tasks.create_task(self._execute(command))
 
     async def _execute(self, command: wire.Command) -> None:
-        if self.command_handler is None:
-            ack = wire.CommandAck(
-                v=wire.WIRE_VERSION,
-                id=command.id,
-                gateway=self.gateway_id,
-                status=wire.AckStatus.REJECTED,
-                ts=wire.now_ns(),
-                detail="commands not enabled",
-            )
-        else:
-            try:
-                ack = await self.command_handler(command)
-            except Exception as exc:  # a handler bug must not tear down the uplink
-                self.log.exception("command_handler_crashed", command=command.id)
-                ack = wire.CommandAck(
-                    v=wire.WIRE_VERSION,
-                    id=command.id,
-                    gateway=self.gateway_id,
-                    status=wire.AckStatus.FAILED,
-                    ts=wire.now_ns(),
-                    detail=f"gateway error while executing: {type(exc).__name__}: {exc}",
-                )
+        ack = await answer(self.command_handler, command, self.gateway_id)
         if self._client is not None:
             self._client.publish(wire.ack_topic(self.gateway_id), wire.encode(ack), qos=1)
 
@@ -308,6 +332,9 @@ class Uplink:
                 await asyncio.sleep(REJECTED_RETRY)
                 self.plan.rewind(self._retry_from)
                 self._retry_from = None
+            if self._resend:
+                await self._send_again(self._resend.pop(0))
+                continue
             part = self.plan.next(self.buffer.last_seq, self.buffer.depth, time.monotonic())
             if not isinstance(part, Slice):  # replay tokens exhausted: wait for the bucket
                 await asyncio.sleep(part)
@@ -345,7 +372,20 @@ class Uplink:
             entries = [e for e in entries if e[0] <= part.upto]
         return entries
 
-    def _publish_batch(self, entries: list[tuple[int, wire.Reading]], replay: bool) -> None:
+    async def _send_again(self, lost: Sent) -> None:
+        """Publish a lost batch's rows again (those still buffered), outside the send plan."""
+        size = lost.last - lost.first + 1
+        entries = await asyncio.to_thread(self.buffer.pending, size, lost.first - 1)
+        entries = _contiguous([e for e in entries if e[0] <= lost.last])
+        if entries and self.connected and self._room.is_set():
+            self._publish_batch(entries, replay=True, attempts=lost.attempts + 1)
+        elif entries:
+            self._resend.insert(0, lost)  # disconnected meanwhile: keep it for later
+
+    def _publish_batch(
+        self, entries: list[tuple[int, wire.Reading]], replay: bool, attempts: int = 0
+    ) -> None:
+        """Publish one batch; `attempts` > 0 re-sends a lost one (the plan's cursors stay)."""
         assert self._client is not None
         while True:
             batch = wire.Batch(
@@ -369,8 +409,10 @@ class Uplink:
             self.log.warning("publish_failed", rc=mqtt.error_string(info.rc))
             return
         # NO_CONN: paho queued it and sends it after the reconnect; count it as in flight.
-        self._inflight[info.mid] = (batch.first_seq, batch.last_seq)
-        self.plan.sent(batch.first_seq, batch.last_seq, replay)
+        order = self.confirmations.next_order()
+        self._inflight[info.mid] = Sent(batch.first_seq, batch.last_seq, order, attempts)
+        if not attempts:
+            self.plan.sent(batch.first_seq, batch.last_seq, replay)
         self._update_room()
 
     # ------------------------------------------------------------------ status
@@ -392,16 +434,18 @@ class Uplink:
             dropped=stats.dropped,
             connectors=self.health(),
             clock_synced=clock_synced(),
+            resent=self.batches_resent,
+            unconfirmed=self.batches_unconfirmed,
         )
 
     def _publish_status(self) -> None:
         if self._client is not None and self.connected:
+            status = self.status()
             self._client.publish(
-                wire.status_topic(self.gateway_id),
-                wire.encode(self.status()),
-                qos=1,
-                retain=True,
+                wire.status_topic(self.gateway_id), wire.encode(status), qos=1, retain=True
             )
+            # A receipt naming this status shows every batch published before it arrived.
+            self.confirmations.status_sent(status.ts)
 
     async def _status_loop(self) -> None:
         while True:

@@ -64,6 +64,9 @@ def reading(i: int) -> wire.Reading:
 
 
 def mqtt_config(port: int, **kw: object) -> MqttConfig:
+    """PUBACK semantics (`confirm: broker`): no edge sends receipts here. The end-to-end mode
+    has its own tests (test_receipts.py)."""
+    kw.setdefault("confirm", "broker")
     return MqttConfig(port=port, status_interval=0.5, batch_max_delay=0.05, **kw)  # type: ignore[arg-type]
 
 

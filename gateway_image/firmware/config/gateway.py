@@ -60,6 +60,10 @@ class MqttConfig(BrokerConfig):
     # ACL) keeps its readings buffered. "3.1.1" (e.g. the embedded amqtt broker): a refused
     # publish cannot be detected and its readings are deleted as if delivered.
     protocol: Literal["5", "3.1.1"] = "5"
+    # When buffered readings may be deleted: "edge" (default) once the edge's receipt lists
+    # them, end to end, so a broker losing what it acknowledged loses nothing; "broker" on the
+    # broker's PUBACK, for a consumer that sends no receipts (docs/reliability.md).
+    confirm: Literal["edge", "broker"] = "edge"
     # Live data before backlog (docs/reliability.md): after an outage or restart leaving more
     # than `backlog` unsent readings, current readings go first and the backlog is replayed
     # behind them at `replay_rate` readings/s; "auto" is 20x the measured production rate,
