@@ -14,6 +14,8 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_node.receipts import Receipts
+from edge_node.store.intervals import IntervalSet
 from factory_common import wire
 from gateway_image.firmware.buffer import DurableBuffer
 from tests.fault.rig import buffer_meta, note
@@ -32,7 +34,9 @@ def broker(secure_broker: Mosquitto) -> Mosquitto:
 
 
 class EdgeSubscriber:
-    """Reads every gateway's data with the edge's certificate (the ACL's `edge-anodizing`)."""
+    """Reads every gateway's data with the edge's certificate (the ACL's `edge-anodizing`) and
+    answers with receipts, as the edge does, through the same ACL: the gateway deletes only
+    what a receipt lists."""
 
     def __init__(self, broker: Mosquitto, pki: TestCA) -> None:
         identity = pki.issue("edge-anodizing")
@@ -44,11 +48,19 @@ class EdgeSubscriber:
             keyfile=str(identity.key),
             cert_reqs=ssl.CERT_REQUIRED,
         )
-        client.on_message = lambda _c, _u, m: self.messages.put(m)
+        self.ledger = IntervalSet()
+        client.on_message = self._on_message
         client.on_connect = lambda c, *_: c.subscribe(wire.subscription(wire.TopicKind.DATA), 1)
         client.connect("127.0.0.1", broker.port)
         client.loop_start()
         self.client = client
+
+    def _on_message(self, client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        self.messages.put(message)
+        batch = wire.decode(message.payload, wire.Batch)
+        self.ledger.add(batch.first_seq, batch.last_seq)
+        receipt = Receipts("edge-anodizing").receipt(batch.gateway, self.ledger.ranges())
+        client.publish(wire.stored_topic(batch.gateway), wire.encode(receipt), 1, retain=True)
 
     def seqs(self) -> set[int]:
         found: set[int] = set()

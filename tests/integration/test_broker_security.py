@@ -79,9 +79,12 @@ def test_gateway_cannot_publish_as_another_gateway(broker: Mosquitto, pki: TestC
         client.loop_stop()
 
 
-def test_gateway_reads_only_its_own_commands(broker: Mosquitto, pki: TestCA) -> None:
+@pytest.mark.parametrize("kind", [wire.TopicKind.COMMAND, wire.TopicKind.STORED])
+def test_gateway_reads_only_its_own_commands_and_receipts(
+    broker: Mosquitto, pki: TestCA, kind: wire.TopicKind
+) -> None:
     # Mosquitto's ACL file grants every SUBSCRIBE and filters on delivery, so what counts is
-    # which commands arrive.
+    # which messages arrive.
     edge = connect(broker, pki.cert_path, pki.issue("edge-anodizing"), "edge-anodizing")
     inboxes: dict[str, queue.Queue[str]] = {}
     clients = []
@@ -91,16 +94,24 @@ def test_gateway_reads_only_its_own_commands(broker: Mosquitto, pki: TestCA) -> 
         granted: queue.Queue[list[ReasonCode]] = queue.Queue()
         client.on_message = lambda _c, _u, msg, inbox=inbox: inbox.put(msg.topic)
         client.on_subscribe = lambda _c, _u, _m, codes, _p, granted=granted: granted.put(codes)
-        client.subscribe(wire.subscription(wire.TopicKind.COMMAND), qos=1)
+        client.subscribe(wire.subscription(kind), qos=1)
         granted.get(timeout=5)
         inboxes[gateway] = inbox
         clients.append(client)
-    assert not publish_reason(edge, wire.command_topic("gw2")).is_failure
-    assert inboxes["gw2"].get(timeout=5) == wire.command_topic("gw2")
+    assert not publish_reason(edge, wire.topic(kind, "gw2")).is_failure
+    assert inboxes["gw2"].get(timeout=5) == wire.topic(kind, "gw2")
     with pytest.raises(queue.Empty):
         inboxes["gw1"].get(timeout=1)
     for client in (*clients, edge):
         client.loop_stop()
+
+
+def test_gateway_cannot_forge_a_receipt_for_itself(broker: Mosquitto, pki: TestCA) -> None:
+    """Receipts decide what a gateway deletes: only an edge identity may write them."""
+    gw1 = connect(broker, pki.cert_path, pki.issue("gw1"), "gw1")
+    reason = publish_reason(gw1, wire.stored_topic("gw1"))
+    assert reason.is_failure and reason.getName() == "Not authorized"
+    gw1.loop_stop()
 
 
 def test_client_without_certificate_is_refused(broker: Mosquitto, pki: TestCA) -> None:
