@@ -28,7 +28,9 @@ def broker(secure_broker: Mosquitto) -> Mosquitto:
 def tls_config(broker: Mosquitto, pki: TestCA, cert_name: str) -> MqttConfig:
     identity = pki.issue(cert_name)
     tls = TlsConfig(ca=pki.cert_path, cert=identity.cert, key=identity.key)
-    return MqttConfig(port=broker.port, tls=tls, batch_max_delay=0.01)
+    # PUBACK semantics over TLS: the subscriber here sends no receipts (confirm: edge has
+    # its ACL tests in test_broker_security.py and tests/fault/test_gateway_identity.py).
+    return MqttConfig(port=broker.port, tls=tls, batch_max_delay=0.01, confirm="broker")
 
 
 def reading(i: int) -> wire.Reading:

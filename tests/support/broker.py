@@ -55,6 +55,13 @@ class Mosquitto:
                 self.process.wait()
         self.process = None
 
+    def kill9(self) -> None:
+        """A crash or power cut: no shutdown save, so whatever was queued only in memory is gone."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -1,0 +1,126 @@
+"""End to end confirmation (`mqtt.confirm: edge`) with a real Mosquitto, uplink and edge ingest:
+readings leave the gateway buffer only when the edge's receipt lists them, and a batch the
+broker acknowledged but the edge never stored is noticed and sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+
+from edge_node.config import parse_edge_config
+from edge_node.ingest import Incoming, Ingest
+from edge_node.store import Store
+from factory_common import wire
+from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.uplink import Uplink
+from tests.integration.test_uplink import Listener, mqtt_config, online, reading
+from tests.support.broker import Mosquitto
+from tests.support.processes import wait_until
+
+GW = "receipt-gw1"
+
+
+class LossyIngest(Ingest):
+    """The real ingest, except that the first delivery of one batch vanishes before the
+    commit: to the gateway, exactly what a broker losing an acknowledged message looks like."""
+
+    def __init__(self, *args: object, lose_seq: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lose_seq = lose_seq
+        self.lost: list[tuple[int, int]] = []
+
+    def _decode_all(self, items: list[Incoming]) -> tuple[list[wire.Batch], list]:
+        batches, statuses = super()._decode_all(items)
+        for batch in batches:
+            if not self.lost and batch.first_seq <= self.lose_seq <= batch.last_seq:
+                self.lost.append((batch.first_seq, batch.last_seq))
+                batches.remove(batch)
+                break
+        return batches, statuses
+
+
+@contextlib.asynccontextmanager
+async def running(coroutine: object) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def edge_config(port: int, client_id: str):
+    return parse_edge_config(
+        f"edge: {{id: e1}}\nmqtt: {{port: {port}, client_id: {client_id}}}\n"
+        "store: {flush_interval: 0.05}\n"
+    )
+
+
+def stored_once(store: Store, count: int) -> bool:
+    series = [s for s in store.series() if s.gateway == GW]
+    data = store.history(series, 0, 2**63 - 1)
+    ts = np.concatenate([d.ts for d in data]) if data else np.array([])
+    return len(ts) == count and len(np.unique(ts)) == count
+
+
+async def until(condition: object, within: float, what: str) -> None:
+    await asyncio.to_thread(wait_until, condition, within, what)  # type: ignore[arg-type]
+
+
+async def test_a_batch_lost_after_the_puback_is_sent_again_and_stored_once(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    store = Store(tmp_path / "edge.sqlite")
+    buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8)
+    first, _ = await buffer.put([reading(i) for i in range(1)])
+    ingest = LossyIngest(edge_config(mosquitto.port, "edge-r1"), store, lose_seq=first + 120)
+    config = mqtt_config(mosquitto.port, batch_max_readings=50, confirm="edge")
+    uplink = Uplink(GW, config, buffer, boot="b1")
+    async with running(ingest.run()), running(uplink.run()):
+        await until(lambda: ingest.stats.connected, 5, "edge connected")
+        await online(uplink, 5)
+        for chunk in range(6):
+            await buffer.put([reading(1 + chunk * 50 + i) for i in range(50)])
+            await asyncio.sleep(0.1)
+        await until(lambda: buffer.depth == 0, 15, "every reading confirmed by the edge")
+        assert ingest.lost, "the injected loss never happened"
+        assert store.received(GW) == [(first, first + 300)]
+        assert stored_once(store, 301)
+        assert uplink.batches_resent >= 1
+        assert uplink.readings_acked == 301
+    buffer.close()
+    store.close()
+
+
+async def test_rows_stay_after_the_puback_until_an_edge_stores_them(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Another subscriber takes the batches, so the broker acknowledges them, but no edge has
+    stored them: they stay. An edge that appears later (it never had a session, so the broker
+    never queued them for it) gets them re-sent once its receipt for a later status shows them
+    missing."""
+    other = Listener(mosquitto.port, [wire.data_topic(GW)])
+    store = Store(tmp_path / "edge.sqlite")
+    buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8)
+    uplink = Uplink(GW, mqtt_config(mosquitto.port, confirm="edge"), buffer, boot="b1")
+    try:
+        async with running(uplink.run()):
+            await online(uplink, 5)
+            first, _ = await buffer.put([reading(i) for i in range(100)])
+            await asyncio.to_thread(other.get, 5)  # published and acknowledged by the broker
+            await asyncio.sleep(1.0)
+            assert buffer.depth == 100 and uplink.readings_acked == 0
+            ingest = Ingest(edge_config(mosquitto.port, "edge-r2"), store)
+            async with running(ingest.run()):
+                await until(lambda: buffer.depth == 0, 15, "the late edge to confirm all")
+            assert store.received(GW) == [(first, first + 99)]
+            assert stored_once(store, 100)
+    finally:
+        other.close()
+        buffer.close()
+        store.close()
