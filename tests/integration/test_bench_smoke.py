@@ -37,3 +37,10 @@ def test_paper_query_bench_runs_tiny() -> None:
     out = run("bench/paper_query.py", "--tiny", "--no-record", "--database", database, "--drop")
     for query in ("raw 23", "raw 3", "down 23", "down 3"):
         assert query in out
+
+
+@pytest.mark.slow
+def test_confirm_bench_runs_tiny() -> None:
+    require_binary("mosquitto", "apt-get install mosquitto")
+    out = run("bench/confirm.py", "--readings", "3000", "--repeat", "1", "--no-record")
+    assert "`confirm: edge`" in out and "`confirm: broker`" in out
