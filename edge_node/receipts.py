@@ -17,15 +17,16 @@ from factory_common.wire import MAX_STORED_RANGES, WIRE_VERSION, Stored, now_ns
 
 
 class Receipts:
-    """Builds the receipts of one flush; remembers the newest status ts stored per gateway."""
+    """Builds the receipts of one flush; remembers the last status ts stored per gateway."""
 
     def __init__(self, edge_id: str) -> None:
         self.edge_id = edge_id
         self._status_ts: dict[str, int] = {}
 
     def status_stored(self, gateway: str, ts: int) -> None:
-        if ts > self._status_ts.get(gateway, 0):
-            self._status_ts[gateway] = ts
+        """Called in arrival order: the receipt names the status that arrived last (what the
+        gateway's loss check needs), not the largest ts, which a clock step back would pin."""
+        self._status_ts[gateway] = ts
 
     def receipt(self, gateway: str, ranges: Iterable[tuple[int, int]]) -> Stored:
         """`ranges`: the store's committed ledger of this gateway, ascending."""

@@ -150,7 +150,7 @@ class Stored(msgspec.Struct, frozen=True, omit_defaults=True):
     ts: int
     # The newest (highest) MAX_STORED_RANGES merged seq ranges the edge holds, ascending.
     ranges: list[tuple[Count, Count]]
-    # ts of the newest GatewayStatus of this gateway the edge has committed (0: none yet).
+    # ts of the GatewayStatus of this gateway the edge committed last (0: none yet).
     status_ts: int = 0
 
 
