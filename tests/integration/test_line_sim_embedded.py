@@ -1,5 +1,6 @@
 """`factory-line run --broker embedded`: with the amqtt broker (MQTT 3.1.1 only), the gateway is
-configured with `mqtt.protocol: "3.1.1"` and readings still travel simulator -> gateway -> edge."""
+configured with `mqtt.protocol: "3.1.1"` and readings still travel simulator -> gateway -> edge,
+and the edge's receipts travel back."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fault.rig import read_only
+from tests.fault.rig import buffer_meta, read_only
 
 
 def received(store: Path) -> list[tuple[int, int]]:
@@ -46,6 +47,11 @@ def test_embedded_broker_line_moves_readings_end_to_end(tmp_path: Path) -> None:
             assert process.poll() is None, (tmp_path / "out.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (tmp_path / "out.log").read_text()[-3000:]
             time.sleep(0.5)
+        # Receipts come back through amqtt too: the buffer empties, it does not just grow.
+        deadline = time.monotonic() + 30
+        while buffer_meta(data / "gateway" / "buffer.sqlite").get("depth", 1) > 0:
+            assert time.monotonic() < deadline, "the gateway buffer never emptied"
+            time.sleep(0.2)
         ready = json.loads((data / "ready.json").read_text())
         assert ready["broker"] == "amqtt"
         gateway = yaml.safe_load((data / "config" / "gateway.yaml").read_text())
