@@ -221,7 +221,11 @@ def received_ranges(store_path: Path, gateway: str = GW) -> list[tuple[int, int]
 
 def settle(rig: Rig, simulator: Child, timeout: float = 90.0) -> int:
     """Stop producing (the simulator goes away), let the buffer drain into the edge, and return
-    the gateway's last committed seq once the edge holds up to it and the buffer is empty."""
+    the gateway's last committed seq once the edge holds up to it and the buffer is empty.
+
+    An empty buffer means the edge has committed everything only because rows leave it on the
+    edge's receipts (`mqtt.confirm: edge`, the default); with `confirm: broker` a replayed
+    batch published after the last live one could still be on its way here."""
     simulator.stop()
 
     def drained() -> bool:
