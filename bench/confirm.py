@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from rich.progress import Progress  # noqa: E402
 
 from factory_common import wire  # noqa: E402
 from gateway_image.firmware.buffer import DurableBuffer  # noqa: E402
+from tests.fault.rig import buffer_meta, received_ranges  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_for_port  # noqa: E402
 
@@ -62,25 +62,8 @@ def fill_buffer(path: Path, readings: int) -> tuple[int, int]:
 
 def ledger_top(store: Path) -> int:
     """The highest seq of the edge's first received range (its contiguous progress)."""
-    if not store.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT hi FROM received WHERE gateway = ? ORDER BY lo", (GW,))
-        found = row.fetchone()
-        return found[0] if found else 0
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
-
-
-def buffer_depth(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return dict(conn.execute("SELECT key, value FROM meta").fetchall())["depth"]
-    finally:
-        conn.close()
+    ranges = received_ranges(store, GW)
+    return ranges[0][1] if ranges else 0
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -146,7 +129,7 @@ def run_mode(binary: str, confirm: str, readings: int, work: Path) -> dict[str, 
                 now_s = time.monotonic() - began
                 if stored_at is None and top >= last:
                     stored_at = now_s
-                if emptied_at is None and buffer_depth(gw_dir / "buffer.sqlite") == 0:
+                if emptied_at is None and buffer_meta(gw_dir / "buffer.sqlite").get("depth") == 0:
                     emptied_at = now_s
                 time.sleep(0.02)
     finally:
