@@ -1,0 +1,1 @@
+"""The `fleet` tool: inventory, identities, releases, SD images and staged rollouts."""

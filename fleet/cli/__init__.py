@@ -1,0 +1,11 @@
+"""The `fleet` command: a thin index; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="Factory edge fleet: inventory, identities, releases, SD images, rollouts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
