@@ -154,6 +154,84 @@ class Stored(msgspec.Struct, frozen=True, omit_defaults=True):
     status_ts: int = 0
 
 
+class UpdateAction(StrEnum):
+    INSTALL = "install"  # a release artifact into the inactive slot, on trial until healthy
+    CONFIG = "config"  # a new gateway config, on trial until healthy; the last good one is kept
+    ROLLBACK = "rollback"  # back to the release and config that were committed before this one
+
+
+class UpdateRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The fleet asks a gateway's update agent for one update; the agent decides the outcome.
+
+    Sent with QoS 1 to the gateway's `update-request` topic (only fleet identities may publish
+    there), or handed to the agent's local CLI over SSH. `id` makes it idempotent: a request
+    seen before is answered with the state it already reached, never carried out twice.
+    """
+
+    v: int
+    id: str
+    gateway: str
+    action: UpdateAction
+    # INSTALL: where the agent finds the artifact (a path on the gateway or an http(s) URL),
+    # its version, and its sha256 (checked before the signature, so a swapped file is named).
+    artifact: str = ""
+    release: str = ""
+    sha256: str = ""
+    # A lower version is refused unless the request says it is meant.
+    downgrade: bool = False
+    # CONFIG: the whole gateway config (YAML), validated by the gateway's models before use.
+    config: str = ""
+    # How long the new release or config has to report healthy before the agent returns.
+    health_timeout_s: float = 120.0
+    issued_at: int = 0
+    issued_by: str = ""
+
+
+class UpdatePhase(StrEnum):
+    IDLE = "idle"  # running the committed release; nothing in progress
+    VERIFYING = "verifying"
+    INSTALLING = "installing"
+    SWITCHING = "switching"  # the slot (or config) link is being switched and the gateway restarted
+    TRIAL = "trial"  # running the new release or config, waiting for it to report healthy
+    COMMITTED = "committed"  # healthy: the new release or config is the committed one
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"  # unhealthy (or interrupted): back on the previous committed one
+    REFUSED = "refused"  # not started: bad signature, hash, downgrade, invalid config, busy
+    FAILED = "failed"  # could not be installed (e.g. pip failed); still on the committed one
+
+
+TERMINAL_PHASES: Final = frozenset(
+    {
+        UpdatePhase.IDLE,
+        UpdatePhase.COMMITTED,
+        UpdatePhase.ROLLED_BACK,
+        UpdatePhase.REFUSED,
+        UpdatePhase.FAILED,
+    }
+)
+
+
+class UpdateState(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Retained on the gateway's `update` topic by its update agent after every step."""
+
+    v: int
+    gateway: str
+    ts: int
+    phase: UpdatePhase
+    # The committed release and slot, and the sha256 of the committed config.
+    release: str = ""
+    slot: str = ""
+    config_sha256: str = ""
+    # The request being (or last) handled and what it asked for.
+    request: str = ""
+    action: UpdateAction | None = None
+    target: str = ""
+    # Why a trial ended in a rollback, or why a request was refused or failed.
+    detail: str = ""
+    # Gateway exits seen during the current trial (a crash loop ends it early).
+    crashes: int = 0
+
+
 class Write(msgspec.Struct, frozen=True):
     device: str
     tag: str
@@ -210,6 +288,8 @@ class TopicKind(StrEnum):
     COMMAND = "cmd"
     ACK = "ack"
     STORED = "stored"
+    UPDATE = "update"  # the update agent's retained UpdateState
+    UPDATE_REQUEST = "update-request"  # UpdateRequest from fleet identities only
 
 
 def check_id(value: str, what: str = "gateway id") -> str:
@@ -246,6 +326,14 @@ def stored_topic(gateway: str) -> str:
     return topic(TopicKind.STORED, gateway)
 
 
+def update_topic(gateway: str) -> str:
+    return topic(TopicKind.UPDATE, gateway)
+
+
+def update_request_topic(gateway: str) -> str:
+    return topic(TopicKind.UPDATE_REQUEST, gateway)
+
+
 def subscription(kind: TopicKind) -> str:
     """The wildcard an edge node subscribes to for one kind of message from every gateway."""
     return f"{TOPIC_ROOT}/gw/+/{kind.value}"
@@ -271,7 +359,8 @@ _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
-M = TypeVar("M", Batch, GatewayStatus, Command, CommandAck, Stored)
+M = TypeVar("M", Batch, GatewayStatus, Command, CommandAck, Stored, UpdateRequest, UpdateState)
+Message = Batch | GatewayStatus | Command | CommandAck | Stored | UpdateRequest | UpdateState
 
 
 class _VersionOnly(msgspec.Struct):
@@ -285,7 +374,7 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def encode(message: Batch | GatewayStatus | Command | CommandAck | Stored) -> bytes:
+def encode(message: Message) -> bytes:
     return _encoder.encode(message)
 
 
@@ -312,6 +401,8 @@ def decode(payload: bytes, kind: type[M]) -> M:
         _check_batch(message)
     elif isinstance(message, Stored):
         _check_stored(message)
+    elif isinstance(message, UpdateRequest):
+        _check_update_request(message)
     return message
 
 
@@ -332,7 +423,7 @@ def _raise_version_error(payload: bytes, kind: type) -> None:
         raise WireError(_version_message(kind, version)) from None
 
 
-def _check_ids(message: Batch | GatewayStatus | Command | CommandAck | Stored) -> None:
+def _check_ids(message: Message) -> None:
     try:
         check_id(message.gateway)
     except WireError as exc:
@@ -362,3 +453,16 @@ def _check_stored(stored: Stored) -> None:
                 "negative or out of order"
             )
         previous = hi
+
+
+def _check_update_request(request: UpdateRequest) -> None:
+    needs = {UpdateAction.INSTALL: "artifact", UpdateAction.CONFIG: "config"}.get(request.action)
+    if needs and not getattr(request, needs):
+        raise WireError(
+            f"malformed UpdateRequest {request.id!r} for {request.gateway}: "
+            f"action {request.action.value} needs `{needs}`"
+        )
+    if not request.id or not request.health_timeout_s > 0:
+        raise WireError(
+            f"malformed UpdateRequest for {request.gateway}: needs an id and health_timeout_s > 0"
+        )

@@ -125,3 +125,18 @@ def test_certificate_from_another_ca_is_refused(
     rogue = TestCA(tmp_path / "rogue", name="rogue-ca").issue("gw1")
     with pytest.raises((ssl.SSLError, ConnectionError, OSError, queue.Empty)):
         connect(broker, pki.cert_path, rogue, "gw1", wait=2)
+
+
+def test_only_fleet_identities_may_ask_a_gateway_to_update(broker: Mosquitto, pki: TestCA) -> None:
+    """An update request replaces a gateway's software: a gateway may not ask one of itself."""
+    gw1 = connect(broker, pki.cert_path, pki.issue("gw1"), "gw1")
+    fleet = connect(broker, pki.cert_path, pki.issue("fleet"), "fleet")
+    refused = publish_reason(gw1, wire.update_request_topic("gw1"))
+    assert refused.is_failure and refused.getName() == "Not authorized"
+    assert not publish_reason(fleet, wire.update_request_topic("gw1")).is_failure
+    # The agent reports its own state; the fleet may not forge one, nor a status.
+    assert not publish_reason(gw1, wire.update_topic("gw1")).is_failure
+    for forged in (wire.update_topic("gw1"), wire.status_topic("gw1")):
+        assert publish_reason(fleet, forged).is_failure
+    for client in (gw1, fleet):
+        client.loop_stop()

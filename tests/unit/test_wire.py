@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -252,3 +253,70 @@ def test_stored_receipt_round_trips_and_rejects_bad_ranges() -> None:
     with pytest.raises(wire.WireError, match="at most"):
         wire.decode(payload, wire.Stored)
     assert wire.parse_topic(wire.stored_topic("gw1")) == ("gw1", wire.TopicKind.STORED)
+
+
+update_requests = st.builds(
+    wire.UpdateRequest,
+    v=st.just(wire.WIRE_VERSION),
+    id=st.text(min_size=1, max_size=36),
+    gateway=ids,
+    action=st.sampled_from(wire.UpdateAction),
+    artifact=st.text(min_size=1, max_size=60),
+    release=st.text(max_size=20),
+    sha256=st.text(alphabet="0123456789abcdef", max_size=64),
+    downgrade=st.booleans(),
+    config=st.text(min_size=1, max_size=200),
+    health_timeout_s=st.floats(min_value=0.001, max_value=1e6),
+    issued_at=st.integers(min_value=0, max_value=2**62),
+    issued_by=st.text(max_size=20),
+)
+
+
+@given(update_requests)
+def test_update_request_round_trip(request: wire.UpdateRequest) -> None:
+    assert wire.decode(wire.encode(request), wire.UpdateRequest) == request
+
+
+@given(
+    st.builds(
+        wire.UpdateState,
+        v=st.just(wire.WIRE_VERSION),
+        gateway=ids,
+        ts=st.integers(min_value=0, max_value=2**62),
+        phase=st.sampled_from(wire.UpdatePhase),
+        release=st.text(max_size=20),
+        slot=st.sampled_from(["", "a", "b"]),
+        config_sha256=st.text(alphabet="0123456789abcdef", max_size=64),
+        request=st.text(max_size=36),
+        action=st.none() | st.sampled_from(wire.UpdateAction),
+        target=st.text(max_size=20),
+        detail=st.text(max_size=80),
+        crashes=st.integers(min_value=0, max_value=1000),
+    )
+)
+def test_update_state_round_trip(state: wire.UpdateState) -> None:
+    assert wire.decode(wire.encode(state), wire.UpdateState) == state
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"action": "install"}, "action install needs `artifact`"),
+        ({"action": "config"}, "action config needs `config`"),
+        ({"action": "rollback", "health_timeout_s": 0}, "health_timeout_s > 0"),
+    ],
+)
+def test_update_request_without_what_it_needs_is_refused(
+    fields: dict[str, object], message: str
+) -> None:
+    payload = msgspec.json.encode({"v": 1, "id": "r1", "gateway": "gw1", **fields})
+    with pytest.raises(WireError, match=message):
+        wire.decode(payload, wire.UpdateRequest)
+
+
+def test_update_topics_parse_back() -> None:
+    assert wire.parse_topic(wire.update_topic("gw1")) == ("gw1", wire.TopicKind.UPDATE)
+    assert wire.parse_topic(wire.update_request_topic("gw1")) == (
+        "gw1",
+        wire.TopicKind.UPDATE_REQUEST,
+    )
