@@ -22,6 +22,12 @@ APT_PACKAGES=(
     chromium
     chromium-driver
     mariadb-server  # the cloud database: shared on :3306 for tests, private mariadbd per outage test
+    fdisk           # sfdisk: the SD-image tests build Raspberry Pi OS-shaped disk images
+    dosfstools      # mkfs.vfat / fsck.vfat: the images' FAT boot partition, and checking it
+    mtools          # reads and writes FAT inside an image without mounting (fleet image build)
+    e2fsprogs       # mkfs.ext4 / e2fsck: the root and data partitions
+    xz-utils        # .img.xz base images, as Raspberry Pi OS ships them
+    cloud-init      # `cloud-init schema` validates the user-data an image carries
 )
 EXTRAS="${EXTRAS:-gateway,edge,sim,dev}"
 VENV=".venv"

@@ -1,0 +1,1 @@
+"""Provisioning: gateway identities, per-gateway config and SD-card image customisation."""
