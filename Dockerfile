@@ -37,6 +37,8 @@ WORKDIR /var/lib/factory
 FROM base AS gateway
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir "$(ls /wheels/factory_edge-*.whl)[gateway]"
+# balena fleets start here: identity and config from device variables (docker-compose.yml).
+COPY --chmod=0755 gateway_image/os/container-entrypoint.sh /usr/local/bin/factory-gateway-entrypoint
 # Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 VOLUME ["/var/lib/factory"]

@@ -3,6 +3,7 @@
 ```
 FLEET_DIR/
   fleet.yaml              broker, CA, backends, defaults, state URL
+  image.yaml              what every SD card sets up on first boot (SSH keys, time, network)
   gateways/<id>.yaml      one inventory entry per gateway
   configs/<id>.yaml       each gateway's gateway config (validated with the gateway's models)
   pki/                    ca.crt, ca.key (passphrase-encrypted), crl.pem, gateways/<id>.{crt,key}
@@ -34,6 +35,10 @@ class FleetLayout:
     @property
     def fleet_file(self) -> Path:
         return self.root / "fleet.yaml"
+
+    @property
+    def image_settings(self) -> Path:
+        return self.root / "image.yaml"
 
     @property
     def gateways_dir(self) -> Path:

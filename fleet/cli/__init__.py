@@ -9,3 +9,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+# One line per command group; each module owns its commands.
+from fleet.cli import image  # noqa: E402
+
+app.add_typer(image.app, name="image")

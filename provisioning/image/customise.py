@@ -58,7 +58,11 @@ def _copy_payload(fat: FatPartition, payload: GatewayPayload) -> list[str]:
     if "firstboot.sh" not in payload.files:
         raise CustomiseError("the payload has no firstboot.sh: nothing would install the gateway")
     written = []
-    for name, content in sorted(payload.files.items()):
+    files = {
+        **payload.files,
+        "settings.env": firstboot.settings_env(payload.settings, payload.gateway_id),
+    }
+    for name, content in sorted(files.items()):
         path = f"{firstboot.PAYLOAD_DIR}/{name}"
         if isinstance(content, Path):
             fat.copy_in(content, path)

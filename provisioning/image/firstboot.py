@@ -60,12 +60,6 @@ def user_data(settings: ImageSettings, gateway_id: str) -> bytes:
         "disable_root": True,
         "runcmd": [["sh", "-c", firstboot_command()]],
     }
-    if settings.ntp_servers:
-        config["ntp"] = {
-            "enabled": True,
-            "ntp_client": "systemd-timesyncd",
-            "servers": list(settings.ntp_servers),
-        }
     body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
     return ("#cloud-config\n" + body).encode()
 
@@ -94,6 +88,17 @@ def network_config(settings: ImageSettings) -> bytes:
             }
         }
     return yaml.safe_dump({"network": network}, sort_keys=False).encode()
+
+
+def settings_env(settings: ImageSettings, gateway_id: str) -> bytes:
+    """`factory/settings.env`, sourced by firstboot.sh: the settings both mechanisms share."""
+    values = {
+        "GATEWAY_ID": gateway_id,
+        "NTP_SERVERS": " ".join(settings.ntp_servers),
+        "WATCHDOG": "1" if settings.watchdog else "0",
+        "READONLY_ROOT": "1" if settings.readonly_root else "0",
+    }
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items()).encode()
 
 
 def new_instance_id(gateway_id: str) -> str:

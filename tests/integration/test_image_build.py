@@ -74,7 +74,9 @@ def test_cloud_init_image_is_customised_and_valid(tmp_path: Path, boot_start_mib
 
     fat = boot_of(out)
     assert {"factory", "user-data", "meta-data", "network-config"} <= fat.names()
-    assert fat.names("factory") == {"firstboot.sh", "gateway.yaml", "gateway.crt"}
+    assert fat.names("factory") == {"firstboot.sh", "gateway.yaml", "gateway.crt", "settings.env"}
+    env = fat.read("factory/settings.env").decode()
+    assert "GATEWAY_ID=gw-07\n" in env and "NTP_SERVERS='ntp1.plant.local 10.20.0.1'" in env
     user_data = fat.read("user-data")
     assert user_data.startswith(b"#cloud-config\n")
     parsed = yaml.safe_load(user_data)
