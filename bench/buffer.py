@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from factory_common import wire  # noqa: E402
 from gateway_image.firmware.buffer import DurableBuffer  # noqa: E402
-from gateway_image.firmware.buffer_format import (  # noqa: E402
+from gateway_image.firmware.buffer.format import (  # noqa: E402
     SCHEMA,
     connect,
     decode_reading,

@@ -43,7 +43,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from factory_common import wire  # noqa: E402
 from gateway_image.firmware.config import parse_gateway_config  # noqa: E402
-from gateway_image.firmware.connectors.modbus_common import plan_all  # noqa: E402
+from gateway_image.firmware.connectors.modbus.common import plan_all  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_for_port  # noqa: E402
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway_image.firmware.connectors.modbus_common import plan_all  # noqa: E402
+from gateway_image.firmware.connectors.modbus.common import plan_all  # noqa: E402
 
 RTU_REGISTERS = 100  # a full baseline cycle at 9600 baud already takes seconds
 RTU_CYCLES = {"coalesced (125 regs/request)": 20, "baseline: 1 request/register": 3}
@@ -74,7 +74,7 @@ def serve_rtu(port: str, baud: int, registers: int) -> None:
 
 
 def rtu_config(port: str, baud: int, max_regs: int, gap: int) -> object:
-    from gateway_image.firmware.config.modbus import ModbusRtuConfig
+    from gateway_image.firmware.connectors.modbus.config import ModbusRtuConfig
 
     tags = [
         {"name": f"r{i}", "table": "holding", "address": i, "type": "uint16"}
@@ -96,7 +96,7 @@ def rtu_config(port: str, baud: int, max_regs: int, gap: int) -> object:
 
 def rtu_minimum_s(config: object) -> tuple[int, float]:
     """(requests, wire seconds) of one cycle: 8-byte request, 5+2n byte response, silences."""
-    from gateway_image.firmware.connectors.modbus_rtu import char_time, inter_frame_silence
+    from gateway_image.firmware.connectors.modbus.rtu import char_time, inter_frame_silence
 
     plan = plan_all(config.devices, config.max_registers, config.max_gap)  # type: ignore[attr-defined]
     char, silence = char_time(config), inter_frame_silence(config)  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ def rtu_minimum_s(config: object) -> tuple[int, float]:
 
 
 async def measure_rtu(config: object, cycles: int) -> list[float]:
-    from gateway_image.firmware.connectors.modbus_rtu import ModbusRtuConnector
+    from gateway_image.firmware.connectors.modbus.rtu import ModbusRtuConnector
 
     connector = ModbusRtuConnector(config)  # type: ignore[arg-type]
     await connector.open()
@@ -135,7 +135,7 @@ def run_rtu(name: str, baud: int, max_regs: int, gap: int) -> tuple[str, int, in
             pair.start()
         config = rtu_config(str(gw_side.a), baud, max_regs, gap)
         requests, minimum = rtu_minimum_s(config)
-        from gateway_image.firmware.connectors.modbus_rtu import char_time
+        from gateway_image.firmware.connectors.modbus.rtu import char_time
 
         me = [sys.executable, __file__]
         wire_proc = subprocess.Popen(

@@ -23,14 +23,14 @@ from pathlib import Path
 from factory_common import wire
 from factory_common.logs import get_logger
 from factory_common.wire import Reading
-from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.buffer.store import DurableBuffer
 from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, store_path_for
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
 from gateway_image.firmware.heartbeat import beat_forever, heartbeat_path
 from gateway_image.firmware.runner import ConnectorRunner, runner_for
-from gateway_image.firmware.uplink import Uplink
-from gateway_image.firmware.uplink_commands import CommandHandler
-from gateway_image.firmware.uplink_plan import SendPlan
+from gateway_image.firmware.uplink.commands import CommandHandler
+from gateway_image.firmware.uplink.plan import SendPlan
+from gateway_image.firmware.uplink.uplink import Uplink
 
 
 class GatewaySetupError(ValueError):

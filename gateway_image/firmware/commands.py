@@ -25,9 +25,9 @@ from typing import Any
 from factory_common import wire
 from factory_common.logs import get_logger
 from factory_common.wire import AckStatus, Command, CommandAck, Value, Write, WriteResult
-from gateway_image.firmware.codec import CodecError, encode_tag
-from gateway_image.firmware.config.modbus import ModbusTag
 from gateway_image.firmware.connectors.base import ConnectorError, WritableConnector
+from gateway_image.firmware.connectors.modbus.codec import CodecError, encode_tag
+from gateway_image.firmware.connectors.modbus.config import ModbusTag
 from gateway_image.firmware.runner import ConnectorRunner
 from gateway_image.firmware.tag_index import TagInfo, index
 

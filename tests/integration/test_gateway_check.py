@@ -11,15 +11,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from gateway_image.firmware import cli_check
+from gateway_image.firmware.cli import check as cli_check
 from tests.support.modbus_server import ModbusTestServer, UnitData
 from tests.support.ports import free_port
 
-SAMPLE = Path(__file__).parents[2] / "gateway_image/firmware/samples/modbus_tcp.yaml"
+SAMPLE = Path(__file__).parents[2] / "gateway_image/firmware/connectors/modbus/sample_tcp.yaml"
 
 
 def app() -> typer.Typer:
-    # Only this command: cli.py also needs cli_run, which is not this test's subject.
+    # Only this command: the full CLI also needs cli/run.py, which is not this test's subject.
     application = typer.Typer()
 
     @application.callback()

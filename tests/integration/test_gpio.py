@@ -9,13 +9,13 @@ import pytest
 from gpiozero.pins.mock import MockConnectedPin, MockFactory
 
 from factory_common.wire import Reading
-from gateway_image.firmware.config.gpio import GpioConfig
 from gateway_image.firmware.connectors.base import (
     ConnectorError,
     StreamingConnector,
     WritableConnector,
 )
-from gateway_image.firmware.connectors.gpio import GpioConnector
+from gateway_image.firmware.connectors.gpio.config import GpioConfig
+from gateway_image.firmware.connectors.gpio.connector import GpioConnector
 
 DOOR, PARTS, LAMP, TRIGGER, LAMP_SENSE = 17, 27, 22, 23, 24
 

@@ -14,9 +14,9 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer
 
 from factory_common.wire import Quality, Reading
-from gateway_image.firmware.config.modbus import ModbusRtuConfig
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.modbus_rtu import (
+from gateway_image.firmware.connectors.modbus.config import ModbusRtuConfig
+from gateway_image.firmware.connectors.modbus.rtu import (
     ModbusRtuConnector,
     SerialBus,
     inter_frame_silence,

@@ -11,10 +11,10 @@ from pymodbus.client import AsyncModbusTcpClient as PymodbusClient
 from structlog.testing import capture_logs
 
 from factory_common.wire import Quality, Reading
-from gateway_image.firmware.coalesce import plan_reads
-from gateway_image.firmware.config.modbus import ByteOrder, ModbusTcpConfig
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.modbus_tcp import ModbusTcpConnector
+from gateway_image.firmware.connectors.modbus.coalesce import plan_reads
+from gateway_image.firmware.connectors.modbus.config import ByteOrder, ModbusTcpConfig
+from gateway_image.firmware.connectors.modbus.tcp import ModbusTcpConnector
 from gateway_image.firmware.runner import Backoff, ConnectorRunner
 from tests.support.modbus_server import ModbusTestServer, UnitData
 from tests.unit.test_coalesce import Item, minimal_requests, scattered

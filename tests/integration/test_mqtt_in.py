@@ -12,9 +12,9 @@ import paho.mqtt.publish as publish
 import pytest
 
 from factory_common.wire import TimeSource
-from gateway_image.firmware.config.mqtt_in import MqttInConfig
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.mqtt_in import build
+from gateway_image.firmware.connectors.mqtt_in.config import MqttInConfig
+from gateway_image.firmware.connectors.mqtt_in.connector import build
 from tests.integration.streaming import Sink, running
 from tests.support.broker import Mosquitto
 from tests.support.pki import TestCA

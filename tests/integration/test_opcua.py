@@ -13,10 +13,10 @@ import pytest_asyncio
 from asyncua import ua
 
 from factory_common.wire import Quality, TimeSource
-from gateway_image.firmware.cli_check import probe_one
-from gateway_image.firmware.config.opcua import OpcUaConfig
+from gateway_image.firmware.cli.check import probe_one
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.opcua import build
+from gateway_image.firmware.connectors.opcua.config import OpcUaConfig
+from gateway_image.firmware.connectors.opcua.connector import build
 from tests.integration.opcua_plant import Plant, make_certificate
 from tests.integration.streaming import Sink, running
 from tests.integration.tcp_proxy import FreezableProxy

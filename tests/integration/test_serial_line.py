@@ -10,9 +10,9 @@ import pytest
 import serial
 
 from factory_common.wire import Quality, Reading
-from gateway_image.firmware.config.serial_line import SerialLineConfig
 from gateway_image.firmware.connectors.base import ConnectorError, StreamingConnector
-from gateway_image.firmware.connectors.serial_line import build
+from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig
+from gateway_image.firmware.connectors.serial_line.connector import build
 from tests.support.ptypair import PtyPair
 
 

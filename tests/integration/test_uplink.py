@@ -19,7 +19,7 @@ from factory_common import wire
 from gateway_image.firmware.buffer import DurableBuffer
 from gateway_image.firmware.config import MqttConfig
 from gateway_image.firmware.uplink import Uplink
-from gateway_image.firmware.uplink_plan import SendPlan
+from gateway_image.firmware.uplink.plan import SendPlan
 from tests.support.broker import Mosquitto
 from tests.support.processes import wait_until
 from tests.support.requirements import require_binary

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from factory_common.wire import Reading
 from gateway_image.firmware.buffer import DurableBuffer
-from gateway_image.firmware.buffer_format import ROW_OVERHEAD, encode_reading
+from gateway_image.firmware.buffer.format import ROW_OVERHEAD, encode_reading
 
 
 def reading(i: int, tag: str = "t") -> Reading:

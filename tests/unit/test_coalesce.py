@@ -10,8 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway_image.firmware.coalesce import plan_device, plan_reads, split_response
-from gateway_image.firmware.config.modbus import Table
+from gateway_image.firmware.connectors.modbus.coalesce import (
+    plan_device,
+    plan_reads,
+    split_response,
+)
+from gateway_image.firmware.connectors.modbus.config import Table
 
 
 @dataclass(frozen=True)

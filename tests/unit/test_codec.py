@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway_image.firmware.codec import (
+from gateway_image.firmware.connectors.modbus.codec import (
     CodecError,
     decode_number,
     decode_string,
@@ -21,7 +21,7 @@ from gateway_image.firmware.codec import (
     set_bit,
     unscale_value,
 )
-from gateway_image.firmware.config.modbus import ByteOrder, DataType, ModbusTag
+from gateway_image.firmware.connectors.modbus.config import ByteOrder, DataType, ModbusTag
 
 ORDERS = list(ByteOrder)
 INT_TYPES = {

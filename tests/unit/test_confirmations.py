@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway_image.firmware.confirmations import MAX_RESENDS, Confirmations, Sent
+from gateway_image.firmware.uplink.confirmations import MAX_RESENDS, Confirmations, Sent
 
 
 def published(book: Confirmations, first: int, last: int, attempts: int = 0) -> Sent:

@@ -210,7 +210,7 @@ async def test_runner_sends_alive_reports_for_a_silent_stream() -> None:
 
 
 def test_opcua_deadband_is_left_to_the_server_but_intervals_apply() -> None:
-    from gateway_image.firmware.config.opcua import OpcUaConfig
+    from gateway_image.firmware.connectors.opcua.config import OpcUaConfig
 
     config = OpcUaConfig.model_validate(
         {
@@ -237,7 +237,7 @@ def test_opcua_deadband_is_left_to_the_server_but_intervals_apply() -> None:
 
 
 def test_serial_line_tags_get_their_policies() -> None:
-    from gateway_image.firmware.config.serial_line import SerialLineConfig
+    from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig
 
     config = SerialLineConfig.model_validate(
         {

@@ -8,7 +8,7 @@ import pytest
 
 from factory_common.config import ConfigError
 from gateway_image.firmware.config import load_gateway_config, parse_gateway_config, parse_size
-from gateway_image.firmware.config.modbus import (
+from gateway_image.firmware.connectors.modbus.config import (
     ByteOrder,
     DataType,
     ModbusTcpConfig,
@@ -16,7 +16,9 @@ from gateway_image.firmware.config.modbus import (
     normalise_byte_order,
 )
 
-SAMPLES = sorted((Path(__file__).parents[2] / "gateway_image/firmware/samples").glob("*.yaml"))
+# Each connector family keeps its sample config in its own folder.
+CONNECTORS = Path(__file__).parents[2] / "gateway_image/firmware/connectors"
+SAMPLES = sorted(CONNECTORS.glob("*/sample*.yaml"))
 
 HEAD = """\
 gateway:
@@ -37,17 +39,18 @@ def tag_config(*tags: str) -> str:
 
 
 def test_samples_exist() -> None:
-    assert any(p.name == "modbus_tcp.yaml" for p in SAMPLES)
+    families = {p.parent.name for p in SAMPLES}
+    assert families == {"modbus", "opcua", "mqtt_in", "serial_line", "gpio"}
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_sample_validates(path: Path) -> None:
     config = load_gateway_config(path)
     assert config.gateway.id
 
 
 def test_modbus_sample_values() -> None:
-    config = load_gateway_config(Path(SAMPLES[0]).parent / "modbus_tcp.yaml")
+    config = load_gateway_config(CONNECTORS / "modbus/sample_tcp.yaml")
     plc = config.connectors[0]
     assert isinstance(plc, ModbusTcpConfig)
     tags = {t.name: t for t in plc.devices[0].tags}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway_image.firmware.jsonpath import (
+from gateway_image.firmware.connectors.mqtt_in.jsonpath import (
     JsonPath,
     PathMissing,
     PathSyntaxError,

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from factory_common.config import ConfigError, parse_yaml_model
 from factory_common.wire import TimeSource
-from gateway_image.firmware.config.mqtt_in import MqttInConfig, MqttInSubscription
-from gateway_image.firmware.connectors.mqtt_in_mapping import (
+from gateway_image.firmware.connectors.mqtt_in.config import MqttInConfig, MqttInSubscription
+from gateway_image.firmware.connectors.mqtt_in.mapping import (
     BadTimestamp,
     CompiledSubscription,
     map_message,

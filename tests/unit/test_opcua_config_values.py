@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from factory_common.config import ConfigError, parse_yaml_model
 from factory_common.wire import Quality, TimeSource
-from gateway_image.firmware.config.opcua import OpcUaConfig, OpcUaTag
-from gateway_image.firmware.connectors.opcua_values import (
+from gateway_image.firmware.connectors.opcua.config import OpcUaConfig, OpcUaTag
+from gateway_image.firmware.connectors.opcua.values import (
     datetime_ns,
     deadband_filter,
     status_quality,

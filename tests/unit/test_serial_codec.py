@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway_image.firmware.serial_codec import (
+from gateway_image.firmware.connectors.serial_line.codec import (
     FieldSpec,
     Framer,
     Garbled,

@@ -6,7 +6,7 @@ import pytest
 
 from factory_common.config import ConfigError
 from gateway_image.firmware.config import MqttConfig, parse_gateway_config
-from gateway_image.firmware.uplink_plan import SendPlan, Slice
+from gateway_image.firmware.uplink.plan import SendPlan, Slice
 
 
 def test_in_order_by_default() -> None:

@@ -10,12 +10,12 @@ from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel, load_yaml_model, parse_yaml_model
 from factory_common.mqtt_settings import BrokerConfig
-from gateway_image.firmware.config.gpio import GpioConfig
-from gateway_image.firmware.config.modbus import ModbusRtuConfig, ModbusTcpConfig
-from gateway_image.firmware.config.mqtt_in import MqttInConfig
-from gateway_image.firmware.config.opcua import OpcUaConfig
-from gateway_image.firmware.config.serial_line import SerialLineConfig
-from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
+from gateway_image.firmware.connectors.gpio.config import GpioConfig
+from gateway_image.firmware.connectors.modbus.config import ModbusRtuConfig, ModbusTcpConfig
+from gateway_image.firmware.connectors.mqtt_in.config import MqttInConfig
+from gateway_image.firmware.connectors.opcua.config import OpcUaConfig
+from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig
+from gateway_image.firmware.connectors.tags import Loc, check_name, duplicates, raise_at
 from hardware.wiring_checks import wiring_problems
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)

@@ -3,7 +3,7 @@
 - `SerialBus` (one per port path, shared by every connector naming that port) owns the
   pymodbus serial client, an asyncio.Lock taken per transaction (so two requests are never on
   the wire at once), the inter-frame silence and the per-bus counters.
-- `BusLink` is modbus_common's ModbusLink with every transaction routed through the bus and
+- `BusLink` is common.py's ModbusLink with every transaction routed through the bus and
   retried per slave; reads, writes and read-backs all go through it.
 - `ModbusRtuConnector` polls slave by slave. A slave whose poll fails (no answer after its
   retries) is *degraded* and skipped for a growing interval (poll_interval doubling up to
@@ -24,11 +24,9 @@ from pymodbus.pdu import ModbusPDU
 
 from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
-from gateway_image.firmware.coalesce import split_response
-from gateway_image.firmware.config.modbus import ModbusRtuConfig, ModbusRtuDevice
-from gateway_image.firmware.config.serial_line import SerialPort
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.modbus_common import (
+from gateway_image.firmware.connectors.modbus.coalesce import split_response
+from gateway_image.firmware.connectors.modbus.common import (
     ILLEGAL_ADDRESS,
     ModbusExceptionResponse,
     ModbusLink,
@@ -39,6 +37,8 @@ from gateway_image.firmware.connectors.modbus_common import (
     split_refused,
     to_reading,
 )
+from gateway_image.firmware.connectors.modbus.config import ModbusRtuConfig, ModbusRtuDevice
+from gateway_image.firmware.connectors.serial_line.config import SerialPort
 
 OPEN_TIMEOUT = 5.0
 CLIENT_TIMEOUT = 31.0

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from factory_common.wire import Reading, TimeSource, WireError, check_id
-from gateway_image.firmware.config.mqtt_in import MqttInMapping, MqttInSubscription, topic_level
-from gateway_image.firmware.jsonpath import JsonPath, PathMissing
+from gateway_image.firmware.connectors.mqtt_in.config import (
+    MqttInMapping,
+    MqttInSubscription,
+    topic_level,
+)
+from gateway_image.firmware.connectors.mqtt_in.jsonpath import JsonPath, PathMissing
 
 # A sensor payload is a few hundred bytes; anything this large is a misrouted topic.
 MAX_PAYLOAD: Final = 256 * 1024

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
-from gateway_image.firmware.config.serial_line import Parity, SerialPort
-from gateway_image.firmware.config.tags import Loc, TagBase, check_name, duplicates, raise_at
+from gateway_image.firmware.connectors.serial_line.config import Parity, SerialPort
+from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
 
 # Modbus application protocol v1.1b3, 6.1-6.4: the most one read request may ask for.
 MAX_READ_REGISTERS = 125

@@ -21,10 +21,15 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
 from factory_common.wire import Quality, Reading, Value, now_ns
-from gateway_image.firmware.coalesce import ReadRequest, plan_device, plan_reads, split_response
-from gateway_image.firmware.codec import CodecError, decode_tag, encode_tag
-from gateway_image.firmware.config.modbus import ModbusDevice, ModbusTag, Table
 from gateway_image.firmware.connectors.base import ConnectorError
+from gateway_image.firmware.connectors.modbus.coalesce import (
+    ReadRequest,
+    plan_device,
+    plan_reads,
+    split_response,
+)
+from gateway_image.firmware.connectors.modbus.codec import CodecError, decode_tag, encode_tag
+from gateway_image.firmware.connectors.modbus.config import ModbusDevice, ModbusTag, Table
 
 EXCEPTION_NAMES = {
     1: "illegal function",

@@ -14,7 +14,7 @@ Semantics (docs/reliability.md says the same in prose):
 - An OS "database or disk is full" is treated like the budget: the budget shrinks to what fits
   and the policy applies; what still cannot be stored is counted as `disk_full`. Never raised.
 - A corrupt or truncated file is quarantined at open and its intact rows salvaged
-  (see buffer_repair.py).
+  (see repair.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from factory_common.wire import Reading
-from gateway_image.firmware.buffer_format import (
+from gateway_image.firmware.buffer.format import (
     ROW_OVERHEAD,
     BufferClosed,
     BufferStats,
@@ -41,7 +41,7 @@ from gateway_image.firmware.buffer_format import (
     is_disk_full,
     log,
 )
-from gateway_image.firmware.buffer_repair import open_checked
+from gateway_image.firmware.buffer.repair import open_checked
 from gateway_image.firmware.config import BufferConfig
 
 __all__ = ["BufferClosed", "BufferStats", "DropCause", "DurableBuffer", "Policy"]

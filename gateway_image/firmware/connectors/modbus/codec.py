@@ -13,7 +13,12 @@ import struct
 from collections.abc import Sequence
 
 from factory_common.wire import Value
-from gateway_image.firmware.config.modbus import ByteOrder, DataType, ModbusTag, register_count
+from gateway_image.firmware.connectors.modbus.config import (
+    ByteOrder,
+    DataType,
+    ModbusTag,
+    register_count,
+)
 
 _FORMATS = {
     DataType.INT16: ">h",

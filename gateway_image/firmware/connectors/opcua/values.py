@@ -9,7 +9,7 @@ from typing import Final
 from asyncua import ua
 
 from factory_common.wire import Quality, Reading, TimeSource, Value
-from gateway_image.firmware.config.opcua import OpcUaTag
+from gateway_image.firmware.connectors.opcua.config import OpcUaTag
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # OPC UA Part 6 §5.2.2.5: a DateTime of 0 (1601-01-01) means "no timestamp".

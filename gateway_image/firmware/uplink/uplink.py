@@ -1,7 +1,7 @@
 """MQTT uplink: buffered readings out as QoS-1 batches, deleted on PUBACK; status and commands.
 
 - Batches are contiguous seq runs read from the durable buffer, at most `inflight_batches`
-  unacknowledged at once, in the order uplink_plan.SendPlan decides (by default live data
+  unacknowledged at once, in the order plan.SendPlan decides (by default live data
   ahead of a backlog, which is replayed in seq order, rate-limited). A failed PUBACK keeps the
   rows (MQTT 5 reason codes: a broker refusing a publish, e.g. by ACL, or answering "No
   matching subscribers", i.e. dropping it because the edge never subscribed). A successful
@@ -36,18 +36,18 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from factory_common import wire
 from factory_common.logs import get_logger
-from gateway_image.firmware.buffer import BufferClosed, DurableBuffer
+from gateway_image.firmware.buffer.store import BufferClosed, DurableBuffer
 from gateway_image.firmware.clock import clock_synced
 from gateway_image.firmware.config import MqttConfig
-from gateway_image.firmware.confirmations import Confirmations, Sent
-from gateway_image.firmware.uplink_client import (
+from gateway_image.firmware.uplink.client import (
     BACKOFF_MAX,
     BACKOFF_MIN,
     build_client,
     firmware_version,
 )
-from gateway_image.firmware.uplink_commands import CommandHandler, answer
-from gateway_image.firmware.uplink_plan import SAMPLE_EVERY, SendPlan, Slice
+from gateway_image.firmware.uplink.commands import CommandHandler, answer
+from gateway_image.firmware.uplink.confirmations import Confirmations, Sent
+from gateway_image.firmware.uplink.plan import SAMPLE_EVERY, SendPlan, Slice
 
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused

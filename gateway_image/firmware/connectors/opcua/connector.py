@@ -24,9 +24,9 @@ from cryptography import x509
 
 from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
-from gateway_image.firmware.config.opcua import OpcUaConfig, OpcUaTag
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
-from gateway_image.firmware.connectors.opcua_values import item_request, to_raw, to_reading
+from gateway_image.firmware.connectors.opcua.config import OpcUaConfig, OpcUaTag
+from gateway_image.firmware.connectors.opcua.values import item_request, to_raw, to_reading
 
 # Notifications waiting for the sink; beyond this the sink is too slow and they are dropped
 # (counted as `overflow`) rather than growing memory without bound on a Pi.

@@ -9,8 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
 from factory_common.mqtt_settings import BrokerConfig
-from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
-from gateway_image.firmware.jsonpath import PathSyntaxError, parse
+from gateway_image.firmware.connectors.mqtt_in.jsonpath import PathSyntaxError, parse
+from gateway_image.firmware.connectors.tags import Loc, check_name, duplicates, raise_at
 
 # "{2}": the device name is taken from topic level 2 (0-based) of each message.
 _LEVEL_REF: Final = re.compile(r"^\{(\d{1,3})\}$")

@@ -7,9 +7,9 @@ import asyncio
 from pymodbus.client import AsyncModbusTcpClient
 
 from factory_common.wire import Reading, Value
-from gateway_image.firmware.config.modbus import ModbusDevice, ModbusTag, ModbusTcpConfig
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.modbus_common import ModbusLink, plan_all
+from gateway_image.firmware.connectors.modbus.common import ModbusLink, plan_all
+from gateway_image.firmware.connectors.modbus.config import ModbusDevice, ModbusTag, ModbusTcpConfig
 
 
 class ModbusTcpConnector:

@@ -15,14 +15,14 @@ from gpiozero.pins import Factory
 
 from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
-from gateway_image.firmware.config.gpio import (
+from gateway_image.firmware.connectors.base import ConnectorError, Emit
+from gateway_image.firmware.connectors.gpio.config import (
     GpioConfig,
     GpioCounter,
     GpioInput,
     GpioOutput,
     PinFactory,
 )
-from gateway_image.firmware.connectors.base import ConnectorError, Emit
 
 _FACTORIES = {
     "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),  # Pi 5 and current Raspberry Pi OS

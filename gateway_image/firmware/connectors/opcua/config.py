@@ -9,7 +9,7 @@ from typing import Final, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from factory_common.config import StrictModel
-from gateway_image.firmware.config.tags import Loc, TagBase, check_name, duplicates, raise_at
+from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
 
 # OPC UA Part 6 §5.3.1.10 string form: optional namespace index, then one identifier kind.
 _NODE_ID: Final = re.compile(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from gateway_image.firmware.buffer_format import ROW_OVERHEAD, SCHEMA, connect, decode_reading, log
+from gateway_image.firmware.buffer.format import ROW_OVERHEAD, SCHEMA, connect, decode_reading, log
 
 Row = tuple[int, int, bytes]
 

@@ -20,9 +20,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from factory_common.logs import get_logger
 from factory_common.mqtt_settings import apply_login_and_tls
 from factory_common.wire import Reading, now_ns
-from gateway_image.firmware.config.mqtt_in import MqttInConfig
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
-from gateway_image.firmware.connectors.mqtt_in_mapping import (
+from gateway_image.firmware.connectors.mqtt_in.config import MqttInConfig
+from gateway_image.firmware.connectors.mqtt_in.mapping import (
     CompiledSubscription,
     decode_payload,
     map_message,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
-from gateway_image.firmware.config.tags import Loc, TagBase, check_name, duplicates, raise_at
+from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
 
 Parity = Literal["N", "E", "O", "M", "S"]
 

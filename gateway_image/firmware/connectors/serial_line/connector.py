@@ -12,9 +12,8 @@ import serial
 
 from factory_common.logs import get_logger
 from factory_common.wire import Quality, Reading, now_ns
-from gateway_image.firmware.config.serial_line import SerialLineConfig, SerialPort
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
-from gateway_image.firmware.serial_codec import (
+from gateway_image.firmware.connectors.serial_line.codec import (
     FieldSpec,
     Framer,
     Garbled,
@@ -22,6 +21,7 @@ from gateway_image.firmware.serial_codec import (
     LineSpec,
     parse_line,
 )
+from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig, SerialPort
 
 # Chunks waiting for the parser; at 115200 baud this is seconds of data. Beyond it the
 # instrument outruns the gateway and chunks are dropped (counted as `overrun`).

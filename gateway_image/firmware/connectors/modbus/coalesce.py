@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from gateway_image.firmware.config.modbus import MAX_READ_BITS, MAX_READ_REGISTERS, Table
+from gateway_image.firmware.connectors.modbus.config import MAX_READ_BITS, MAX_READ_REGISTERS, Table
 
 
 class Span(Protocol):

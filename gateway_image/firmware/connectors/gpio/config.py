@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
-from gateway_image.firmware.config.tags import Loc, check_name, duplicates, raise_at
+from gateway_image.firmware.connectors.tags import Loc, check_name, duplicates, raise_at
 
 # BCM numbers of the 40-pin header GPIOs (every Pi since the B+).
 Bcm = int

@@ -1,0 +1,1 @@
+"""GPIO connector: config model and the gpiozero inputs and outputs."""

@@ -1,0 +1,1 @@
+"""Modbus TCP and RTU: config models, register codec, read coalescing and both connectors."""

@@ -1,0 +1,1 @@
+"""MQTT-in connector: config model, JSONPath payload mapping and the paho subscriber."""

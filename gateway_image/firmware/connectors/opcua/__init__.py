@@ -1,0 +1,1 @@
+"""OPC UA client connector: config model, value conversion and the asyncua connector."""

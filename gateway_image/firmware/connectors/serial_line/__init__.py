@@ -1,0 +1,1 @@
+"""Serial line connector: config model, line codec and the pyserial reader."""
