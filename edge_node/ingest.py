@@ -37,6 +37,7 @@ from factory_common.mqtt_settings import apply_login_and_tls
 from factory_common.wire import (
     Batch,
     GatewayStatus,
+    TagCatalogue,
     TopicKind,
     WireError,
     decode,
@@ -107,6 +108,13 @@ def rejection_reason(error: WireError) -> str:
     return "malformed"
 
 
+_MODELS: dict[TopicKind, type[Batch] | type[GatewayStatus] | type[TagCatalogue]] = {
+    TopicKind.DATA: Batch,
+    TopicKind.STATUS: GatewayStatus,
+    TopicKind.TAGS: TagCatalogue,
+}
+
+
 class Ingest:
     """Subscribes to every gateway's data and status topics and writes them to the store."""
 
@@ -151,7 +159,8 @@ class Ingest:
                 bridge(False)
                 return
             self._generation += 1
-            c.subscribe([(subscription(TopicKind.DATA), 1), (subscription(TopicKind.STATUS), 1)])
+            kinds = (TopicKind.DATA, TopicKind.STATUS, TopicKind.TAGS)
+            c.subscribe([(subscription(k), 1) for k in kinds])
             bridge(True)
 
         def on_disconnect(_c: mqtt.Client, _u: object, _f: object, _r: object, _p: object) -> None:
@@ -222,10 +231,12 @@ class Ingest:
                 return items
 
     async def _flush(self, items: list[Incoming]) -> None:
-        batches, statuses = self._decode_all(items)
+        batches, statuses, catalogues = self._decode_all(items)
         started = asyncio.get_running_loop().time()
         # Shielded: a cancelled ingest still lets the commit in progress finish (see run()).
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, statuses))
+        self._writing = asyncio.ensure_future(
+            asyncio.to_thread(self._write, batches, statuses, catalogues)
+        )
         results, refused = await asyncio.shield(self._writing)
         # Counters change only here, in the loop thread: the worker thread just reports.
         for result in results:
@@ -277,12 +288,16 @@ class Ingest:
             self.stats.receipts += 1
 
     def _write(
-        self, batches: list[Batch], statuses: list[GatewayStatus]
-    ) -> tuple[list[WriteResult], list[tuple[Batch | GatewayStatus, Exception]]]:
+        self,
+        batches: list[Batch],
+        statuses: list[GatewayStatus],
+        catalogues: list[TagCatalogue] | None = None,
+    ) -> tuple[list[WriteResult], list[tuple[Batch | GatewayStatus | TagCatalogue, Exception]]]:
         """Runs in a worker thread so HTTP requests are served while the commit syncs.
         Returns the write results and the messages the store refused, with why."""
+        catalogues = catalogues or []
         try:
-            return [self.store.write(batches, statuses)], []
+            return [self.store.write(batches, statuses, catalogues)], []
         except sqlite3.OperationalError:
             raise  # the disk or the database, not a message: nothing may be acknowledged
         except Exception:  # some message the store cannot hold; found below
@@ -291,11 +306,13 @@ class Ingest:
         # the whole flush (and having it redelivered) forever: one gateway's bad message
         # must not stop ingest for the line.
         results: list[WriteResult] = []
-        refused: list[tuple[Batch | GatewayStatus, Exception]] = []
-        for message in [*batches, *statuses]:
+        refused: list[tuple[Batch | GatewayStatus | TagCatalogue, Exception]] = []
+        for message in [*batches, *statuses, *catalogues]:
             try:
                 if isinstance(message, Batch):
                     results.append(self.store.write([message]))
+                elif isinstance(message, TagCatalogue):
+                    results.append(self.store.write([], [], [message]))
                 else:
                     results.append(self.store.write([], [message]))
             except sqlite3.OperationalError:
@@ -304,9 +321,12 @@ class Ingest:
                 refused.append((message, exc))
         return results, refused
 
-    def _decode_all(self, items: list[Incoming]) -> tuple[list[Batch], list[GatewayStatus]]:
+    def _decode_all(
+        self, items: list[Incoming]
+    ) -> tuple[list[Batch], list[GatewayStatus], list[TagCatalogue]]:
         batches: list[Batch] = []
         statuses: list[GatewayStatus] = []
+        catalogues: list[TagCatalogue] = []
         for item in items:
             self.stats.messages += 1
             try:
@@ -314,8 +334,8 @@ class Ingest:
             except WireError as exc:
                 self._reject("?", "bad_topic", str(exc))
                 continue
-            if kind is TopicKind.STATUS and not item.payload:
-                continue  # a retained status being cleared (fleet removed the gateway)
+            if kind in (TopicKind.STATUS, TopicKind.TAGS) and not item.payload:
+                continue  # a retained message being cleared (fleet removed the gateway)
             message = self._decode(gateway, kind, item.payload)
             if isinstance(message, Batch):
                 batches.append(message)
@@ -323,12 +343,14 @@ class Ingest:
             elif isinstance(message, GatewayStatus):
                 statuses.append(message)
                 self.stats.statuses += 1
-        return batches, statuses
+            elif isinstance(message, TagCatalogue):
+                catalogues.append(message)
+        return batches, statuses, catalogues
 
     def _decode(
         self, gateway: str, kind: TopicKind, payload: bytes
-    ) -> Batch | GatewayStatus | None:
-        model = Batch if kind is TopicKind.DATA else GatewayStatus
+    ) -> Batch | GatewayStatus | TagCatalogue | None:
+        model = _MODELS.get(kind, GatewayStatus)
         try:
             message = decode(payload, model)
         except WireError as exc:

@@ -243,6 +243,46 @@ class UpdateState(msgspec.Struct, frozen=True, omit_defaults=True):
     crashes: Count = 0
 
 
+class TagType(StrEnum):
+    """What a tag's values are, after scaling: what the UI shows and what a write must be."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STR = "str"
+
+
+class TagInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One tag as its gateway's config describes it: the metadata every screen needs."""
+
+    device: str
+    tag: str
+    type: TagType
+    unit: str = ""
+    label: str = ""  # a human name ("Bath temperature"); empty: the UI derives one from `tag`
+    description: str = ""
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
+    # Enumeration: value (as text, JSON keys are strings) -> name, e.g. {"2": "processing"}.
+    enum: dict[str, str] = {}
+    precision: int | None = None  # decimals to display; None: the UI chooses
+    connector: str = ""  # the gateway connector that reads it (its health makes values stale)
+    # Seconds between readings the gateway promises (poll interval, or max_interval for report
+    # by exception); None when a value may legitimately stay unreported for any time.
+    interval: float | None = None
+
+
+class TagCatalogue(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Every tag of one gateway, retained on its `tags` topic and re-published on each connect,
+    so the edge (and any other subscriber) knows units, types and limits before any reading."""
+
+    v: int
+    gateway: str
+    ts: int
+    tags: list[TagInfo] = []
+
+
 class Write(msgspec.Struct, frozen=True):
     device: Name
     tag: Name
@@ -301,6 +341,7 @@ class TopicKind(StrEnum):
     STORED = "stored"
     UPDATE = "update"  # the update agent's retained UpdateState
     UPDATE_REQUEST = "update-request"  # UpdateRequest from fleet identities only
+    TAGS = "tags"  # the gateway's retained TagCatalogue
 
 
 def check_id(value: str, what: str = "gateway id") -> str:
@@ -345,6 +386,10 @@ def update_request_topic(gateway: str) -> str:
     return topic(TopicKind.UPDATE_REQUEST, gateway)
 
 
+def tags_topic(gateway: str) -> str:
+    return topic(TopicKind.TAGS, gateway)
+
+
 def subscription(kind: TopicKind) -> str:
     """The wildcard an edge node subscribes to for one kind of message from every gateway."""
     return f"{TOPIC_ROOT}/gw/+/{kind.value}"
@@ -370,8 +415,19 @@ _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
-M = TypeVar("M", Batch, GatewayStatus, Command, CommandAck, Stored, UpdateRequest, UpdateState)
-Message = Batch | GatewayStatus | Command | CommandAck | Stored | UpdateRequest | UpdateState
+M = TypeVar(
+    "M", Batch, GatewayStatus, Command, CommandAck, Stored, UpdateRequest, UpdateState, TagCatalogue
+)
+Message = (
+    Batch
+    | GatewayStatus
+    | Command
+    | CommandAck
+    | Stored
+    | UpdateRequest
+    | UpdateState
+    | TagCatalogue
+)
 
 
 class _VersionOnly(msgspec.Struct):

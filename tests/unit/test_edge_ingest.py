@@ -52,8 +52,8 @@ def test_rejections_are_counted_per_gateway_and_reason_and_logged_once(ingest: I
         ),
     ]
     with capture_logs() as logs:
-        batches, statuses = ingest._decode_all(items)
-    assert len(batches) == 1 and len(statuses) == 1
+        batches, statuses, catalogues = ingest._decode_all(items)
+    assert len(batches) == 1 and len(statuses) == 1 and catalogues == []
     assert ingest.stats.as_dict()["rejected"] == {
         "gw1": {"malformed": 4, "wrong_version": 1},
         "gw2": {"gateway_mismatch": 1},

@@ -21,6 +21,9 @@ from factory_common.wire import (
     GatewayStatus,
     Quality,
     Reading,
+    TagCatalogue,
+    TagInfo,
+    TagType,
     TimeSource,
     WireError,
     Write,
@@ -110,6 +113,45 @@ def test_command_round_trip(command: Command) -> None:
 )
 def test_ack_round_trip(ack: CommandAck) -> None:
     assert wire.decode(wire.encode(ack), CommandAck) == ack
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+tag_infos = st.builds(
+    TagInfo,
+    device=ids,
+    tag=ids,
+    type=st.sampled_from(TagType),
+    unit=st.text(max_size=5),
+    label=st.text(max_size=20),
+    description=st.text(max_size=40),
+    writable=st.booleans(),
+    min=st.none() | finite,
+    max=st.none() | finite,
+    enum=st.dictionaries(st.integers(0, 99).map(str), st.text(min_size=1, max_size=12)),
+    precision=st.none() | st.integers(0, 6),
+    connector=st.text(max_size=12),
+    interval=st.none() | st.floats(min_value=0.01, max_value=3600),
+)
+
+
+@given(
+    st.builds(
+        TagCatalogue,
+        v=st.just(wire.WIRE_VERSION),
+        gateway=ids,
+        ts=st.integers(min_value=0, max_value=2**62),
+        tags=st.lists(tag_infos, max_size=10),
+    )
+)
+def test_tag_catalogue_round_trip(catalogue: TagCatalogue) -> None:
+    assert wire.decode(wire.encode(catalogue), TagCatalogue) == catalogue
+
+
+def test_tag_catalogue_topic_and_bad_type() -> None:
+    assert wire.parse_topic(wire.tags_topic("gw-1")) == ("gw-1", wire.TopicKind.TAGS)
+    payload = b'{"v":1,"gateway":"g","ts":1,"tags":[{"device":"d","tag":"t","type":"double"}]}'
+    with pytest.raises(WireError, match=r"tags\[0\]\.type"):
+        wire.decode(payload, TagCatalogue)
 
 
 def test_status_round_trip_and_last_will_is_minimal() -> None:
