@@ -149,9 +149,10 @@ def test_staleness_rules() -> None:
     conc = meta[f"{GW}/meter1/concentration"]  # no promised interval: age alone is no proof
     assert not judge(conc, now - 3600 * 10**9, status(), now).stale
     # Without a connector name, the device's own health inside a connector decides.
-    by_device = GatewayStatus(WIRE_VERSION, GW, True, connectors=[
-        ConnectorHealth("other", "modbus_tcp", "degraded",
-                        devices={"bath1": DeviceHealth("down", last_error="no response")})])  # fmt: skip
+    sick = {"bath1": DeviceHealth("down", last_error="no response")}
+    by_device = GatewayStatus(
+        WIRE_VERSION, GW, True, connectors=[ConnectorHealth("other", "x", "degraded", devices=sick)]
+    )
     unnamed = merge([], [StoredSeries(GW, "bath1", "x", "num")])[f"{GW}/bath1/x"]
     found = judge(unnamed, now, by_device, now)
     assert found.stale and found.why == "device bath1 down: no response"
