@@ -9,10 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edge_node.api import create_app
+from edge_node.commands import CommandSender
+from edge_node.config import MqttConfig
 from edge_node.freshness import judge
 from edge_node.ingest import IngestStats
 from edge_node.store import Store
-from edge_node.tagmeta import StoredSeries, label_of, merge
+from edge_node.tagmeta import StoredSeries, TagMeta, label_of, merge
+from edge_node.writecheck import problem
 from factory_common.wire import (
     WIRE_VERSION,
     Batch,
@@ -170,3 +173,33 @@ def test_master_data_wins_and_labels_are_readable() -> None:
     assert label_of("product_delta_e") == "Product delta e"
     stored = merge([], [StoredSeries(GW, "d", "count", "num", latest=7)])[f"{GW}/d/count"]
     assert stored.type == "int" and stored.has_data
+
+
+def test_a_setpoint_outside_its_limits_or_type_is_refused_before_sending(
+    store: Store, client: TestClient, tmp_path: Path
+) -> None:
+    store.write([], [status()], [CATALOGUE])
+    # A real sender that is never connected: a command that got past the checks would wait
+    # for a broker and end as `timeout` (504), not 422.
+    client.app.state.commands = CommandSender(MqttConfig(port=1), "t", None)  # type: ignore[attr-defined]
+
+    def send(tag: str, value: object) -> tuple[int, str]:
+        body = {"gateway": GW, "writes": [{"device": "bath1", "tag": tag, "value": value}]}
+        response = client.post("/api/commands", json=body)
+        return response.status_code, response.json()["detail"]
+
+    assert send("temperature_setpoint", 35) == (
+        422,
+        f"35 is above the maximum 30 of {GW}/bath1/temperature_setpoint",
+    )
+    assert send("temperature_setpoint", "hot")[0] == 422
+    assert send("bath_temperature", 20)[1] == f"{GW}/bath1/bath_temperature is not writable"
+
+
+def test_write_checks_per_type() -> None:
+    meta = merge([CATALOGUE], [])
+    count = TagMeta(**(meta[f"{GW}/bath1/products_done"].as_dict() | {"writable": True}))
+    assert problem(count, 3) == "" and problem(count, 3.0) == ""
+    assert problem(count, 2.5) == f"{GW}/bath1/products_done takes a whole number, not 2.5"
+    assert problem(count, True).startswith(f"{GW}/bath1/products_done takes a number")
+    assert problem(None, 1e9) == ""  # no catalogue: the gateway decides alone
