@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from edge_node import spc_chart
 from edge_node.api import create_app
 from edge_node.commands import CommandSender
 from edge_node.config import MqttConfig
 from edge_node.freshness import judge
 from edge_node.ingest import IngestStats
+from edge_node.spc import Limits
 from edge_node.store import Store
 from edge_node.tagmeta import StoredSeries, TagMeta, label_of, merge
 from edge_node.writecheck import problem
@@ -203,3 +205,16 @@ def test_write_checks_per_type() -> None:
     assert problem(count, 2.5) == f"{GW}/bath1/products_done takes a whole number, not 2.5"
     assert problem(count, True).startswith(f"{GW}/bath1/products_done takes a number")
     assert problem(None, 1e9) == ""  # no catalogue: the gateway decides alone
+
+
+def test_control_chart_marks_each_violation_with_its_rule() -> None:
+    limits = Limits(mean=20.0, sigma=1.0, lsl=16.0, usl=24.0)
+    values = [20.0, 20.5, 19.5, 23.5, 20.0, 24.5, 20.0, "text", True, 20.1]
+    chart = spc_chart.chart(list(range(len(values))), values, limits)
+    assert chart["t"] == [0, 1, 2, 3, 4, 5, 6, 9]  # strings and booleans are not charted
+    assert (chart["centre"], chart["sigma"]) == (20.0, 1.0)
+    marked = {v["t"]: v["rules"] for v in chart["violations"]}
+    assert marked == {3: ["rule1"], 5: ["spec", "rule1", "rule2"]}  # 2 of 3 beyond 2 sigma
+    assert chart["mr"][:3] == [None, 0.5, 1.0]
+    assert chart["mr_ucl"] == pytest.approx(spc_chart.D4_N2 * chart["mr_bar"])
+    assert spc_chart.chart([1], [2.0], None)["violations"] == []
