@@ -25,6 +25,7 @@ from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
 from edge_node.routes import alarms as alarm_routes
 from edge_node.routes import masterdata as masterdata_routes
+from edge_node.routes import products as product_routes
 from edge_node.routes import rules as rule_routes
 from edge_node.store import Buckets, SeriesData, SeriesInfo, Store
 from edge_node.store.downsample import last_per_bucket, min_max_mean
@@ -299,6 +300,7 @@ def create_app(
     app.include_router(masterdata_routes.router)  # H1: /api/master/*, /api/sync
     app.include_router(alarm_routes.router)  # H2: /api/alarms (services: rules/runtime.py)
     app.include_router(rule_routes.router)  # H2: /api/rules, /api/rules/firings, /api/defects
+    app.include_router(product_routes.router)  # /api/products: a product's whole story
     if web:  # last: the page's static files are mounted at "/" and would hide later routes
         routes.mount_web(app)
     return app
