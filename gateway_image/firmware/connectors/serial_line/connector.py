@@ -12,6 +12,7 @@ import serial
 
 from factory_common.logs import get_logger
 from factory_common.wire import Quality, Reading, now_ns
+from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
 from gateway_image.firmware.connectors.serial_line.codec import (
     FieldSpec,
@@ -44,9 +45,7 @@ def open_serial(settings: SerialPort) -> serial.Serial:
         )
     except (serial.SerialException, ValueError) as exc:
         raise ConnectorError(
-            f"cannot open serial port {settings.port}: {exc}; check the cable/adapter is "
-            "plugged in, the path (ls /dev/serial/by-id/) and that the gateway user is in "
-            "group dialout"
+            explain("serial", Failure.PORT, f"cannot open serial port {settings.port}: {exc}")
         ) from None
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 from factory_common.wire import Reading
+from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.serial_line.codec import is_blank
 from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig
@@ -57,11 +58,11 @@ class RequestingSerialConnector(SerialLineConnector):
                             return self.readings(frame, ts) or self._garbled_reply()
         except TimeoutError:
             self.counters["no_reply"] += 1
-            raise ConnectorError(
+            detail = (
                 f"no reply to {self.command!r} on {self.config.port} within "
-                f"{self.request.reply_timeout:g} s: check the baud rate and parity, that the "
-                "instrument is switched on and in remote (or print) mode, and the TX/RX wires"
-            ) from None
+                f"{self.request.reply_timeout:g} s"
+            )
+            raise ConnectorError(explain("serial", Failure.NO_REPLY, detail)) from None
 
     async def probe(self) -> list[Reading]:
         await self.open()
