@@ -176,12 +176,15 @@ async def test_a_silent_server_is_noticed_by_the_watchdog_and_recovered(plant: P
             frozen_at = asyncio.get_running_loop().time()
             await until(lambda: runner.health().state == "down", within=5)
             noticed_after = asyncio.get_running_loop().time() - frozen_at
+            reason = runner.health().last_error
             proxy.thaw()
             await plant.write("Temperature", 44.0)
             await sink.wait_for(lambda r: r.value == 44.0, within=10)
     finally:
         await proxy.stop()
-    assert noticed_after < 3.0  # watchdog_interval 0.5 s + probe timeout, with slack for CI
+    # Documented bound: watchdog_interval + timeout (0.5 + 1.0 s), with slack for a loaded CI.
+    assert noticed_after < 3.0
+    assert "stopped answering" in reason and "BadShutdown" not in reason
 
 
 async def test_probe_reads_every_tag_once(plant: Plant) -> None:

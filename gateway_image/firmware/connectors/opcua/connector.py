@@ -116,6 +116,7 @@ class OpcUaConnector:
         # overflow: notifications dropped; rejected_filter: deadbands the server refused.
         self.counters: Counter[str] = Counter()
         self._client: Client | None = None
+        self._lost: BaseException | None = None
         self._log = get_logger(connector=config.name, endpoint=config.endpoint)
 
     # ------------------------------------------------------------------ session
@@ -123,8 +124,12 @@ class OpcUaConnector:
     async def run(self, emit: Emit) -> None:
         client = await self._connect()
         lost = asyncio.Event()
+        self._lost = None
 
         async def on_lost(exc: Exception) -> None:
+            # asyncua calls this before it tells subscriptions BadShutdown, so the stream
+            # can name the real cause instead of a shutdown the server never sent.
+            self._lost = exc
             lost.set()
 
         client.connection_lost_callback = on_lost
@@ -239,10 +244,27 @@ class OpcUaConnector:
                 await asyncio.wait_for(lost.wait(), self.config.watchdog_interval)
             state = client.uaclient.state
             if lost.is_set() or state is not UaClientState.CONNECTED:
-                raise ConnectorError(
-                    f"lost the session with {self.config.endpoint} (state {state.value}); "
-                    "reconnecting and recreating every subscription"
-                )
+                raise ConnectorError(self._lost_message(state.value))
+
+    def _lost_message(self, state: str = "") -> str:
+        """Why the session ended: a server that stopped answering is not one that shut down."""
+        exc, endpoint = self._lost, self.config.endpoint
+        if isinstance(exc, TimeoutError):
+            cause = (
+                f"the server at {endpoint} stopped answering: no reply to the watchdog's "
+                f"status read within {self.config.timeout:g} s (a frozen server or a silent "
+                "network path)"
+            )
+        elif isinstance(exc, ua.UaStatusCodeError):
+            cause = f"the server at {endpoint} answered the watchdog with {type(exc).__name__}"
+        elif exc is not None:
+            cause = (
+                f"the connection to {endpoint} was closed ({type(exc).__name__}): the server "
+                "restarted or shut down, or the network reset it"
+            )
+        else:
+            cause = f"lost the session with {endpoint} (state {state})"
+        return f"{cause}; reconnecting and recreating every subscription"
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -307,6 +329,8 @@ class OpcUaConnector:
         for item in batch:
             if isinstance(item, ua.StatusChangeNotification):
                 if not item.Status.is_good():
+                    if self._lost is not None:  # asyncua's own notice of a lost connection
+                        raise ConnectorError(self._lost_message())
                     raise ConnectorError(
                         f"the server ended the subscription ({item.Status.name}); reconnecting"
                     )
