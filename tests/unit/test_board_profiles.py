@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from factory_common.config import ConfigError, parse_yaml_model
-from hardware.profiles import BoardProfile, known_boards, load_board
+from hardware.profiles import BoardProfile, known_boards, load_board, load_hat, strictest_profile
 
 BOARDS = ["rpi4", "rpi5", "cm4"]
 
@@ -85,3 +85,56 @@ header:
     with pytest.raises(ConfigError) as err:
         parse_yaml_model(text, BoardProfile, "bad.yaml")
     assert "GPIO(s) [4] appear on more than one header pin" in str(err.value)
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_every_profile_cites_its_makers_documents(name: str) -> None:
+    board = load_board(name)
+    assert board.sources, f"{name}.yaml names no source"
+    assert all(s.url.startswith("https://") and s.facts for s in board.sources)
+
+
+def test_bcm2711_boot_pulls_and_rp1_unknown() -> None:
+    """BCM2711 resets GPIO 0-8 pulled up and 9-27 pulled down; the RP1's are not verified."""
+    for name in ("rpi4", "cm4"):
+        pull = load_board(name).boot_pull
+        assert [pull.of(g) for g in (4, 8, 9, 17, 27)] == ["up", "up", "down", "down", "down"]
+    assert all(load_board("rpi5").boot_pull.of(g) is None for g in range(28))
+
+
+def test_pi5_serial0_and_tty_s0_are_not_bus_ports() -> None:
+    rpi5 = load_board("rpi5")
+    for path in ("/dev/serial0", "/dev/ttyS0", "/dev/ttyAMA10"):
+        port = rpi5.serial_port(path)
+        assert port is not None and not port.usable, path
+    assert "dtparam=uart0=on" in rpi5.config_txt()
+    assert rpi5.supply.fuse.startswith("T5A")
+
+
+def test_waveshare_2ch_hat_claims_spi1_irq_and_enables() -> None:
+    """Waveshare's readme: SCLK 21, data 19/20, CS 18, IRQ 24, EN1 27, EN2 22 (SPI1)."""
+    hat = load_hat("waveshare-2ch-rs485")
+    assert {c.gpio for c in hat.claims} == {18, 19, 20, 21, 24, 27, 22}
+    board = load_board("rpi4").with_hats((hat,))
+    assert not {18, 19, 20, 21, 22, 24, 27} & set(board.free_gpios())
+    assert "SC16IS752" in board.taken_gpios()[24]
+    assert "dtoverlay=sc16is752-spi1,int_pin=24" in board.config_txt()
+    port = board.hat_port("/dev/ttySC0")
+    assert port is not None and port[1].isolated
+    assert {t.label: t.signal for t in port[1].terminals} == {"A": "+", "B": "-", "GND": "0V"}
+
+
+def test_rs485_can_hat_claims_can_interrupt_and_direction() -> None:
+    board = load_board("rpi4").with_hats((load_hat("waveshare-rs485-can"),))
+    taken = board.taken_gpios()
+    assert "CAN interrupt" in taken[25] and "direction" in taken[4]
+
+
+def test_strictest_profile_allows_only_what_every_board_allows() -> None:
+    strict = strictest_profile()
+    assert strict.free_gpios() == load_board("rpi4").free_gpios()
+    assert all(strict.boot_pull.of(g) is None for g in range(28))  # the Pi 5 knows none
+    usable = {p.path for p in strict.serial_ports if p.usable}
+    assert "/dev/ttyAMA0" in usable and "/dev/serial0" not in usable
+    serial0 = strict.serial_port("/dev/serial0")
+    assert serial0 is not None and serial0.note.startswith("on rpi5:")
