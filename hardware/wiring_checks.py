@@ -1,284 +1,238 @@
-"""Wiring checks over a gateway config and its board profile: catch wiring mistakes before power-on.
+"""Wiring checks over a gateway's connectors and its board: catch wiring mistakes before power-on.
 
 Each check is a pure function returning problems that name the devices involved and the config
-location (so the loader can print file:line). The checks read connector configs by their `type`
-and fields only, so this module imports no connector model and the config package can call it
-from its own validator without an import cycle.
+location (so the loader can print file:line). The checks read only what connector configs
+claim (hardware/claims.py), so this module imports nothing from the gateway firmware and the
+config package can call it from its own validator.
 """
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from factory_common.config import ConfigError, format_path
-from hardware.profiles import BoardProfile, load_board
+from hardware.claims import Loc, PinClaim, SerialClaim, WiringProblem
+from hardware.profiles import BoardProfile, HatProfile, load_board, load_hat, strictest_profile
+from hardware.serial_checks import serial_problems
 
-if TYPE_CHECKING:
-    from gateway_image.firmware.config import GatewayConfig
-
-Loc = tuple[int | str, ...]
-
-# Drivers that put nothing between the pin and the load (gpio.md: never a coil on a pin).
+# What sits between a pin and its load, by how it keeps the Pi's side apart from the field's.
+# Isolating: the module's input is an LED (opto, SSR) or an opto-coupled relay input.
+ISOLATING_DRIVERS = {"relay", "ssr", "opto"}
+# Non-isolating: a ULN2803 or MOSFET switches the load's 0 V side, so its ground is the field
+# 0 V and the Pi's GND at once; that bridges the isolation every other interface keeps.
+BRIDGING_DRIVERS = {"uln2803", "mosfet"}
 NO_DRIVER = {"direct", "none"}
 
 
-@dataclass(frozen=True)
-class WiringProblem:
-    """One wiring mistake: where in the config, what is wrong, and the offending value."""
+class Connector(Protocol):
+    """What the checks need of a connector config: its claims, never its field names."""
 
-    loc: Loc
-    message: str
-    value: Any = None
+    @property
+    def name(self) -> str: ...
 
-    def __str__(self) -> str:
-        return f"{format_path(self.loc)}: {self.message}"
+    def pin_claims(self) -> Sequence[PinClaim]: ...
 
-
-@dataclass(frozen=True)
-class PinClaim:
-    """A GPIO some configured thing wants, e.g. output 'defect-lamp' of connector 'io'."""
-
-    gpio: int
-    loc: Loc
-    who: str
+    def serial_port(self) -> SerialClaim | None: ...
 
 
 @dataclass(frozen=True)
-class SerialUse:
-    """A connector that opens a serial port, with its line settings."""
+class Placed:
+    """A pin claim with the index of its connector, for full config locations."""
 
     index: int
-    connector: Any
+    claim: PinClaim
 
     @property
-    def name(self) -> str:
-        return str(self.connector.name)
-
-    @property
-    def port(self) -> str:
-        return str(self.connector.port)
-
-    @property
-    def settings(self) -> str:
-        c = self.connector
-        stop = int(c.stopbits) if float(c.stopbits).is_integer() else c.stopbits
-        return f"{c.baudrate} {c.bytesize}{c.parity}{stop}"
+    def loc(self) -> Loc:
+        return ("connectors", self.index, *self.claim.loc)
 
 
-def resolve_board(config: GatewayConfig) -> tuple[BoardProfile | None, list[WiringProblem]]:
-    """The board named in `gateway.board`, or a problem listing the known boards."""
-    name = config.gateway.board
-    if name is None:
-        return None, []
-    try:
-        return load_board(name), []
-    except ConfigError as exc:
-        return None, [WiringProblem(("gateway", "board"), "; ".join(exc.problems), name)]
+def resolve_board(
+    board: str | None, hats: Sequence[str] = ()
+) -> tuple[BoardProfile, list[WiringProblem]]:
+    """The named board with its HATs fitted, or the strictest profile when none is named."""
+    problems: list[WiringProblem] = []
+    profile = strictest_profile()
+    if board is not None:
+        try:
+            profile = load_board(board)
+        except ConfigError as exc:
+            problems.append(WiringProblem(("gateway", "board"), "; ".join(exc.problems), board))
+    fitted: list[HatProfile] = []
+    for i, name in enumerate(hats):
+        try:
+            fitted.append(load_hat(name))
+        except ConfigError as exc:
+            problems.append(WiringProblem(("gateway", "hats", i), "; ".join(exc.problems), name))
+    problems += hats_overlap(fitted, profile)
+    return profile.with_hats(tuple(fitted)), problems
+
+
+def hats_overlap(hats: Sequence[HatProfile], board: BoardProfile) -> list[WiringProblem]:
+    """Two HATs wired to one GPIO cannot both be fitted."""
+    owner: dict[int, str] = {}
+    problems = []
+    for i, hat in enumerate(hats):
+        for claim in hat.claims:
+            if claim.gpio in owner:
+                message = (
+                    f"the {hat.title} and the {owner[claim.gpio]} both use "
+                    f"{pin_name(claim.gpio, board)}: fit only one of them"
+                )
+                problems.append(WiringProblem(("gateway", "hats", i), message, hat.name))
+            owner.setdefault(claim.gpio, hat.title)
+    return problems
 
 
 def wiring_problems(
-    config: GatewayConfig, board: BoardProfile | None = None
+    board_name: str | None,
+    hats: Sequence[str],
+    connectors: Sequence[Connector],
+    board: BoardProfile | None = None,
 ) -> list[WiringProblem]:
-    """Every wiring problem in `config`; board checks run when a board is given or named."""
+    """Every wiring problem of these connectors on the named board (or on `board` if given)."""
     problems: list[WiringProblem] = []
     if board is None:
-        board, problems = resolve_board(config)
-    claims = list(gpio_claims(config))
+        board, problems = resolve_board(board_name, hats)
+    claims = [Placed(i, c) for i, conn in enumerate(connectors) for c in conn.pin_claims()]
     problems += shared_pins(claims, board)
-    if board is not None:
-        problems += board_pins(claims, board)
-    problems += outputs_without_driver(config)
-    serial = serial_uses(config)
-    problems += ports_named_twice(serial, board)
-    for bus in group_by_port(serial, board).values():
-        problems += mixed_settings(bus)
-        problems += duplicate_units(bus)
+    problems += board_pins(claims, board)
+    problems += output_drivers(claims)
+    problems += boot_states(claims, board)
+    problems += counter_rates(claims)
+    ports = [(i, port) for i, c in enumerate(connectors) if (port := c.serial_port()) is not None]
+    problems += serial_problems(ports, [c.name for c in connectors], board)
     return problems
 
 
-def gpio_claims(config: GatewayConfig) -> Iterator[PinClaim]:
-    """Every GPIO a connector claims: GPIO inputs/counters/outputs and their readback pins."""
-    kinds = {"inputs": "input", "counters": "counter", "outputs": "output"}
-    for i, connector in enumerate(config.connectors):
-        for key, kind in kinds.items():
-            for j, item in enumerate(getattr(connector, key, None) or ()):
-                who = f"{kind} {item.name!r} of connector {connector.name!r}"
-                yield PinClaim(item.pin, ("connectors", i, key, j, "pin"), who)
-                readback = getattr(item, "readback_pin", None)
-                if readback is not None:
-                    where = ("connectors", i, key, j, "readback_pin")
-                    yield PinClaim(readback, where, f"readback of {who}")
-
-
-def _pin_name(gpio: int, board: BoardProfile | None) -> str:
-    pin = board.header_pin(gpio) if board is not None else None
+def pin_name(gpio: int, board: BoardProfile) -> str:
+    pin = board.header_pin(gpio)
     return f"GPIO{gpio} (header pin {pin})" if pin is not None else f"GPIO{gpio}"
 
 
-def shared_pins(claims: Iterable[PinClaim], board: BoardProfile | None) -> list[WiringProblem]:
-    """Two things wired to one GPIO: each later claim names the first one."""
-    first: dict[int, PinClaim] = {}
+def shared_pins(claims: Iterable[Placed], board: BoardProfile) -> list[WiringProblem]:
+    """Two things wired to one GPIO, anywhere in the config."""
+    return pin_conflicts(((p.claim, p.loc) for p in claims), board)
+
+
+def pin_conflicts(
+    claims: Iterable[tuple[PinClaim, Loc]], board: BoardProfile, scope: str = ""
+) -> list[WiringProblem]:
+    """Two things wired to one GPIO: each later claim names the first, both by device and pin."""
+    first: dict[int, tuple[PinClaim, Loc]] = {}
     problems = []
-    for claim in claims:
+    for claim, loc in claims:
         if claim.gpio not in first:
-            first[claim.gpio] = claim
+            first[claim.gpio] = (claim, loc)
             continue
-        other = first[claim.gpio]
-        problems.append(
-            WiringProblem(
-                claim.loc,
-                f"{_pin_name(claim.gpio, board)} is wired to two things: {claim.who} and "
-                f"{other.who} (at {format_path(other.loc)}); give one of them a free pin",
-                claim.gpio,
-            )
+        other, other_loc = first[claim.gpio]
+        message = (
+            f"{pin_name(claim.gpio, board)} is wired to two things: {claim.who} and "
+            f"{other.who} (at {format_path(other_loc)}{scope}); give one of them a free pin"
         )
+        problems.append(WiringProblem(loc, message, claim.gpio))
     return problems
 
 
-def board_pins(claims: Iterable[PinClaim], board: BoardProfile) -> list[WiringProblem]:
-    """Pins the board does not have, or reserves for the HAT EEPROM or an enabled bus."""
+def board_pins(claims: Iterable[Placed], board: BoardProfile) -> list[WiringProblem]:
+    """Pins the board does not have, or reserves for the HAT EEPROM, a HAT or an enabled bus."""
     taken = board.taken_gpios()
     free = ", ".join(str(g) for g in board.free_gpios())
     problems = []
-    for claim in claims:
-        if board.header_pin(claim.gpio) is None:
-            why = f"{board.title} ({board.name}) has no GPIO{claim.gpio} on its header"
-        elif claim.gpio in taken:
-            why = f"{_pin_name(claim.gpio, board)} is reserved on {board.name}: {taken[claim.gpio]}"
+    for placed in claims:
+        gpio = placed.claim.gpio
+        if board.header_pin(gpio) is None:
+            why = f"{board.title} ({board.name}) has no GPIO{gpio} on its header"
+        elif gpio in taken:
+            why = f"{pin_name(gpio, board)} is reserved on {board.title}: {taken[gpio]}"
         else:
             continue
-        message = f"{claim.who}: {why}; free GPIOs are {free}"
-        problems.append(WiringProblem(claim.loc, message, claim.gpio))
+        message = f"{placed.claim.who}: {why}; free GPIOs are {free}"
+        problems.append(WiringProblem(placed.loc, message, gpio))
     return problems
 
 
-def outputs_without_driver(config: GatewayConfig) -> list[WiringProblem]:
-    """An output with nothing between the pin and the load (a coil or lamp would kill the pin)."""
+def output_drivers(claims: Iterable[Placed]) -> list[WiringProblem]:
+    """Outputs need an isolating driver: nothing, or a low-side switch, between pin and load
+    either kills the pin or joins the Pi's GND to the field 0 V."""
     problems = []
-    for i, connector in enumerate(config.connectors):
-        for j, output in enumerate(getattr(connector, "outputs", None) or ()):
-            driver = getattr(output, "driver", None)
-            if driver is None or str(driver) in NO_DRIVER:
-                message = (
-                    f"output {output.name!r} of connector {connector.name!r} on GPIO{output.pin} "
-                    "has no driver between pin and load: a pin gives 3.3 V and a few mA and "
-                    "must not drive a coil, lamp or buzzer; wire it through a relay module, SSR "
-                    "or ULN2803 and name that driver"
-                )
-                loc: Loc = ("connectors", i, "outputs", j, "driver")
-                problems.append(WiringProblem(loc, message, driver))
-    return problems
-
-
-def serial_uses(config: GatewayConfig) -> list[SerialUse]:
-    """Connectors that open a serial port (Modbus RTU, serial line instruments)."""
-    return [
-        SerialUse(i, c)
-        for i, c in enumerate(config.connectors)
-        if isinstance(getattr(c, "port", None), str) and hasattr(c, "baudrate")
-    ]
-
-
-def port_key(port: str, board: BoardProfile | None) -> str:
-    """One name per physical port: /dev/serial0 and /dev/ttyAMA0 are one UART on a Pi 4."""
-    path = os.path.normpath(port)
-    if board is not None:
-        for known in board.serial_ports:
-            if known.path == path and known.gpios:
-                pins = "/".join(str(g) for g in known.gpios)
-                return f"the UART on GPIO{pins}"
-    return path
-
-
-def group_by_port(uses: list[SerialUse], board: BoardProfile | None) -> dict[str, list[SerialUse]]:
-    buses: dict[str, list[SerialUse]] = defaultdict(list)
-    for use in uses:
-        buses[port_key(use.port, board)].append(use)
-    return dict(buses)
-
-
-def _is_rtu(use: SerialUse) -> bool:
-    return getattr(use.connector, "type", None) == "modbus_rtu"
-
-
-def ports_named_twice(uses: list[SerialUse], board: BoardProfile | None) -> list[WiringProblem]:
-    """A port opened by two connectors. Modbus RTU connectors naming the same port share one
-    bus (that is allowed); anything else on that port fights them for the bytes."""
-    problems = []
-    for key, bus in group_by_port(uses, board).items():
-        first = bus[0]
-        for use in bus[1:]:
-            if _is_rtu(use) and _is_rtu(first):
-                if use.port == first.port:
-                    continue
-                message = (
-                    f"serial port {use.port} of connector {use.name!r} and {first.port} of "
-                    f"connector {first.name!r} (at connectors[{first.index}]) are {key} on "
-                    f"{board.name if board else 'this board'}: write the same name in both so "
-                    "they share one bus"
-                )
-            else:
-                message = (
-                    f"serial port {use.port}{_alias(use, first, key)} is used by connector "
-                    f"{use.name!r} and by connector {first.name!r} (at connectors[{first.index}]);"
-                    " a serial instrument needs a port of its own: give it another adapter"
-                )
-            problems.append(WiringProblem(("connectors", use.index, "port"), message, use.port))
-    return problems
-
-
-def _alias(use: SerialUse, first: SerialUse, key: str) -> str:
-    return "" if use.port == first.port else f" ({key}, also named {first.port})"
-
-
-def _devices(use: SerialUse) -> str:
-    names = ", ".join(repr(d.name) for d in getattr(use.connector, "devices", None) or ())
-    return f"connector {use.name!r} (devices {names})" if names else f"connector {use.name!r}"
-
-
-def mixed_settings(bus: list[SerialUse]) -> list[WiringProblem]:
-    """Devices on one RS-485 bus must share baud rate, parity, data and stop bits."""
-    rtu = [use for use in bus if getattr(use.connector, "type", None) == "modbus_rtu"]
-    problems = []
-    for use in rtu[1:]:
-        first = rtu[0]
-        if use.settings != first.settings:
-            message = (
-                f"bus {use.port} mixes serial settings: {_devices(use)} uses {use.settings}, "
-                f"{_devices(first)} uses {first.settings}; every device on one bus must use "
-                "the same baud rate, parity and stop bits"
-            )
-            key = next(
-                k
-                for k in ("baudrate", "parity", "bytesize", "stopbits")
-                if getattr(use.connector, k) != getattr(first.connector, k)
-            )
-            loc: Loc = ("connectors", use.index, key)
-            problems.append(WiringProblem(loc, message, getattr(use.connector, key)))
-    return problems
-
-
-def duplicate_units(bus: list[SerialUse]) -> list[WiringProblem]:
-    """Two Modbus devices with one address on a bus answer together and garble both replies."""
-    seen: dict[int, tuple[str, Loc]] = {}
-    problems = []
-    for use in bus:
-        if getattr(use.connector, "type", None) != "modbus_rtu":
+    for placed in claims:
+        claim = placed.claim
+        if claim.role != "output" or claim.driver in ISOLATING_DRIVERS:
             continue
-        for k, device in enumerate(use.connector.devices):
-            loc: Loc = ("connectors", use.index, "devices", k, "unit")
-            if device.unit not in seen:
-                seen[device.unit] = (device.name, loc)
-                continue
-            other, other_loc = seen[device.unit]
+        loc = (*placed.loc[:-1], "driver")
+        if claim.driver in BRIDGING_DRIVERS:
             message = (
-                f"Modbus address {device.unit} is used twice on bus {use.port}: device "
-                f"{device.name!r} and device {other!r} (at {format_path(other_loc)}); give each "
-                "device on a bus its own address (1..247)"
+                f"{claim.who} on GPIO{claim.gpio} names driver {claim.driver!r}, which is not "
+                "isolating: its ground is the field 0 V and the Pi's GND at once, bridging the "
+                "isolation every other interface keeps (hardware/gpio.md); drive the load "
+                "through a relay module with an opto-coupled input (relay), an SSR (ssr) or an "
+                "opto-coupler output (opto)"
             )
-            problems.append(WiringProblem(loc, message, device.unit))
+        else:
+            message = (
+                f"{claim.who} on GPIO{claim.gpio} has no driver between pin and load: a pin "
+                "gives 3.3 V and a few mA and must not drive a coil, lamp or buzzer; wire it "
+                "through a relay module, SSR or opto output and name that driver"
+            )
+        problems.append(WiringProblem(loc, message, claim.driver))
+    return problems
+
+
+def boot_states(claims: Iterable[Placed], board: BoardProfile) -> list[WiringProblem]:
+    """An output whose load is on at the pin's power-on pull fires at every boot."""
+    problems = []
+    taken = board.taken_gpios()
+    for placed in claims:
+        claim = placed.claim
+        if claim.role != "output" or claim.gpio in taken or board.header_pin(claim.gpio) is None:
+            continue  # board_pins already refuses the pin itself
+        on = "up" if claim.active_high else "down"
+        pull = claim.external_pull or board.boot_pull.of(claim.gpio)
+        polarity = "active high" if claim.active_high else "active low"
+        if pull is None:
+            why = (
+                f"{board.title} documents no power-on pull for GPIO{claim.gpio}, so the load "
+                "may switch on at every boot"
+            )
+        elif pull == on:
+            source = "external_pull" if claim.external_pull else "the board"
+            why = f"{source} pulls GPIO{claim.gpio} {pull} from power-on until the gateway starts"
+        else:
+            continue
+        off = "down" if claim.active_high else "up"
+        message = (
+            f"{claim.who} ({polarity}) would switch its load on at boot: {why}; fit a "
+            f"10 kΩ resistor from the pin to {'GND' if off == 'down' else '3V3'} and set "
+            f"external_pull: {off}, or move it to a pin pulled {off} at boot (hardware/gpio.md)"
+        )
+        problems.append(WiringProblem(placed.loc, message, claim.gpio))
+    return problems
+
+
+def max_countable_hz(bounce_time: float) -> float:
+    """A pulse and the gap after it must each outlast the debounce: one period is 2 x bounce."""
+    return float("inf") if bounce_time <= 0 else 1.0 / (2.0 * bounce_time)
+
+
+def counter_rates(claims: Iterable[Placed]) -> list[WiringProblem]:
+    """A counter expecting more pulses per second than its debounce lets through."""
+    problems = []
+    for placed in claims:
+        claim = placed.claim
+        if claim.role != "counter" or claim.max_hz is None:
+            continue
+        limit = max_countable_hz(claim.bounce_time or 0.0)
+        if claim.max_hz <= limit:
+            continue
+        message = (
+            f"{claim.who} expects up to {claim.max_hz:g} pulses/s but its bounce_time of "
+            f"{claim.bounce_time:g} s counts at most {limit:g} pulses/s (each pulse and gap "
+            f"must last the bounce time); lower bounce_time to at most "
+            f"{1 / (2 * claim.max_hz):g} s for a bounce-free (electronic) sensor, or count with "
+            "a counter module read over Modbus"
+        )
+        problems.append(WiringProblem((*placed.loc[:-1], "max_hz"), message, claim.max_hz))
     return problems

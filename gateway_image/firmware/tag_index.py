@@ -1,10 +1,14 @@
-"""Every (device, tag) a connector config defines, with what a command or a filter needs to know."""
+"""Every (device, tag) a connector config defines, with what a command or a filter needs to know.
+
+Each connector config model lists its own tags (`tag_infos()`), so a connector with other
+field names is never silently skipped by command checks or filtering.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Kind = Literal["bool", "number", "str", "any"]
 
@@ -21,7 +25,12 @@ class TagInfo:
     max: float | None = None
 
 
-def _kind(spec: Any) -> Kind:
+class HasTags(Protocol):
+    def tag_infos(self) -> list[TagInfo]: ...
+
+
+def kind_of(spec: Any) -> Kind:
+    """From a tag model's `type` (TagBase subclasses): bool, string or a number; OPC UA: any."""
     data_type = str(getattr(spec, "type", "") or "")
     if not data_type:
         return "any"  # e.g. OPC UA: the node's data type is only known at write time
@@ -30,55 +39,23 @@ def _kind(spec: Any) -> Kind:
     return "str" if data_type in ("string", "str") else "number"
 
 
-def _device_tags(config: Any) -> Iterator[TagInfo]:
+def tag_info(connector: str, device: str, spec: Any) -> TagInfo:
+    """A TagBase-derived tag (name, writable, min, max, type) as a TagInfo."""
+    return TagInfo(
+        connector, device, spec.name, spec, spec.writable, kind_of(spec), spec.min, spec.max
+    )
+
+
+def device_tag_infos(connector: str, devices: Sequence[Any]) -> list[TagInfo]:
     """Connectors shaped `devices: [{name, tags: [...]}]` (Modbus TCP/RTU, OPC UA)."""
-    for device in getattr(config, "devices", None) or []:
-        for spec in getattr(device, "tags", None) or []:
-            yield TagInfo(
-                config.name,
-                device.name,
-                spec.name,
-                spec,
-                bool(getattr(spec, "writable", False)),
-                _kind(spec),
-                getattr(spec, "min", None),
-                getattr(spec, "max", None),
-            )
+    return [tag_info(connector, d.name, spec) for d in devices for spec in d.tags]
 
 
-def _flat_tags(config: Any) -> Iterator[TagInfo]:
-    """Connectors with one device and `tags: [...]` (serial line instruments)."""
-    device = getattr(config, "device", None) or config.name
-    for spec in config.tags:
-        yield TagInfo(
-            config.name,
-            device,
-            spec.name,
-            spec,
-            bool(getattr(spec, "writable", False)),
-            _kind(spec),
-            getattr(spec, "min", None),
-            getattr(spec, "max", None),
-        )
-
-
-def _gpio_tags(config: Any) -> Iterator[TagInfo]:
-    device = getattr(config, "device", None) or config.name
-    for spec in list(config.inputs) + list(config.counters):
-        yield TagInfo(config.name, device, spec.name, spec, False, "any")
-    for spec in config.outputs:
-        yield TagInfo(config.name, device, spec.name, spec, True, "bool")
-
-
-def tags_of(config: Any) -> list[TagInfo]:
+def tags_of(config: HasTags) -> list[TagInfo]:
     """The tags of one `connectors:` entry (none for connectors whose tags are dynamic)."""
-    if getattr(config, "type", None) == "gpio":
-        return list(_gpio_tags(config))
-    if getattr(config, "tags", None) is not None:
-        return list(_flat_tags(config))
-    return list(_device_tags(config))
+    return config.tag_infos()
 
 
-def index(configs: Iterable[Any]) -> dict[tuple[str, str], TagInfo]:
+def index(configs: Iterable[HasTags]) -> dict[tuple[str, str], TagInfo]:
     """(device, tag) -> TagInfo over several connectors (the config guarantees uniqueness)."""
     return {(t.device, t.tag): t for config in configs for t in tags_of(config)}

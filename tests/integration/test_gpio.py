@@ -236,7 +236,9 @@ def test_config_rejects_pin_reuse_and_missing_driver() -> None:
         "inputs": [{"name": "a", "pin": 5}],
         "outputs": [{"name": "b", "pin": 5, "driver": "relay"}],
     }
-    with pytest.raises(ValueError, match=r"outputs\.0\.pin\n  duplicate GPIO pin 5"):
+    with pytest.raises(
+        ValueError, match=r"outputs\.0\.pin\n  GPIO5 \(header pin 29\) is wired to two things"
+    ):
         GpioConfig.model_validate(reuse)
     no_driver = {**reuse, "outputs": [{"name": "b", "pin": 6}]}
     with pytest.raises(ValueError, match=r"outputs\.0\.driver\n  Field required"):

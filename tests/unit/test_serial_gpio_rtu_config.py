@@ -22,7 +22,7 @@ README = (Path(__file__).parents[2] / "gateway_image/firmware/README.md").read_t
 )
 def test_readme_snippets_are_valid_configs(heading: str, name: str) -> None:
     snippet = README.split(heading, 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    config = parse_gateway_config("gateway: {id: readme}\n" + snippet, "README.md")
+    config = parse_gateway_config("gateway: {id: readme, board: rpi4}\n" + snippet, "README.md")
     assert config.connectors[0].name == name
 
 

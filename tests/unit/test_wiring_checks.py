@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from factory_common.config import ConfigError, parse_yaml_model
+from gateway_image.firmware.cli import app
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config, parse_gateway_config
 from hardware.profiles import BoardProfile, load_board
-from hardware.wiring_checks import board_pins, gpio_claims, port_key, wiring_problems
+from hardware.serial_checks import port_key
+from hardware.wiring_checks import Placed, board_pins, wiring_problems
 
 CASES = Path(__file__).parents[1] / "cases" / "wiring"
 CASE_DIRS = sorted(p for p in CASES.iterdir() if (p / "config.yaml").is_file())
@@ -49,6 +52,20 @@ def test_every_check_has_a_case() -> None:
         "rtu-mixed-baud",
         "rtu-mixed-parity",
         "unknown-board",
+        "unknown-hat",
+        "rpi4-ttyama3-not-enabled",
+        "rpi5-serial0-is-debug-connector",
+        "rpi5-ttys0-no-mini-uart",
+        "no-board-strictest-serial0",
+        "no-board-output-boot-unknown",
+        "output-gpio4-on-at-boot",
+        "output-active-low-pulled-down",
+        "output-rpi5-boot-unknown",
+        "output-uln2803-bridges-isolation",
+        "rs485-can-hat-gpio25",
+        "waveshare-2ch-hat-pins",
+        "counter-faster-than-debounce",
+        "gpio-pin-twice-one-connector",
     ):
         assert needed in names
 
@@ -76,12 +93,13 @@ def gpio_config(pin: int) -> GatewayConfig:
 def test_pin_the_board_does_not_have() -> None:
     """Carriers that bring out only a few GPIOs: a config pin outside them is named."""
     board = parse_yaml_model(SMALL_CARRIER, BoardProfile, "tiny.yaml")
-    problems = board_pins(gpio_claims(gpio_config(17)), board)
+    [connector] = gpio_config(17).connectors
+    problems = board_pins([Placed(0, c) for c in connector.pin_claims()], board)
     assert [str(p) for p in problems] == [
-        "connectors[0].inputs[0].pin: input 'door' of connector 'io': Tiny carrier (tiny) has "
+        "connectors[0].inputs[0].pin: input 'door' of device 'io': Tiny carrier (tiny) has "
         "no GPIO17 on its header; free GPIOs are 5, 6"
     ]
-    assert wiring_problems(gpio_config(5), board) == []
+    assert wiring_problems(None, (), gpio_config(5).connectors, board) == []
 
 
 def test_port_aliases_follow_the_board() -> None:
@@ -89,7 +107,9 @@ def test_port_aliases_follow_the_board() -> None:
     rpi4 = load_board("rpi4")
     assert port_key("/dev/serial0", rpi4) == port_key("/dev/ttyAMA0", rpi4)
     assert port_key("/dev/ttyUSB0", rpi4) == "/dev/ttyUSB0"
-    assert port_key("/dev/./ttyUSB0", None) == "/dev/ttyUSB0"
+    assert port_key("/dev/./ttyUSB0", rpi4) == "/dev/ttyUSB0"
+    rpi5 = load_board("rpi5")  # on a Pi 5 serial0 is the debug connector, not pins 8/10
+    assert port_key("/dev/serial0", rpi5) != port_key("/dev/ttyAMA0", rpi5)
 
 
 def inputs_config(groups: list[list[int]], board: str = "rpi4") -> str:
@@ -124,3 +144,23 @@ def test_free_pins_pass_and_each_misuse_is_one_named_problem(data: st.DataObject
     assert f"GPIO{again} (header pin {board.header_pin(again)}) is wired to two things" in str(
         err.value
     )
+
+
+def test_probe_reports_a_console_on_a_bus_port(tmp_path: Path) -> None:
+    """`gateway check --probe` reads the kernel command line and fails on a console there."""
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        "gateway: {id: gw1, board: rpi4}\nconnectors:\n"
+        "  - type: serial_line\n    name: scale\n    port: /dev/ttyAMA0\n"
+        "    pattern: '(?P<w>[0-9.]+)'\n    tags: [{name: w}]\n"
+    )
+    cmdline = tmp_path / "cmdline.txt"
+    cmdline.write_text("console=serial0,115200 console=tty1 root=PARTUUID=1 rootwait\n")
+    args = ["check", str(config), "--probe", "--probe-timeout", "2", "--cmdline", str(cmdline)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "serial console on /dev/ttyAMA0" in result.output
+    assert "remove 'console=serial0,115200'" in result.output
+    cmdline.write_text("console=tty1 root=PARTUUID=1 rootwait\n")
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert "serial console" not in result.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,15 +15,11 @@ from factory_common.wire import Quality, Reading
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config
 from gateway_image.firmware.connectors.base import ConnectorError, PollingConnector
 from gateway_image.firmware.connectors.registry import build_connector
+from hardware.console import CMDLINE_FILES, consoles_on_buses, read_cmdline
+from hardware.wiring_checks import resolve_board
 
 # One probe row: connector, device, tag, value, quality, error.
 Row = tuple[str, str, str, str, str, str]
-COLUMNS = ("connector", "device", "tag", "value", "quality", "error")
-SKIPPED = "skipped"
-NOT_IN_ONE_READ = (
-    "no value in one read: derived and event tags (a counter's rate, edges) appear "
-    "while `gateway run` runs"
-)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,9 +34,13 @@ def check(
     probe_timeout: Annotated[
         float, typer.Option(help="Seconds each connector may take to connect and poll.")
     ] = 15.0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Probe rows as JSON lines, for scripts and tickets.")
-    ] = False,
+    cmdline: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Kernel command line to check for a serial console on a bus port "
+            "(default: /proc/cmdline, then the boot partition's cmdline.txt)."
+        ),
+    ] = None,
 ) -> None:
     """Validate CONFIG; with --probe, read every tag once and print values and errors."""
     out, err = Console(), Console(stderr=True)
@@ -52,25 +51,32 @@ def check(
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    # With --json stdout carries only the rows, one JSON object per line.
-    (err if as_json else out).print(summary(cfg, config))
+    out.print(summary(cfg, config))
     if not probe:
         out.print("[green]config OK[/]")
         return
-    rows = asyncio.run(probe_all(cfg, probe_timeout))
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(dict(zip(COLUMNS, row, strict=True))))
-    elif out.is_terminal:
-        out.print(probe_table(rows))
-    else:  # a file or a pipe: whole lines, never an error cut to a table cell
-        for row in rows:
-            typer.echo("\t".join(row))
-    failed = [row for row in rows if row[4] not in (Quality.GOOD.value, SKIPPED)]
+    rows = console_rows(cfg, cmdline or ["/proc/cmdline", *CMDLINE_FILES])
+    rows += asyncio.run(probe_all(cfg, probe_timeout))
+    out.print(probe_table(rows))
+    failed = [row for row in rows if row[4] not in (Quality.GOOD.value, "skipped")]
     if failed:
         err.print(f"[bold red]{len(failed)} of {len(rows)} probe row(s) failed[/]")
         raise typer.Exit(1)
-    (err if as_json else out).print(f"[green]probe OK: {len(rows)} tag(s) read[/]")
+    out.print(f"[green]probe OK: {len(rows)} tag(s) read[/]")
+
+
+def console_rows(cfg: GatewayConfig, paths: list[str]) -> list[Row]:
+    """A failed row per connector whose serial port also carries a login console."""
+    found = read_cmdline(paths)
+    if found is None:
+        return []
+    text, source = found
+    board, _ = resolve_board(cfg.gateway.board, cfg.gateway.hats)
+    ports = [(c.name, claim.port) for c in cfg.connectors if (claim := c.serial_port())]
+    return [
+        (name, "-", "-", "", "bad", message)
+        for name, message in consoles_on_buses(text, ports, board, source)
+    ]
 
 
 def _target(connector: Any) -> str:
@@ -102,8 +108,7 @@ def summary(cfg: GatewayConfig, path: Path) -> Table:
 
 
 async def probe_all(cfg: GatewayConfig, probe_timeout: float) -> list[Row]:
-    """Probe every connector at once, each under its own timeout; one failing never stops
-    the others, and every tag the config defines gets a row."""
+    """Probe every connector at once, each under its own timeout."""
     results = await asyncio.gather(*(probe_one(c, probe_timeout) for c in cfg.connectors))
     return [row for rows in results for row in rows]
 
@@ -111,42 +116,27 @@ async def probe_all(cfg: GatewayConfig, probe_timeout: float) -> list[Row]:
 async def probe_one(config: Any, probe_timeout: float) -> list[Row]:
     name = config.name
     try:
-        readings = await _read_once(config, probe_timeout)
-    except _Skipped as skipped:
-        return [(name, "-", "-", "", SKIPPED, str(skipped))]
-    except TimeoutError:
-        return [(name, "-", "-", "", "bad", f"no answer within {probe_timeout:g}s")]
-    except ConnectorError as exc:
+        connector = build_connector(config)
+    except ValueError as exc:
         return [(name, "-", "-", "", "bad", str(exc))]
-    except Exception as exc:  # a probe reports whatever a device or library does, as a row
-        return [(name, "-", "-", "", "bad", f"{type(exc).__name__}: {exc}")]
-    rows = [_row(name, r) for r in readings]
-    read = {(r.device, r.tag) for r in readings}
-    keys = config.reading_keys() if hasattr(config, "reading_keys") else []
-    for (device, tag), _where in keys:
-        if (device, tag) not in read:
-            rows.append((name, device, tag, "", SKIPPED, NOT_IN_ONE_READ))
-    return rows
-
-
-class _Skipped(Exception):
-    """The connector cannot be read on demand."""
-
-
-async def _read_once(config: Any, probe_timeout: float) -> list[Reading]:
-    connector = build_connector(config)
     read_once = getattr(connector, "probe", None)  # a streaming connector that can read on demand
     if read_once is None and not isinstance(connector, PollingConnector):
-        raise _Skipped("streaming connector: see `gateway run` logs")
-    async with asyncio.timeout(probe_timeout):
-        if read_once is not None:
-            readings: list[Reading] = await read_once()
-            return readings
-        await connector.open()
-        try:
-            return await connector.poll()
-        finally:
-            await connector.close()
+        return [(name, "-", "-", "", "skipped", "streaming connector: see `gateway run` logs")]
+    try:
+        async with asyncio.timeout(probe_timeout):
+            if read_once is not None:
+                readings = await read_once()
+            else:
+                await connector.open()
+                try:
+                    readings = await connector.poll()
+                finally:
+                    await connector.close()
+    except TimeoutError:
+        return [(name, "-", "-", "", "bad", f"no answer within {probe_timeout:g}s")]
+    except (ConnectorError, OSError) as exc:
+        return [(name, "-", "-", "", "bad", str(exc))]
+    return [_row(name, r) for r in readings]
 
 
 def _row(connector: str, reading: Reading) -> Row:
@@ -156,7 +146,7 @@ def _row(connector: str, reading: Reading) -> Row:
 
 def probe_table(rows: list[Row]) -> Table:
     table = Table(title="probe")
-    for column in COLUMNS:
+    for column in ("connector", "device", "tag", "value", "quality", "error"):
         table.add_column(column, overflow="fold")
     for row in rows:
         style = "" if row[4] == Quality.GOOD.value else "red"

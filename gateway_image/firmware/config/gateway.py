@@ -41,7 +41,10 @@ def parse_size(value: object) -> int:
 class GatewayInfo(StrictModel):
     id: str
     site: str = ""
+    # The board and HATs mounted (hardware/boards/): without a board the wiring checks use
+    # the strictest profile, and `gateway wiring` refuses to draw a sheet.
     board: str | None = None
+    hats: tuple[str, ...] = ()
 
     @field_validator("id")
     @classmethod
@@ -146,8 +149,9 @@ class GatewayConfig(StrictModel):
 
     @model_validator(mode="after")
     def _wiring(self) -> GatewayConfig:
-        # Board pins, shared GPIOs, serial buses: hardware/wiring_checks.py (issue 6).
-        problems = wiring_problems(self)
+        # Board pins, shared GPIOs, boot states, serial buses: hardware/wiring_checks.py reads
+        # only what each connector claims, so it needs nothing from this module.
+        problems = wiring_problems(self.gateway.board, self.gateway.hats, self.connectors)
         raise_at("GatewayConfig", [(p.loc, p.message, p.value) for p in problems])
         return self
 

@@ -8,6 +8,10 @@ from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
 from gateway_image.firmware.connectors.tags import Loc, check_name, duplicates, raise_at
+from gateway_image.firmware.tag_index import TagInfo
+from hardware.claims import PinClaim, SerialClaim
+from hardware.profiles import strictest_profile
+from hardware.wiring_checks import pin_conflicts
 
 # BCM numbers of the 40-pin header GPIOs (every Pi since the B+).
 Bcm = int
@@ -60,6 +64,8 @@ class GpioCounter(_InputPin):
     rate_tag: str | None = None  # defaults to "<name>_rate"
     rate_window: float = Field(default=60.0, gt=0, le=3600)  # seconds averaged for the rate
     report_interval: float = Field(default=1.0, gt=0, le=3600)
+    # Highest pulse rate to count (pulses/s): the wiring check holds bounce_time to it.
+    max_hz: float | None = Field(default=None, gt=0)
 
     @property
     def rate_name(self) -> str:
@@ -85,6 +91,9 @@ class GpioOutput(_Named):
     readback_pin: Bcm | None = Field(default=None, ge=0, le=27)
     readback_pull_up: bool = True
     readback_delay: float = Field(default=0.02, ge=0, le=5)
+    # An external resistor (about 10 kΩ) holding the pin at this level from power-on until
+    # the gateway drives it: it overrides the SoC's weak boot pull (hardware/gpio.md).
+    external_pull: Literal["up", "down"] | None = None
 
 
 class GpioConfig(StrictModel):
@@ -112,16 +121,44 @@ class GpioConfig(StrictModel):
     def device_name(self) -> str:
         return self.device or self.name
 
-    def pins_used(self) -> list[tuple[Bcm, Loc]]:
-        """Every BCM pin this config claims, with where; board checks use it too."""
-        used: list[tuple[Bcm, Loc]] = []
-        for key in ("inputs", "counters", "outputs"):
-            for i, item in enumerate(getattr(self, key)):
-                used.append((item.pin, (key, i, "pin")))
+    def pin_claims(self) -> list[PinClaim]:
+        """Every GPIO this connector wires, with what the wiring checks and the sheet need."""
+        dev = self.device_name
+        claims = [
+            PinClaim(k.pin, ("inputs", i, "pin"), "input", k.name, dev,
+                     pull_up=k.pull_up, bounce_time=k.bounce_time)
+            for i, k in enumerate(self.inputs)
+        ]  # fmt: skip
+        claims += [
+            PinClaim(c.pin, ("counters", i, "pin"), "counter", c.name, dev,
+                     pull_up=c.pull_up, bounce_time=c.bounce_time, max_hz=c.max_hz)
+            for i, c in enumerate(self.counters)
+        ]  # fmt: skip
         for i, out in enumerate(self.outputs):
+            claims.append(
+                PinClaim(out.pin, ("outputs", i, "pin"), "output", out.name, dev,
+                         driver=out.driver, active_high=out.active_high,
+                         external_pull=out.external_pull)
+            )  # fmt: skip
             if out.readback_pin is not None:
-                used.append((out.readback_pin, ("outputs", i, "readback_pin")))
-        return used
+                where = ("outputs", i, "readback_pin")
+                name = f"{out.name}_readback"
+                claims.append(
+                    PinClaim(out.readback_pin, where, "readback", name, dev,
+                             pull_up=out.readback_pull_up)
+                )  # fmt: skip
+        return claims
+
+    def serial_port(self) -> SerialClaim | None:
+        return None
+
+    def tag_infos(self) -> list[TagInfo]:
+        sensed = [*self.inputs, *self.counters]
+        infos = [TagInfo(self.name, self.device_name, s.name, s, False, "any") for s in sensed]
+        infos += [
+            TagInfo(self.name, self.device_name, o.name, o, True, "bool") for o in self.outputs
+        ]
+        return infos
 
     def reading_keys(self) -> list[tuple[tuple[str, str], Loc]]:
         keys: list[tuple[tuple[str, str], Loc]] = []
@@ -135,7 +172,12 @@ class GpioConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self) -> GpioConfig:
-        problems: list[tuple[Loc, str, Any]] = duplicates(self.pins_used(), "GPIO pin")
+        # The header pin of a GPIO is the same on every bundled board: name it already here.
+        claims = [(c, c.loc) for c in self.pin_claims()]
+        problems: list[tuple[Loc, str, Any]] = [
+            (p.loc, p.message, p.value)
+            for p in pin_conflicts(claims, strictest_profile(), " of this connector")
+        ]
         problems += duplicates(((k[1], loc) for k, loc in self.reading_keys()), "tag name")
         if not (self.inputs or self.counters or self.outputs):
             problems.append((("inputs",), "configure at least one input, counter or output", []))

@@ -10,6 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from factory_common.config import StrictModel
 from gateway_image.firmware.connectors.serial_line.config import Parity, SerialPort
 from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
+from gateway_image.firmware.tag_index import TagInfo, device_tag_infos
+from hardware.claims import BusDevice, PinClaim, SerialClaim
 
 # Modbus application protocol v1.1b3, 6.1-6.4: the most one read request may ask for.
 MAX_READ_REGISTERS = 125
@@ -280,6 +282,15 @@ class ModbusTcpConfig(StrictModel):
         """(device, tag) of every Reading this connector produces, with its config location."""
         return modbus_reading_keys(self.devices)
 
+    def tag_infos(self) -> list[TagInfo]:
+        return device_tag_infos(self.name, self.devices)
+
+    def pin_claims(self) -> list[PinClaim]:
+        return []  # over Ethernet: no GPIO, no serial port
+
+    def serial_port(self) -> SerialClaim | None:
+        return None
+
 
 # ---------------------------------------------------------------- Modbus RTU (serial line)
 
@@ -331,3 +342,16 @@ class ModbusRtuConfig(SerialPort):
 
     def reading_keys(self) -> list[tuple[tuple[str, str], Loc]]:
         return modbus_reading_keys(list(self.devices))
+
+    def tag_infos(self) -> list[TagInfo]:
+        return device_tag_infos(self.name, self.devices)
+
+    def pin_claims(self) -> list[PinClaim]:
+        return []
+
+    def serial_port(self) -> SerialClaim:
+        """The bus this connector polls, with every unit on it (the checks join buses)."""
+        units = tuple(
+            BusDevice(d.name, d.unit, ("devices", i, "unit")) for i, d in enumerate(self.devices)
+        )
+        return self.line_claim("modbus_rtu", units)

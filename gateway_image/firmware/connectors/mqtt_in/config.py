@@ -11,6 +11,8 @@ from factory_common.config import StrictModel
 from factory_common.mqtt_settings import BrokerConfig
 from gateway_image.firmware.connectors.mqtt_in.jsonpath import PathSyntaxError, parse
 from gateway_image.firmware.connectors.tags import Loc, check_name, duplicates, raise_at
+from gateway_image.firmware.tag_index import TagInfo
+from hardware.claims import PinClaim, SerialClaim
 
 # "{2}": the device name is taken from topic level 2 (0-based) of each message.
 _LEVEL_REF: Final = re.compile(r"^\{(\d{1,3})\}$")
@@ -139,3 +141,12 @@ class MqttInConfig(BrokerConfig):
             for j, m in enumerate(s.mappings)
             if topic_level(m.device) is None
         ]
+
+    def tag_infos(self) -> list[TagInfo]:
+        return []  # devices and tags come from topics at run time
+
+    def pin_claims(self) -> list[PinClaim]:
+        return []
+
+    def serial_port(self) -> SerialClaim | None:
+        return None

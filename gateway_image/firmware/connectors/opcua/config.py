@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from factory_common.config import StrictModel
 from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
+from gateway_image.firmware.tag_index import TagInfo, device_tag_infos
+from hardware.claims import PinClaim, SerialClaim
 
 # OPC UA Part 6 §5.3.1.10 string form: optional namespace index, then one identifier kind.
 _NODE_ID: Final = re.compile(
@@ -185,3 +187,12 @@ class OpcUaConfig(StrictModel):
             for i, d in enumerate(self.devices)
             for j, t in enumerate(d.tags)
         ]
+
+    def tag_infos(self) -> list[TagInfo]:
+        return device_tag_infos(self.name, self.devices)
+
+    def pin_claims(self) -> list[PinClaim]:
+        return []  # over Ethernet: no GPIO, no serial port
+
+    def serial_port(self) -> SerialClaim | None:
+        return None

@@ -8,13 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
-from gateway_image.firmware.connectors.serial_line.checksum import (
-    Algorithm,
-    ChecksumSpec,
-    Encoding,
-    command_bytes,
-)
 from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
+from gateway_image.firmware.tag_index import TagInfo, tag_info
+from hardware.claims import BusDevice, PinClaim, SerialClaim
 
 Parity = Literal["N", "E", "O", "M", "S"]
 
@@ -34,6 +30,20 @@ class SerialPort(StrictModel):
         names = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S"}
         text = str(value).strip()
         return names.get(text.lower(), text.upper())
+
+    def line_claim(
+        self, protocol: Literal["modbus_rtu", "serial_line"], devices: tuple[BusDevice, ...] = ()
+    ) -> SerialClaim:
+        """This port and its line settings as the wiring checks and sheet read them."""
+        return SerialClaim(
+            self.port,
+            protocol,
+            self.baudrate,
+            self.bytesize,
+            self.parity,
+            float(self.stopbits),
+            devices,
+        )
 
 
 class LineTag(TagBase):
@@ -74,54 +84,6 @@ class Framing(StrictModel):
         return self
 
 
-class Request(StrictModel):
-    """Ask the instrument for each reading: a scale's "send stable weight", a meter's print key.
-
-    One request is outstanding at a time on the port; a reply that does not come within
-    `reply_timeout` counts as a failed poll (the device is marked down after the runner's
-    usual retries).
-    """
-
-    command: str | None = None  # text; \\r \\n \\t \\0 \\\\ and \\xHH become bytes
-    command_hex: str | None = None  # or the bytes as hex digits: "1B 70"
-    interval: float = Field(default=1.0, gt=0, le=86_400)
-    reply_timeout: float = Field(default=1.0, gt=0, le=60)
-
-    @model_validator(mode="after")
-    def _one_command(self) -> Request:
-        if (self.command is None) == (self.command_hex is None):
-            raise ValueError("give exactly one of `command` (text) or `command_hex` (bytes)")
-        try:
-            if not self.payload():
-                raise ValueError("the command is empty")
-        except ValueError as exc:
-            raise ValueError(f"command: {exc}") from None
-        if self.reply_timeout >= self.interval:
-            raise ValueError(
-                f"reply_timeout ({self.reply_timeout:g} s) must be shorter than interval "
-                f"({self.interval:g} s): one request at a time"
-            )
-        return self
-
-    def payload(self) -> bytes:
-        return command_bytes(self.command, self.command_hex)
-
-
-class Checksum(StrictModel):
-    """Where a line carries its checksum and what it covers (slices of the line, no terminator)."""
-
-    algorithm: Algorithm
-    data: tuple[int | None, int | None] = (0, None)
-    field: tuple[int | None, int | None]
-    encoding: Encoding = "hex"
-    little_endian: bool = False
-
-    def spec(self) -> ChecksumSpec:
-        return ChecksumSpec(
-            self.algorithm, self.data, self.field, self.encoding, self.little_endian
-        )
-
-
 class SerialLineConfig(SerialPort):
     """A barcode scanner, scale or colourimeter sending ASCII lines on RS-232/USB serial."""
 
@@ -132,8 +94,6 @@ class SerialLineConfig(SerialPort):
     encoding: Literal["ascii", "latin-1", "utf-8"] = "ascii"
     pattern: str
     tags: list[LineTag] = Field(min_length=1)
-    request: Request | None = None  # without it the instrument sends on its own
-    checksum: Checksum | None = None
 
     @field_validator("name")
     @classmethod
@@ -171,13 +131,17 @@ class SerialLineConfig(SerialPort):
         return self
 
     @property
-    def poll_interval(self) -> float:
-        """How often the runner polls an instrument that must be asked."""
-        return self.request.interval if self.request else 1.0
-
-    @property
     def device_name(self) -> str:
         return self.device or self.name
 
     def reading_keys(self) -> list[tuple[tuple[str, str], Loc]]:
         return [((self.device_name, t.name), ("tags", i, "name")) for i, t in enumerate(self.tags)]
+
+    def tag_infos(self) -> list[TagInfo]:
+        return [tag_info(self.name, self.device_name, spec) for spec in self.tags]
+
+    def pin_claims(self) -> list[PinClaim]:
+        return []
+
+    def serial_port(self) -> SerialClaim:
+        return self.line_claim("serial_line")
