@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
 # Make this clone ready to run and test: Debian packages (when root), .venv, the project.
 #
-# Python packages come from uv.lock (exact versions and hashes, the same set CI and the
-# Dockerfile install); `make lock` regenerates it after a change to pyproject.toml, and this
-# script refuses a lock that disagrees with pyproject.toml.
-#
-# Idempotent and quick: the install step is skipped while pyproject.toml, uv.lock and the
-# extras are unchanged (a stamp in .venv keyed on their hash). Environment:
+# Idempotent and quick: the pip step is skipped while pyproject.toml and the extras are
+# unchanged (a stamp in .venv keyed on their hash). Environment:
 #   PYTHON=python3.12   interpreter to build .venv with (default: newest python3.x >= 3.11)
-#   EXTRAS=gateway,edge,fleet,sim,dev   extras to install
+#   EXTRAS=gateway,edge,sim,dev   extras to install
 #   CI=true             a missing Debian package is an error instead of a hint
 set -euo pipefail
 
@@ -16,8 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the line and the tests use. Extend this list (and say why) when you
 # add a test that needs a binary: mosquitto (the broker), socat (pty pairs for serial
-# tests), chromium + chromium-driver (the edge web page tests; chromium also screenshots
-# the wiring sheet in tests/integration/test_wiring_screenshot.py).
+# tests), chromium + chromium-driver (the edge web page tests; chromium also prints
+# the wiring sheet to PDF in tests/integration/test_wiring_print.py).
 APT_PACKAGES=(
     python3-venv
     mosquitto
@@ -29,11 +25,12 @@ APT_PACKAGES=(
     fdisk           # sfdisk: the SD-image tests build Raspberry Pi OS-shaped disk images
     dosfstools      # mkfs.vfat / fsck.vfat: the images' FAT boot partition, and checking it
     mtools          # reads and writes FAT inside an image without mounting (fleet image build)
+    poppler-utils   # pdfinfo, pdftotext, pdftoppm: the wiring sheet's printed PDF, read in a test
     e2fsprogs       # mkfs.ext4 / e2fsck: the root and data partitions
     xz-utils        # .img.xz base images, as Raspberry Pi OS ships them
     cloud-init      # `cloud-init schema` validates the user-data an image carries
 )
-EXTRAS="${EXTRAS:-gateway,edge,fleet,sim,dev}"
+EXTRAS="${EXTRAS:-gateway,edge,sim,dev}"
 VENV=".venv"
 STAMP="$VENV/.bootstrap-stamp"
 
@@ -109,41 +106,14 @@ make_venv() {
     fi
 }
 
-locked_version() { # the version uv.lock pins for one package
-    awk -v want="name = \"$1\"" '$0 == want { getline; gsub(/"/, "", $3); print $3; exit }' uv.lock
-}
-
-install_uv() {
-    local version
-    version="$(locked_version uv)"
-    [ -n "$version" ] || { say "error: uv.lock pins no uv (is uv in the dev extra?)"; exit 1; }
-    if [ "$("$VENV/bin/uv" --version 2>/dev/null | cut -d' ' -f2)" != "$version" ]; then
-        say "installing uv $version (it reads uv.lock)"
-        "$VENV/bin/python" -m pip install -q "uv==$version"
-    fi
-}
-
 install_project() {
-    local want requirements extras=() extra names=()
-    want="$(cat pyproject.toml uv.lock <(printf '%s' "$EXTRAS") | sha256sum | cut -d' ' -f1)"
+    local want
+    want="$(cat pyproject.toml <(printf '%s' "$EXTRAS") | sha256sum | cut -d' ' -f1)"
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
         return 0
     fi
-    install_uv
-    IFS=, read -ra names <<<"$EXTRAS"
-    for extra in "${names[@]}"; do extras+=(--extra "$extra"); done
-    requirements="$VENV/requirements.lock.txt"
-    # --locked: fail when pyproject.toml changed without `make lock`, instead of installing a
-    # set nobody resolved.
-    if ! "$VENV/bin/uv" export --quiet --locked --no-emit-project --format requirements-txt \
-        "${extras[@]}" -o "$requirements"; then
-        say "error: uv.lock does not match pyproject.toml: run \`make lock\` and commit uv.lock"
-        exit 1
-    fi
-    say "installing the locked packages for [$EXTRAS] into $VENV (first run takes a minute)"
-    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --require-hashes \
-        -r "$requirements"
-    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+    say "installing the project with extras [$EXTRAS] into $VENV (first run takes a minute)"
+    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
     printf '%s\n' "$want" >"$STAMP"
 }
 
