@@ -78,3 +78,13 @@ class WiringProblem:
 
     def __str__(self) -> str:
         return f"{format_path(self.loc)}: {self.message}"
+
+
+class OverNetwork:
+    """Mixin for connector configs reached over Ethernet or Wi-Fi: no GPIO, no serial port."""
+
+    def pin_claims(self) -> list[PinClaim]:
+        return []
+
+    def serial_port(self) -> SerialClaim | None:
+        return None

@@ -11,7 +11,7 @@ from factory_common.config import StrictModel
 from gateway_image.firmware.connectors.serial_line.config import Parity, SerialPort
 from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
 from gateway_image.firmware.tag_index import TagInfo, device_tag_infos
-from hardware.claims import BusDevice, PinClaim, SerialClaim
+from hardware.claims import BusDevice, OverNetwork, PinClaim, SerialClaim
 
 # Modbus application protocol v1.1b3, 6.1-6.4: the most one read request may ask for.
 MAX_READ_REGISTERS = 125
@@ -255,7 +255,7 @@ def modbus_reading_keys(devices: list[ModbusDevice]) -> list[tuple[tuple[str, st
     ]
 
 
-class ModbusTcpConfig(StrictModel):
+class ModbusTcpConfig(OverNetwork, StrictModel):
     """A Modbus TCP server (PLC, gateway); all its unit ids share one connection."""
 
     type: Literal["modbus_tcp"]
@@ -284,12 +284,6 @@ class ModbusTcpConfig(StrictModel):
 
     def tag_infos(self) -> list[TagInfo]:
         return device_tag_infos(self.name, self.devices)
-
-    def pin_claims(self) -> list[PinClaim]:
-        return []  # over Ethernet: no GPIO, no serial port
-
-    def serial_port(self) -> SerialClaim | None:
-        return None
 
 
 # ---------------------------------------------------------------- Modbus RTU (serial line)

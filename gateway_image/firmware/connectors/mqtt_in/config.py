@@ -12,7 +12,7 @@ from factory_common.mqtt_settings import BrokerConfig
 from gateway_image.firmware.connectors.mqtt_in.jsonpath import PathSyntaxError, parse
 from gateway_image.firmware.connectors.tags import Loc, check_name, duplicates, raise_at
 from gateway_image.firmware.tag_index import TagInfo
-from hardware.claims import PinClaim, SerialClaim
+from hardware.claims import OverNetwork
 
 # "{2}": the device name is taken from topic level 2 (0-based) of each message.
 _LEVEL_REF: Final = re.compile(r"^\{(\d{1,3})\}$")
@@ -108,7 +108,7 @@ class MqttInSubscription(StrictModel):
         return self
 
 
-class MqttInConfig(BrokerConfig):
+class MqttInConfig(OverNetwork, BrokerConfig):
     """Sensors that publish JSON to a broker (often Wi-Fi devices on a plant's own Mosquitto)."""
 
     type: Literal["mqtt_in"]
@@ -144,9 +144,3 @@ class MqttInConfig(BrokerConfig):
 
     def tag_infos(self) -> list[TagInfo]:
         return []  # devices and tags come from topics at run time
-
-    def pin_claims(self) -> list[PinClaim]:
-        return []
-
-    def serial_port(self) -> SerialClaim | None:
-        return None

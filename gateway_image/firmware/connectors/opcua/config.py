@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from factory_common.config import StrictModel
 from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
 from gateway_image.firmware.tag_index import TagInfo, device_tag_infos
-from hardware.claims import PinClaim, SerialClaim
+from hardware.claims import OverNetwork
 
 # OPC UA Part 6 §5.3.1.10 string form: optional namespace index, then one identifier kind.
 _NODE_ID: Final = re.compile(
@@ -136,7 +136,7 @@ class OpcUaDevice(StrictModel):
         return self
 
 
-class OpcUaConfig(StrictModel):
+class OpcUaConfig(OverNetwork, StrictModel):
     """An OPC UA server; subscribed tags stream, polled tags are read every `poll_interval`."""
 
     type: Literal["opcua"]
@@ -190,9 +190,3 @@ class OpcUaConfig(StrictModel):
 
     def tag_infos(self) -> list[TagInfo]:
         return device_tag_infos(self.name, self.devices)
-
-    def pin_claims(self) -> list[PinClaim]:
-        return []  # over Ethernet: no GPIO, no serial port
-
-    def serial_port(self) -> SerialClaim | None:
-        return None
