@@ -4,13 +4,23 @@
 #   docker buildx build --platform linux/arm64,linux/amd64 --target edge -t factory-edge .
 # Nothing here is architecture-specific: the base image is multi-arch and pip picks the
 # right binary wheels (numpy, msgspec, pydantic-core, zstandard) for the target platform.
+# Dependencies come from uv.lock (exact versions and hashes), so an image runs what CI tested;
+# the lock is universal, so its markers add lgpio on a Raspberry Pi (linux/arm64) only.
 ARG PYTHON_VERSION=3.11
 
 # ---- builder: the project wheel (pure Python, so built once for every platform) -------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# uv only turns the lock into one hashed requirements file per tier; pip installs them.
+# Keep UV_VERSION at the version uv.lock pins for uv (tests/integration/test_packaging.py).
+ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+COPY pyproject.toml uv.lock README.md ./
+RUN for tier in gateway edge; do \
+        uv export --locked --no-emit-project --format requirements-txt \
+            --extra "$tier" -o "/wheels/$tier.txt" || exit 1; \
+    done
 COPY factory_common/ factory_common/
 COPY gateway_image/ gateway_image/
 COPY edge_node/ edge_node/
@@ -36,7 +46,8 @@ WORKDIR /var/lib/factory
 # ---- gateway: only the gateway extra (what a Raspberry Pi needs) ------------------------------
 FROM base AS gateway
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir "$(ls /wheels/factory_edge-*.whl)[gateway]"
+    pip install --no-cache-dir --require-hashes -r /wheels/gateway.txt \
+    && pip install --no-cache-dir --no-deps "$(ls /wheels/factory_edge-*.whl)"
 # balena fleets start here: identity and config from device variables (docker-compose.yml).
 COPY --chmod=0755 gateway_image/os/container-entrypoint.sh /usr/local/bin/factory-gateway-entrypoint
 # Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
@@ -52,7 +63,8 @@ CMD ["run", "/etc/factory/gateway.yaml", "--data-dir", "/var/lib/factory"]
 # ---- edge: the edge node (ingest, store, API and web page) ------------------------------------
 FROM base AS edge
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir "$(ls /wheels/factory_edge-*.whl)[edge]"
+    pip install --no-cache-dir --require-hashes -r /wheels/edge.txt \
+    && pip install --no-cache-dir --no-deps "$(ls /wheels/factory_edge-*.whl)"
 # Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 VOLUME ["/var/lib/factory"]

@@ -20,14 +20,16 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from edge_node import api_models as m
-from edge_node import routes
+from edge_node import routes, tagindex
 from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
 from edge_node.routes import alarms as alarm_routes
 from edge_node.routes import masterdata as masterdata_routes
+from edge_node.routes import products as product_routes
 from edge_node.routes import rules as rule_routes
 from edge_node.store import Buckets, SeriesData, SeriesInfo, Store
 from edge_node.store.downsample import last_per_bucket, min_max_mean
+from edge_node.tagmeta import TagMeta
 
 WEB_DIR = Path(__file__).parent / "web"
 MS = 1_000_000  # ns per ms
@@ -68,31 +70,62 @@ def _values(values: Any) -> list[Any]:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
-def _head(info: SeriesInfo) -> dict[str, Any]:
-    return {"name": info.name, "kind": info.kind, "unit": info.unit}
+META_FIELDS = ("label", "type", "unit", "enum", "precision", "min", "max", "writable")
 
 
-def _buckets_json(b: Buckets) -> dict[str, Any]:
+def _head(info: SeriesInfo, meta: TagMeta | None = None) -> dict[str, Any]:
+    head = {"name": info.name, "kind": info.kind, "unit": info.unit}
+    if meta is not None:
+        head |= {f: getattr(meta, f) for f in META_FIELDS}
+    return head
+
+
+def _ints(values: Any) -> list[Any]:
+    """float64 history of an integer tag back to integers (NaN: no value), so 54321 stays
+    54321 in every API, as the gateway sent it."""
+    if not isinstance(values, np.ndarray):
+        return list(values)
+    if values.dtype.kind in "iub":
+        return values.tolist()
+    out: list[Any] = values.tolist()
+    for i, x in enumerate(out):
+        out[i] = None if x != x else int(x)
+    return out
+
+
+def _empty_series(meta: TagMeta) -> dict[str, Any]:
+    """A known tag with no reading in range (or none yet): its metadata and no points."""
+    return {"name": meta.name, "kind": meta.kind, "mode": "raw", "t": [], "v": [], "q": None} | {
+        f: getattr(meta, f) for f in META_FIELDS
+    }
+
+
+def _buckets_json(b: Buckets, integer: bool = False) -> dict[str, Any]:
+    extreme = _ints if integer else _values
     return {
         "mode": "minmax",
         "t": _ms(b.t),
-        "min": b.min.tolist(),
-        "max": b.max.tolist(),
+        "min": extreme(b.min),
+        "max": extreme(b.max),
         "mean": b.mean.tolist(),
         "count": b.count.tolist(),
     }
 
 
-def series_json(data: SeriesData, start: int, end: int, points: int | None) -> dict[str, Any]:
-    head = _head(data.series)
+def series_json(
+    data: SeriesData, start: int, end: int, points: int | None, meta: TagMeta | None = None
+) -> dict[str, Any]:
+    head = _head(data.series, meta)
     numeric = isinstance(data.values, np.ndarray)
+    integer = meta is not None and meta.type == "int"
     if points is None or len(data) <= points:
         quality = data.quality.tolist() if data.quality.any() else None
-        return head | {"mode": "raw", "t": _ms(data.ts), "v": _values(data.values), "q": quality}
+        values = _ints(data.values) if integer else _values(data.values)
+        return head | {"mode": "raw", "t": _ms(data.ts), "v": values, "q": quality}
     if not numeric:
-        ts, values = last_per_bucket(data.ts, _values(data.values), start, end, points)
-        return head | {"mode": "last", "t": _ms(ts), "v": values}
-    return head | _buckets_json(min_max_mean(data.ts, data.values, start, end, points))
+        ts, last = last_per_bucket(data.ts, _values(data.values), start, end, points)
+        return head | {"mode": "last", "t": _ms(ts), "v": last}
+    return head | _buckets_json(min_max_mean(data.ts, data.values, start, end, points), integer)
 
 
 @dataclass(frozen=True)
@@ -135,7 +168,9 @@ def stats(edge: Edge) -> Response:
 
 @router.get("/gateways", response_model=list[m.Gateway], tags=["gateways"])
 def gateways(edge: Edge) -> Response:
-    """The latest retained status of every gateway seen, as the gateway sent it."""
+    """The latest retained status of every gateway seen, as the gateway sent it, and when the
+    edge last heard from the gateway itself (a last will comes from the broker)."""
+    heard = edge.store.heard()
     return json_response(
         [
             {
@@ -143,6 +178,7 @@ def gateways(edge: Edge) -> Response:
                 "online": g.online,
                 "ts": g.ts // MS,
                 "received_at": g.received_at // MS,
+                "last_heard": heard[g.gateway] // MS if g.gateway in heard else None,
                 "status": msgspec.json.decode(g.payload),
             }
             for g in edge.store.gateways()
@@ -152,34 +188,22 @@ def gateways(edge: Edge) -> Response:
 
 @router.get("/tags", response_model=list[m.Tag], tags=["data"])
 def tags(edge: Edge, request: Request) -> Response:
-    """Every series stored, named gateway/device/tag; units from master data where it has one."""
-    fields = ("name", "gateway", "device", "tag", "kind", "unit")
-    units = masterdata_routes.master_units(request)
-    rows = [{f: getattr(s, f) for f in fields} for s in edge.store.series()]
-    return json_response([r | {"unit": units.get(r["name"], r["unit"])} for r in rows])
+    """Every tag a gateway declared or the edge stored, named gateway/device/tag, with its
+    type, unit, label, enumeration names, display precision and write limits: the gateways'
+    tag catalogues merged with master data (master data wins where both say something)."""
+    index = tagindex.build(edge.store, request)
+    return json_response([meta.as_dict() for meta in index.meta.values()])
 
 
 TagFilter = Annotated[list[str] | None, Query(description="gateway/device/tag; all if absent")]
 
 
 @router.get("/latest", response_model=list[m.Latest], tags=["data"])
-def latest(edge: Edge, tag: TagFilter = None) -> Response:
-    """The newest reading (by timestamp) of each series."""
-    wanted = set(tag) if tag else None
-    return json_response(
-        [
-            {
-                "name": v.series.name,
-                "t": v.ts // MS,
-                "ts_ns": v.ts,
-                "value": v.value,
-                "quality": v.quality,
-                "reason": v.reason,
-            }
-            for v in edge.store.latest()
-            if wanted is None or v.series.name in wanted
-        ]
-    )
+def latest(edge: Edge, request: Request, tag: TagFilter = None) -> Response:
+    """The newest reading (by timestamp) of each series, `stale` (and quality `uncertain`)
+    when its gateway is offline, its connector or device is down, or it is overdue."""
+    index = tagindex.build(edge.store, request)
+    return json_response(tagindex.latest_json(index, set(tag) if tag else None))
 
 
 Tags = Annotated[list[str], Query(description="gateway/device/tag, repeat for more")]
@@ -192,46 +216,66 @@ Points = Annotated[
 
 @router.get("/history", response_model=m.History, tags=["data"])
 def history(
-    edge: Edge, tag: Tags, start: Start = None, end: End = None, points: Points = None
+    edge: Edge,
+    request: Request,
+    tag: Tags,
+    start: Start = None,
+    end: End = None,
+    points: Points = None,
 ) -> Response:
     """History over [start, end) per series: raw columns, or min/max/mean per time bucket
-    when `points` is given and a series has more readings than that."""
+    when `points` is given and a series has more readings than that. A tag a gateway declared
+    but never reported answers with its metadata and no points; only unknown names are 404."""
     end_ns = parse_time(end, time.time_ns() // MS, "end")
     start_ns = parse_time(start, end_ns // MS - DEFAULT_SPAN_MS, "start")
     if end_ns <= start_ns:
         raise HTTPException(400, "end must be after start")
+    meta = tagindex.build(edge.store, request).meta
     found, unknown = edge.store.lookup(tag)
-    if unknown:
-        raise HTTPException(404, f"unknown tag(s) {unknown}: see /api/tags for the names")
+    missing = [n for n in unknown if n not in meta]
+    if missing:
+        raise HTTPException(404, f"unknown tag(s) {missing}: see /api/tags for the names")
     if points is None:
         data = edge.store.history(found, start_ns, end_ns)
         if sum(len(d) for d in data) > MAX_RAW_POINTS:
             raise HTTPException(
                 413, f"more than {MAX_RAW_POINTS} raw points: pass points=N or a shorter range"
             )
-        series = [series_json(d, start_ns, end_ns, None) for d in data]
+        done = {
+            d.series.name: series_json(d, start_ns, end_ns, None, meta.get(d.series.name))
+            for d in data
+        }
     else:
-        series = downsampled_json(edge.store, found, start_ns, end_ns, points)
+        done = downsampled_json(edge.store, found, start_ns, end_ns, points, meta)
+    series = [done[n] if n in done else _empty_series(meta[n]) for n in dict.fromkeys(tag)]
     return json_response(
         {"start": start_ns // MS, "end": end_ns // MS, "points": points, "series": series}
     )
 
 
 def downsampled_json(
-    store: Store, found: list[SeriesInfo], start: int, end: int, points: int
-) -> list[dict[str, Any]]:
+    store: Store,
+    found: list[SeriesInfo],
+    start: int,
+    end: int,
+    points: int,
+    meta: dict[str, TagMeta] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Minute summaries where they answer (long ranges of numbers); raw history reduced here
     otherwise, or returned as is when a series has no more than `points` readings."""
+    meta = meta or {}
     fast = store.downsample(found, start, end, points)
     slow = [i for i, b in enumerate(fast) if b is None or int(b.count.sum()) <= points]
     raw = dict(zip(slow, store.history([found[i] for i in slow], start, end), strict=True))
-    out = []
+    out = {}
     for i, info in enumerate(found):
         buckets = fast[i]
+        tag_meta = meta.get(info.name)
         if i in raw or buckets is None:
-            out.append(series_json(raw[i], start, end, points))
+            out[info.name] = series_json(raw[i], start, end, points, tag_meta)
         else:
-            out.append(_head(info) | _buckets_json(buckets))
+            integer = tag_meta is not None and tag_meta.type == "int"
+            out[info.name] = _head(info, tag_meta) | _buckets_json(buckets, integer)
     return out
 
 
@@ -256,6 +300,7 @@ def create_app(
     app.include_router(masterdata_routes.router)  # H1: /api/master/*, /api/sync
     app.include_router(alarm_routes.router)  # H2: /api/alarms (services: rules/runtime.py)
     app.include_router(rule_routes.router)  # H2: /api/rules, /api/rules/firings, /api/defects
+    app.include_router(product_routes.router)  # /api/products: a product's whole story
     if web:  # last: the page's static files are mounted at "/" and would hide later routes
         routes.mount_web(app)
     return app

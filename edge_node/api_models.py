@@ -26,16 +26,31 @@ class Gateway(BaseModel):
     online: bool
     ts: int
     received_at: int
+    last_heard: int | None = None  # ms: last batch or online status from the gateway itself
     status: dict[str, Any]  # the wire GatewayStatus as sent
 
 
 class Tag(BaseModel):
+    """A tag: its gateway's catalogue merged with master data (master data wins)."""
+
     name: str
     gateway: str
     device: str
     tag: str
     kind: Literal["num", "bool", "str"]
+    type: Literal["float", "int", "bool", "str"]
+    label: str
     unit: str | None = None
+    description: str | None = None
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
+    enum: dict[str, str] = {}  # value -> name
+    precision: int | None = None
+    connector: str = ""
+    interval: float | None = None  # s between readings the gateway promises
+    equipment_id: str | None = None
+    has_data: bool = False  # False: declared, no reading yet
 
 
 class Latest(BaseModel):
@@ -43,8 +58,14 @@ class Latest(BaseModel):
     t: int
     ts_ns: int
     value: Value
-    quality: Literal["good", "uncertain", "bad"]
+    text: str | None = None  # the enumeration's name for value
+    quality: Literal["good", "uncertain", "bad"]  # uncertain when stale
     reason: str = ""
+    stale: bool = False
+    stale_reason: str = ""
+    age_s: float
+    unit: str | None = None
+    label: str
 
 
 class SeriesHistory(BaseModel):
@@ -54,6 +75,13 @@ class SeriesHistory(BaseModel):
     name: str
     kind: str
     unit: str | None = None
+    label: str | None = None
+    type: str | None = None
+    enum: dict[str, str] | None = None
+    precision: int | None = None
+    min: float | None = None  # write limits
+    max: float | None = None
+    writable: bool | None = None
     mode: Literal["raw", "minmax", "last"]
     t: list[int]
     v: list[Value] | None = None

@@ -20,6 +20,7 @@ Delivery contract (why the edge loses nothing it acknowledged):
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from factory_common.mqtt_settings import apply_login_and_tls
 from factory_common.wire import (
     Batch,
     GatewayStatus,
+    TagCatalogue,
     TopicKind,
     WireError,
     decode,
@@ -68,6 +70,7 @@ class IngestStats:
     readings_stored: int = 0
     readings_duplicate: int = 0
     receipts: int = 0
+    observer_errors: int = 0
     flushes: int = 0
     last_flush_ms: float = 0.0
     last_flush_at: int = 0
@@ -86,6 +89,7 @@ class IngestStats:
             "readings_stored": self.readings_stored,
             "readings_duplicate": self.readings_duplicate,
             "receipts": self.receipts,
+            "observer_errors": self.observer_errors,
             "flushes": self.flushes,
             "last_flush_ms": round(self.last_flush_ms, 3),
             "last_flush_at": self.last_flush_at,
@@ -102,6 +106,13 @@ def rejection_reason(error: WireError) -> str:
     if "exceeds" in text:
         return "too_large"
     return "malformed"
+
+
+_MODELS: dict[TopicKind, type[Batch] | type[GatewayStatus] | type[TagCatalogue]] = {
+    TopicKind.DATA: Batch,
+    TopicKind.STATUS: GatewayStatus,
+    TopicKind.TAGS: TagCatalogue,
+}
 
 
 class Ingest:
@@ -148,7 +159,8 @@ class Ingest:
                 bridge(False)
                 return
             self._generation += 1
-            c.subscribe([(subscription(TopicKind.DATA), 1), (subscription(TopicKind.STATUS), 1)])
+            kinds = (TopicKind.DATA, TopicKind.STATUS, TopicKind.TAGS)
+            c.subscribe([(subscription(k), 1) for k in kinds])
             bridge(True)
 
         def on_disconnect(_c: mqtt.Client, _u: object, _f: object, _r: object, _p: object) -> None:
@@ -219,30 +231,48 @@ class Ingest:
                 return items
 
     async def _flush(self, items: list[Incoming]) -> None:
-        batches, statuses = self._decode_all(items)
+        batches, statuses, catalogues = self._decode_all(items)
         started = asyncio.get_running_loop().time()
         # Shielded: a cancelled ingest still lets the commit in progress finish (see run()).
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, statuses))
-        results, overflowed = await asyncio.shield(self._writing)
+        self._writing = asyncio.ensure_future(
+            asyncio.to_thread(self._write, batches, statuses, catalogues)
+        )
+        results, refused = await asyncio.shield(self._writing)
         # Counters change only here, in the loop thread: the worker thread just reports.
         for result in results:
             self.stats.readings_stored += result.stored
             self.stats.readings_duplicate += result.duplicates
-        for gateway in overflowed:
-            self._reject(gateway, "out_of_range", "an integer (value, ts or seq) exceeds 64 bits")
+        for message, error in refused:
+            self._reject(message.gateway, "unstorable", f"{type(error).__name__}: {error}")
+        if refused:
+            dropped = {id(message) for message, _ in refused}
+            batches = [b for b in batches if id(b) not in dropped]
+            statuses = [s for s in statuses if id(s) not in dropped]
         self.stats.flushes += 1
         self.stats.last_flush_ms = (asyncio.get_running_loop().time() - started) * 1000
         self.stats.last_flush_at = now_ns()
         client = self._client
         # Only now, after the commit (module docstring), and in arrival order as MQTT 3.1.1
-        # section 4.6 requires of PUBACKs.
+        # section 4.6 requires of PUBACKs. Refused messages are acknowledged too: redelivered,
+        # they would be refused again, forever.
         for item in items:
             if client is not None and item.qos > 0 and item.generation == self._generation:
                 client.ack(item.mid, item.qos)
         self._send_receipts(batches, statuses)
-        stored = [b for b in batches if b.gateway not in overflowed] if overflowed else batches
+        self._notify(batches)
+
+    def _notify(self, batches: list[Batch]) -> None:
+        """Hand the committed batches on; a fault in one observer (monitoring, rules) must not
+        stop ingest, nor the other observers."""
         for observer in self.observers:
-            observer(stored)
+            try:
+                observer(batches)
+            except Exception as exc:  # isolation is the point: counted, logged once each
+                self.stats.observer_errors += 1
+                name = getattr(observer, "__qualname__", repr(observer))
+                if ("observer", name) not in self._logged:
+                    self._logged.add(("observer", name))
+                    self._log.error("observer_failed", observer=name, error=repr(exc)[:300])
 
     def _send_receipts(self, batches: list[Batch], statuses: list[GatewayStatus]) -> None:
         """One retained receipt per gateway in this (committed) flush, duplicates included:
@@ -258,27 +288,45 @@ class Ingest:
             self.stats.receipts += 1
 
     def _write(
-        self, batches: list[Batch], statuses: list[GatewayStatus]
-    ) -> tuple[list[WriteResult], list[str]]:
+        self,
+        batches: list[Batch],
+        statuses: list[GatewayStatus],
+        catalogues: list[TagCatalogue] | None = None,
+    ) -> tuple[list[WriteResult], list[tuple[Batch | GatewayStatus | TagCatalogue, Exception]]]:
         """Runs in a worker thread so HTTP requests are served while the commit syncs.
-        Returns the write results and the gateways of batches refused as out of range."""
+        Returns the write results and the messages the store refused, with why."""
+        catalogues = catalogues or []
         try:
-            return [self.store.write(batches, statuses)], []
-        except OverflowError:
-            # An integer beyond SQLite's 64 bits in some batch: store the others one by one
-            # and refuse the offender, rather than failing (and being redelivered) forever.
-            results = [self.store.write([], statuses)]
-            overflowed = []
-            for batch in batches:
-                try:
-                    results.append(self.store.write([batch]))
-                except OverflowError:
-                    overflowed.append(batch.gateway)
-            return results, overflowed
+            return [self.store.write(batches, statuses, catalogues)], []
+        except sqlite3.OperationalError:
+            raise  # the disk or the database, not a message: nothing may be acknowledged
+        except Exception:  # some message the store cannot hold; found below
+            pass
+        # Store the messages one by one and refuse only the offenders, rather than failing
+        # the whole flush (and having it redelivered) forever: one gateway's bad message
+        # must not stop ingest for the line.
+        results: list[WriteResult] = []
+        refused: list[tuple[Batch | GatewayStatus | TagCatalogue, Exception]] = []
+        for message in [*batches, *statuses, *catalogues]:
+            try:
+                if isinstance(message, Batch):
+                    results.append(self.store.write([message]))
+                elif isinstance(message, TagCatalogue):
+                    results.append(self.store.write([], [], [message]))
+                else:
+                    results.append(self.store.write([], [message]))
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:  # counted and logged by the caller
+                refused.append((message, exc))
+        return results, refused
 
-    def _decode_all(self, items: list[Incoming]) -> tuple[list[Batch], list[GatewayStatus]]:
+    def _decode_all(
+        self, items: list[Incoming]
+    ) -> tuple[list[Batch], list[GatewayStatus], list[TagCatalogue]]:
         batches: list[Batch] = []
         statuses: list[GatewayStatus] = []
+        catalogues: list[TagCatalogue] = []
         for item in items:
             self.stats.messages += 1
             try:
@@ -286,8 +334,8 @@ class Ingest:
             except WireError as exc:
                 self._reject("?", "bad_topic", str(exc))
                 continue
-            if kind is TopicKind.STATUS and not item.payload:
-                continue  # a retained status being cleared (fleet removed the gateway)
+            if kind in (TopicKind.STATUS, TopicKind.TAGS) and not item.payload:
+                continue  # a retained message being cleared (fleet removed the gateway)
             message = self._decode(gateway, kind, item.payload)
             if isinstance(message, Batch):
                 batches.append(message)
@@ -295,12 +343,14 @@ class Ingest:
             elif isinstance(message, GatewayStatus):
                 statuses.append(message)
                 self.stats.statuses += 1
-        return batches, statuses
+            elif isinstance(message, TagCatalogue):
+                catalogues.append(message)
+        return batches, statuses, catalogues
 
     def _decode(
         self, gateway: str, kind: TopicKind, payload: bytes
-    ) -> Batch | GatewayStatus | None:
-        model = Batch if kind is TopicKind.DATA else GatewayStatus
+    ) -> Batch | GatewayStatus | TagCatalogue | None:
+        model = _MODELS.get(kind, GatewayStatus)
         try:
             message = decode(payload, model)
         except WireError as exc:

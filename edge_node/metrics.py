@@ -28,6 +28,7 @@ _INGEST_COUNTERS = {
     "readings_stored": "readings written to the store (first time)",
     "readings_duplicate": "readings received again and not stored twice",
     "flushes": "group commits of the store",
+    "observer_errors": "faults of monitoring or rules handed a batch (isolated from ingest)",
 }
 
 

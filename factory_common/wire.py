@@ -31,9 +31,20 @@ TOPIC_ROOT: Final = f"factory/v{WIRE_VERSION}"
 MAX_PAYLOAD_BYTES: Final = 4 * 1024 * 1024
 _ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-# Integers on the wire are 64-bit: the store and the cloud's BIGINT columns hold nothing larger.
+# Every integer on the wire is 64-bit: SQLite's INTEGER and the cloud's BIGINT columns hold
+# nothing larger, and a value a store cannot hold must be refused here, where the error names
+# the field, rather than by the store, where it fails a whole transaction. Timestamps (ns since
+# the epoch, up to the year 2262), seqs and counters are never negative.
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Timestamp = Count
+Version = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+# JSON has no inf or NaN, and msgspec refuses numbers beyond a double; the bound only says so.
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e15)]
+# Device and tag names become series keys joined by '/' and URL path segments: no '/' (so
+# `a/b`+`c` and `a`+`b/c` can never name the same series), no MQTT wildcards or control
+# characters. Configs are stricter (check_id); the wire refuses only what breaks the edge.
+Name = Annotated[str, msgspec.Meta(pattern=r"^[^/+#\x00-\x1f\x7f]{1,255}$")]
 Value = bool | Int64 | float | str | None
 
 
@@ -55,9 +66,9 @@ class TimeSource(StrEnum):
 class Reading(msgspec.Struct, frozen=True, omit_defaults=True):
     """One value of one tag at one moment. Equipment events and product IDs are readings too."""
 
-    device: str
-    tag: str
-    ts: Count
+    device: Name
+    tag: Name
+    ts: Timestamp
     value: Value
     quality: Quality = Quality.GOOD
     reason: str = ""
@@ -67,13 +78,13 @@ class Reading(msgspec.Struct, frozen=True, omit_defaults=True):
 class Batch(msgspec.Struct, frozen=True, omit_defaults=True):
     """A contiguous run of a gateway's buffered readings, published with QoS 1."""
 
-    v: int
+    v: Version
     gateway: str
     boot: str
     first_seq: Count
     last_seq: Count
     readings: list[Reading]
-    sent_at: Count = 0
+    sent_at: Timestamp = 0
     # True when the batch comes from the backlog after an outage rather than live polling.
     replay: bool = False
     # False when the gateway clock was not NTP-synchronised when these readings were taken.
@@ -85,8 +96,8 @@ class Batch(msgspec.Struct, frozen=True, omit_defaults=True):
 
 class DeviceHealth(msgspec.Struct, frozen=True, omit_defaults=True):
     state: str
-    last_success: int | None = None
-    errors: int = 0
+    last_success: Timestamp | None = None
+    errors: Count = 0
     last_error: str = ""
 
 
@@ -96,41 +107,41 @@ class ConnectorHealth(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     type: str
     state: str
-    last_success: int | None = None
-    polls: int = 0
-    errors: int = 0
-    readings: int = 0
-    latency_ms: float | None = None
+    last_success: Timestamp | None = None
+    polls: Count = 0
+    errors: Count = 0
+    readings: Count = 0
+    latency_ms: Seconds | None = None
     last_error: str = ""
     devices: dict[str, DeviceHealth] = {}
     # Protocol-specific error counts by kind (garbled lines, CRC errors, refused filters...).
-    counters: dict[str, int] = {}
+    counters: dict[str, Count] = {}
     # Poll cycles whose readings were flagged uncertain because the wall clock jumped.
-    clock_jumps: int = 0
+    clock_jumps: Count = 0
 
 
 class GatewayStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     """Retained on the status topic; the MQTT last will is the same message with online=False."""
 
-    v: int
+    v: Version
     gateway: str
     online: bool
-    ts: int = 0
+    ts: Timestamp = 0
     version: str = ""
     boot: str = ""
-    started_at: int = 0
-    uptime_s: float = 0.0
-    buffer_depth: int = 0
-    buffer_bytes: int = 0
-    last_seq: int = 0
+    started_at: Timestamp = 0
+    uptime_s: Seconds = 0.0
+    buffer_depth: Count = 0
+    buffer_bytes: Count = 0
+    last_seq: Count = 0
     # Readings dropped, by cause (disk_budget, ttl, corrupt, ...): never silently lost.
-    dropped: dict[str, int] = {}
+    dropped: dict[str, Count] = {}
     connectors: list[ConnectorHealth] = []
     clock_synced: bool = True
     # Batches the broker acknowledged but an edge receipt showed lost: re-sent, and (after 3
     # tries) kept in the buffer unconfirmed. Since the gateway process started.
-    resent: int = 0
-    unconfirmed: int = 0
+    resent: Count = 0
+    unconfirmed: Count = 0
 
 
 MAX_STORED_RANGES: Final = 64
@@ -144,14 +155,14 @@ class Stored(msgspec.Struct, frozen=True, omit_defaults=True):
     a batch a broker acknowledged and then lost is noticed and sent again.
     """
 
-    v: int
+    v: Version
     gateway: str
     edge: str
-    ts: int
+    ts: Timestamp
     # The newest (highest) MAX_STORED_RANGES merged seq ranges the edge holds, ascending.
     ranges: list[tuple[Count, Count]]
     # ts of the GatewayStatus of this gateway the edge committed last (0: none yet).
-    status_ts: int = 0
+    status_ts: Timestamp = 0
 
 
 class UpdateAction(StrEnum):
@@ -168,7 +179,7 @@ class UpdateRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     seen before is answered with the state it already reached, never carried out twice.
     """
 
-    v: int
+    v: Version
     id: str
     gateway: str
     action: UpdateAction
@@ -182,8 +193,8 @@ class UpdateRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     # CONFIG: the whole gateway config (YAML), validated by the gateway's models before use.
     config: str = ""
     # How long the new release or config has to report healthy before the agent returns.
-    health_timeout_s: float = 120.0
-    issued_at: int = 0
+    health_timeout_s: Seconds = 120.0
+    issued_at: Timestamp = 0
     issued_by: str = ""
 
 
@@ -214,9 +225,9 @@ TERMINAL_PHASES: Final = frozenset(
 class UpdateState(msgspec.Struct, frozen=True, omit_defaults=True):
     """Retained on the gateway's `update` topic by its update agent after every step."""
 
-    v: int
+    v: Version
     gateway: str
-    ts: int
+    ts: Timestamp
     phase: UpdatePhase
     # The committed release and slot, and the sha256 of the committed config.
     release: str = ""
@@ -229,12 +240,52 @@ class UpdateState(msgspec.Struct, frozen=True, omit_defaults=True):
     # Why a trial ended in a rollback, or why a request was refused or failed.
     detail: str = ""
     # Gateway exits seen during the current trial (a crash loop ends it early).
-    crashes: int = 0
+    crashes: Count = 0
+
+
+class TagType(StrEnum):
+    """What a tag's values are, after scaling: what the UI shows and what a write must be."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STR = "str"
+
+
+class TagInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One tag as its gateway's config describes it: the metadata every screen needs."""
+
+    device: str
+    tag: str
+    type: TagType
+    unit: str = ""
+    label: str = ""  # a human name ("Bath temperature"); empty: the UI derives one from `tag`
+    description: str = ""
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
+    # Enumeration: value (as text, JSON keys are strings) -> name, e.g. {"2": "processing"}.
+    enum: dict[str, str] = {}
+    precision: int | None = None  # decimals to display; None: the UI chooses
+    connector: str = ""  # the gateway connector that reads it (its health makes values stale)
+    # Seconds between readings the gateway promises (poll interval, or max_interval for report
+    # by exception); None when a value may legitimately stay unreported for any time.
+    interval: float | None = None
+
+
+class TagCatalogue(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Every tag of one gateway, retained on its `tags` topic and re-published on each connect,
+    so the edge (and any other subscriber) knows units, types and limits before any reading."""
+
+    v: int
+    gateway: str
+    ts: int
+    tags: list[TagInfo] = []
 
 
 class Write(msgspec.Struct, frozen=True):
-    device: str
-    tag: str
+    device: Name
+    tag: Name
     value: Value
 
 
@@ -244,12 +295,12 @@ class Command(msgspec.Struct, frozen=True, omit_defaults=True):
     A recipe is several writes in one command. A command past `expires_at` is refused.
     """
 
-    v: int
+    v: Version
     id: str
     gateway: str
     writes: list[Write]
-    issued_at: int
-    expires_at: int
+    issued_at: Timestamp
+    expires_at: Timestamp
     issued_by: str = ""
 
 
@@ -262,19 +313,19 @@ class AckStatus(StrEnum):
 
 
 class WriteResult(msgspec.Struct, frozen=True, omit_defaults=True):
-    device: str
-    tag: str
+    device: Name
+    tag: Name
     ok: bool
     readback: Value = None
     error: str = ""
 
 
 class CommandAck(msgspec.Struct, frozen=True, omit_defaults=True):
-    v: int
+    v: Version
     id: str
     gateway: str
     status: AckStatus
-    ts: int
+    ts: Timestamp
     results: list[WriteResult] = []
     detail: str = ""
 
@@ -290,6 +341,7 @@ class TopicKind(StrEnum):
     STORED = "stored"
     UPDATE = "update"  # the update agent's retained UpdateState
     UPDATE_REQUEST = "update-request"  # UpdateRequest from fleet identities only
+    TAGS = "tags"  # the gateway's retained TagCatalogue
 
 
 def check_id(value: str, what: str = "gateway id") -> str:
@@ -334,6 +386,10 @@ def update_request_topic(gateway: str) -> str:
     return topic(TopicKind.UPDATE_REQUEST, gateway)
 
 
+def tags_topic(gateway: str) -> str:
+    return topic(TopicKind.TAGS, gateway)
+
+
 def subscription(kind: TopicKind) -> str:
     """The wildcard an edge node subscribes to for one kind of message from every gateway."""
     return f"{TOPIC_ROOT}/gw/+/{kind.value}"
@@ -359,8 +415,19 @@ _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
-M = TypeVar("M", Batch, GatewayStatus, Command, CommandAck, Stored, UpdateRequest, UpdateState)
-Message = Batch | GatewayStatus | Command | CommandAck | Stored | UpdateRequest | UpdateState
+M = TypeVar(
+    "M", Batch, GatewayStatus, Command, CommandAck, Stored, UpdateRequest, UpdateState, TagCatalogue
+)
+Message = (
+    Batch
+    | GatewayStatus
+    | Command
+    | CommandAck
+    | Stored
+    | UpdateRequest
+    | UpdateState
+    | TagCatalogue
+)
 
 
 class _VersionOnly(msgspec.Struct):

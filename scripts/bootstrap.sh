@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Make this clone ready to run and test: Debian packages (when root), .venv, the project.
 #
-# Idempotent and quick: the pip step is skipped while pyproject.toml and the extras are
-# unchanged (a stamp in .venv keyed on their hash). Environment:
+# Python packages come from uv.lock (exact versions and hashes, the same set CI and the
+# Dockerfile install); `make lock` regenerates it after a change to pyproject.toml, and this
+# script refuses a lock that disagrees with pyproject.toml.
+#
+# Idempotent and quick: the install step is skipped while pyproject.toml, uv.lock and the
+# extras are unchanged (a stamp in .venv keyed on their hash). Environment:
 #   PYTHON=python3.12   interpreter to build .venv with (default: newest python3.x >= 3.11)
-#   EXTRAS=gateway,edge,sim,dev   extras to install
+#   EXTRAS=gateway,edge,fleet,sim,dev   extras to install
 #   CI=true             a missing Debian package is an error instead of a hint
 set -euo pipefail
 
@@ -30,7 +34,7 @@ APT_PACKAGES=(
     xz-utils        # .img.xz base images, as Raspberry Pi OS ships them
     cloud-init      # `cloud-init schema` validates the user-data an image carries
 )
-EXTRAS="${EXTRAS:-gateway,edge,sim,dev}"
+EXTRAS="${EXTRAS:-gateway,edge,fleet,sim,dev}"
 VENV=".venv"
 STAMP="$VENV/.bootstrap-stamp"
 
@@ -106,14 +110,41 @@ make_venv() {
     fi
 }
 
+locked_version() { # the version uv.lock pins for one package
+    awk -v want="name = \"$1\"" '$0 == want { getline; gsub(/"/, "", $3); print $3; exit }' uv.lock
+}
+
+install_uv() {
+    local version
+    version="$(locked_version uv)"
+    [ -n "$version" ] || { say "error: uv.lock pins no uv (is uv in the dev extra?)"; exit 1; }
+    if [ "$("$VENV/bin/uv" --version 2>/dev/null | cut -d' ' -f2)" != "$version" ]; then
+        say "installing uv $version (it reads uv.lock)"
+        "$VENV/bin/python" -m pip install -q "uv==$version"
+    fi
+}
+
 install_project() {
-    local want
-    want="$(cat pyproject.toml <(printf '%s' "$EXTRAS") | sha256sum | cut -d' ' -f1)"
+    local want requirements extras=() extra names=()
+    want="$(cat pyproject.toml uv.lock <(printf '%s' "$EXTRAS") | sha256sum | cut -d' ' -f1)"
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
         return 0
     fi
-    say "installing the project with extras [$EXTRAS] into $VENV (first run takes a minute)"
-    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+    install_uv
+    IFS=, read -ra names <<<"$EXTRAS"
+    for extra in "${names[@]}"; do extras+=(--extra "$extra"); done
+    requirements="$VENV/requirements.lock.txt"
+    # --locked: fail when pyproject.toml changed without `make lock`, instead of installing a
+    # set nobody resolved.
+    if ! "$VENV/bin/uv" export --quiet --locked --no-emit-project --format requirements-txt \
+        "${extras[@]}" -o "$requirements"; then
+        say "error: uv.lock does not match pyproject.toml: run \`make lock\` and commit uv.lock"
+        exit 1
+    fi
+    say "installing the locked packages for [$EXTRAS] into $VENV (first run takes a minute)"
+    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --require-hashes \
+        -r "$requirements"
+    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
     printf '%s\n' "$want" >"$STAMP"
 }
 

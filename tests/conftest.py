@@ -11,6 +11,7 @@ from tests.support.broker import Mosquitto, secured_broker
 from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
 from tests.support.pki import TestCA
 from tests.support.requirements import require_binary
+from tests.support.wheel import build_wheel
 
 
 @pytest.fixture
@@ -48,3 +49,9 @@ def secure_broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project wheel, built once per session (packaging and per-extra install tests)."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))

@@ -15,10 +15,13 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from edge_node.alarms.service import AlarmChange, AlarmError, AlarmService
+from edge_node.alarms import isa
+from edge_node.alarms.service import Alarm, AlarmChange, AlarmError, AlarmService
+from edge_node.alarms.shelving import ShelfError, Shelves
 from edge_node.auth import Role, User, require_role
+from factory_common.wire import now_ns
 
 router = APIRouter(prefix="/api", tags=["alarms"])
 KEEPALIVE_S = 15.0
@@ -43,6 +46,16 @@ class AlarmOut(BaseModel):
     acked_by: str | None = None
     cleared_at: int | None = None
     cleared_by: str | None = None
+    priority: int  # 1 critical .. 4 low (ISA-18.2 priorities)
+    priority_name: str
+    state_label: str  # the state in words: "Active, unacknowledged", "Shelved", ...
+    shelved: bool
+    shelf: dict[str, Any] | None = None  # who shelved it, why, until when (ns)
+
+
+class ShelveIn(BaseModel):
+    minutes: float = Field(gt=0, description="how long; at most 12 h (one shift)")
+    reason: str = Field(min_length=1, max_length=500)
 
 
 def _alarms(request: Request) -> AlarmService:
@@ -55,6 +68,21 @@ def _alarms(request: Request) -> AlarmService:
 Alarms = Annotated[AlarmService, Depends(_alarms)]
 
 
+def _shelves(request: Request) -> Shelves:
+    shelves = getattr(request.app.state, "shelves", None)
+    if shelves is None:
+        raise HTTPException(503, "alarms are not enabled on this edge node (monitoring.enabled)")
+    return shelves
+
+
+ShelfStore = Annotated[Shelves, Depends(_shelves)]
+
+
+def _described(alarms: list[Alarm], shelves: Shelves | None) -> list[dict[str, Any]]:
+    open_shelves = shelves.open() if shelves is not None else {}
+    return [isa.describe(a.as_dict(), open_shelves.get((a.source, a.rule))) for a in alarms]
+
+
 def _json(content: Any) -> Response:
     return Response(_encoder.encode(content), media_type="application/json")
 
@@ -62,29 +90,95 @@ def _json(content: Any) -> Response:
 @router.get("/alarms", response_model=list[AlarmOut])
 def list_alarms(
     alarms: Alarms,
+    request: Request,
     active: Annotated[
         bool | None, Query(description="true: condition present; false: gone")
     ] = None,
     since: Annotated[int | None, Query(description="raised at or after, epoch ms")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    shelved: Annotated[
+        bool | None, Query(description="false: hide shelved alarms; true: only those")
+    ] = None,
 ) -> Response:
-    """Alarms, newest first: the active ones, or those raised since a time (default all)."""
+    """Alarms, newest first: the active ones, or those raised since a time (default all),
+    each with its ISA-18.2 priority, its state in words and its shelf (if shelved)."""
     if active is True:
         found = alarms.active()
     else:
         found = alarms.history(since=(since or 0) * 1_000_000, limit=limit)
         if active is False:
             found = [a for a in found if not a.active]
-    return _json([a.as_dict() for a in found[:limit]])
+    described = _described(found[:limit], getattr(request.app.state, "shelves", None))
+    if shelved is not None:
+        described = [a for a in described if a["shelved"] == shelved]
+    return _json(described)
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmOut)
-def acknowledge(alarm_id: int, alarms: Alarms, user: Operator) -> Response:
+def acknowledge(alarm_id: int, alarms: Alarms, user: Operator, request: Request) -> Response:
     """Acknowledge an alarm (operator or engineer); a second acknowledgement changes nothing."""
     try:
-        return _json(alarms.acknowledge(alarm_id, user.name).as_dict())
+        alarm = alarms.acknowledge(alarm_id, user.name)
     except AlarmError as exc:
         raise HTTPException(404, f"{exc}: see GET /api/alarms") from None
+    return _json(_described([alarm], getattr(request.app.state, "shelves", None))[0])
+
+
+@router.post("/alarms/{alarm_id}/shelve", response_model=AlarmOut)
+def shelve(
+    alarm_id: int, body: ShelveIn, alarms: Alarms, shelves: ShelfStore, user: Operator
+) -> Response:
+    """Shelve an alarm (operator or engineer): hidden from the active list until it expires
+    (at most 12 h) or someone unshelves it; a repeat of it meanwhile stays shelved."""
+    try:
+        alarm = alarms.get(alarm_id)
+        shelves.shelve(
+            alarm.id, alarm.source, alarm.rule, user.name, body.minutes * 60, body.reason
+        )
+    except AlarmError as exc:
+        raise HTTPException(404, f"{exc}: see GET /api/alarms") from None
+    except ShelfError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _json(_described([alarm], shelves)[0])
+
+
+@router.post("/alarms/{alarm_id}/unshelve", response_model=AlarmOut)
+def unshelve(alarm_id: int, alarms: Alarms, shelves: ShelfStore, user: Operator) -> Response:
+    """Put a shelved alarm back in the active list now."""
+    try:
+        alarm = alarms.get(alarm_id)
+    except AlarmError as exc:
+        raise HTTPException(404, f"{exc}: see GET /api/alarms") from None
+    shelves.unshelve(alarm.source, alarm.rule, user.name)
+    return _json(_described([alarm], shelves)[0])
+
+
+@router.get("/alarms/journal")
+def alarm_journal(
+    alarms: Alarms,
+    shelves: ShelfStore,
+    since: Annotated[int | None, Query(description="epoch ms; default 24 h ago")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> Response:
+    """Who did what, newest first: raised, acknowledged, cleared, shelved (reason, until),
+    unshelved (by whom, or by expiry). Times in ns."""
+    since_ns = (since * 1_000_000) if since is not None else now_ns() - 86_400 * 10**9
+    found = [a.as_dict() for a in alarms.history(since=since_ns, limit=limit)]
+    return _json(isa.journal(found, shelves.recent(since_ns, limit))[:limit])
+
+
+@router.get("/alarms/rate")
+def alarm_rate(
+    alarms: Alarms,
+    hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
+) -> Response:
+    """Alarms raised per 10 minutes over the last `hours`, against ANSI/ISA-18.2 and EEMUA 191:
+    ~1 per 10 min very likely acceptable, ~2 the maximum manageable, more than 10 a flood."""
+    end = now_ns()
+    start = end - int(hours * 3600) * 10**9
+    start -= start % isa.WINDOW_NS  # whole 10-minute windows on the clock
+    raised = [a.raised_at for a in alarms.history(since=start, limit=1_000_000)]
+    return _json(isa.flood_summary(raised, start, end).as_dict())
 
 
 def _event(change: AlarmChange) -> bytes:

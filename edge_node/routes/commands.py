@@ -7,14 +7,17 @@ reads back and acks; the response is that ack.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Protocol
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from edge_node import tagindex
 from edge_node.auth import Role, User, require_role
+from edge_node.writecheck import problem
 from factory_common.logs import get_logger
 from factory_common.wire import WireError, Write, check_id
 
@@ -46,7 +49,8 @@ class Sender(Protocol):
 class WriteIn(BaseModel):
     device: str = Field(min_length=1, max_length=64)
     tag: str = Field(min_length=1, max_length=128)
-    value: bool | int | float | str
+    # strict: JSON 21 stays an int and 21.5 a float (lax mode would turn 21.0 into 21).
+    value: StrictBool | StrictInt | StrictFloat | StrictStr
 
 
 class CommandIn(BaseModel):
@@ -79,16 +83,35 @@ def _sender(request: Request) -> Sender:
     return sender
 
 
-@router.post("/commands", response_model=CommandOut, responses={504: {"description": "no ack"}})
+def _refused(request: Request, gateway: str, writes: list[WriteIn]) -> list[str]:
+    """What the tag catalogue says is wrong with these writes (not writable, type, limits)."""
+    edge = getattr(request.app.state, "edge", None)
+    if edge is None:
+        return []
+    meta = tagindex.build(edge.store, request).meta
+    found = (problem(meta.get(f"{gateway}/{w.device}/{w.tag}"), w.value) for w in writes)
+    return [p for p in found if p]
+
+
+@router.post(
+    "/commands",
+    response_model=CommandOut,
+    responses={504: {"description": "no ack"}, 422: {"description": "refused by the edge"}},
+)
 async def send_command(
-    body: CommandIn, user: Engineer, sender: Annotated[Sender, Depends(_sender)]
+    body: CommandIn, user: Engineer, sender: Annotated[Sender, Depends(_sender)], request: Request
 ) -> Response:
     """Publish the command and wait for the gateway's ack; 504 when none comes in time.
-    Any ack (done, failed, rejected...) is 200: `status` and `results` say what happened."""
+    Any ack (done, failed, rejected...) is 200: `status` and `results` say what happened.
+    A write the gateway's tag catalogue forbids (not writable, wrong type, outside min..max)
+    is refused here with 422 before anything is sent."""
     try:
         gateway = check_id(body.gateway)
     except WireError as exc:
         raise HTTPException(422, str(exc)) from None
+    refused = await asyncio.to_thread(_refused, request, gateway, body.writes)
+    if refused:
+        raise HTTPException(422, "; ".join(refused))
     writes = [Write(w.device, w.tag, w.value) for w in body.writes]
     log.info("command_requested", user=user.name, gateway=gateway, writes=len(writes))
     outcome = await sender.send(gateway, writes, issued_by=user.name, timeout=body.timeout_s)

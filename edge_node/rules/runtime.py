@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from edge_node.alarms.feed import Feed
 from edge_node.alarms.monitor import ChainedLimits, LimitsSource, Monitor, StaticLimits
 from edge_node.alarms.service import AlarmService, Outbox
+from edge_node.alarms.shelving import Shelves
 from edge_node.commands import CommandLog, CommandSender
 from edge_node.config import EdgeConfig
 from edge_node.rules.actions import Services
@@ -37,6 +38,7 @@ class Operations:
     commands: CommandSender
     command_log: CommandLog
     alarms: AlarmService | None = None
+    shelves: Shelves | None = None
     monitor: Monitor | None = None
     engine: RuleEngine | None = None
     firings: FiringStore | None = None
@@ -70,6 +72,7 @@ class Operations:
     def install(self, app: FastAPI) -> None:
         """Where the routes find the services (routes/alarms.py, rules.py, commands.py)."""
         app.state.alarms = self.alarms
+        app.state.shelves = self.shelves
         app.state.rules = self.engine
         app.state.commands = self.commands
         app.state.command_log = self.command_log
@@ -77,7 +80,7 @@ class Operations:
         app.state.firings = self.firings
 
     def close(self) -> None:
-        for closable in (self.firings, self.alarms, self.command_log):
+        for closable in (self.firings, self.shelves, self.alarms, self.command_log):
             if closable is not None:
                 closable.close()
 
@@ -100,6 +103,7 @@ def open_operations(
     client_id = f"{config.client_id}-cmd-{uuid.uuid4().hex[:8]}"
     ops = Operations(CommandSender(config.mqtt, client_id, command_log), command_log)
     ops.alarms = AlarmService(db, outbox=outbox) if mon.enabled else None
+    ops.shelves = Shelves(db) if mon.enabled else None
     if role == "api":
         ops.firings = FiringStore(db) if config.rules is not None else None  # read them only
         return ops

@@ -29,7 +29,7 @@ from edge_node.store.model import (
 from edge_node.store.retention import RetentionConfig
 from edge_node.store.schema import StoreError, connect, migrate
 from edge_node.store.writer import Writer
-from factory_common.wire import Batch, GatewayStatus
+from factory_common.wire import Batch, GatewayStatus, TagCatalogue, WireError, decode
 
 __all__ = [
     "Buckets",
@@ -75,10 +75,14 @@ class Store:
     # ------------------------------------------------------------ writes
 
     def write(
-        self, batches: Sequence[Batch], statuses: Sequence[GatewayStatus] = ()
+        self,
+        batches: Sequence[Batch],
+        statuses: Sequence[GatewayStatus] = (),
+        catalogues: Sequence[TagCatalogue] = (),
     ) -> WriteResult:
-        """Store the readings not stored before (by gateway + seq), atomically and durably."""
-        return self._writer.write(batches, statuses)
+        """Store the readings not stored before (by gateway + seq), atomically and durably,
+        with the gateways' latest status and tag catalogue."""
+        return self._writer.write(batches, statuses, catalogues)
 
     @property
     def _writer(self) -> Writer:
@@ -141,6 +145,20 @@ class Store:
 
     def gateways(self) -> list[GatewayRecord]:
         return reader.gateways(self._reader())
+
+    def catalogues(self) -> list[TagCatalogue]:
+        """Each gateway's latest tag catalogue (one stored by an older edge is skipped)."""
+        out = []
+        for payload in reader.catalogues(self._reader()):
+            try:
+                out.append(decode(payload, TagCatalogue))
+            except WireError:
+                continue
+        return out
+
+    def heard(self) -> dict[str, int]:
+        """gateway -> ns (edge clock) of the last batch or online status committed."""
+        return reader.heard(self._reader())
 
     def stats(self) -> dict[str, int]:
         conn = self._reader()

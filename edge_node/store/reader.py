@@ -53,6 +53,17 @@ def gateways(conn: sqlite3.Connection) -> list[GatewayRecord]:
     return [GatewayRecord(g, bool(o), ts, at, bytes(p)) for g, o, ts, at, p in rows]
 
 
+def catalogues(conn: sqlite3.Connection) -> list[bytes]:
+    """The retained tag catalogue payloads (JSON), one per gateway."""
+    rows = conn.execute("SELECT payload FROM tag_catalogue ORDER BY gateway")
+    return [bytes(p) for (p,) in rows]
+
+
+def heard(conn: sqlite3.Connection) -> dict[str, int]:
+    """gateway -> ns when the edge last committed anything it sent."""
+    return dict(conn.execute("SELECT gateway, at FROM gateway_heard"))
+
+
 def open_chunks(conn: sqlite3.Connection, start: int, end: int) -> Chunks:
     """Every not-yet-compacted chunk with readings that may fall in [start, end)."""
     rows = conn.execute(

@@ -12,6 +12,8 @@ Tables (docs/architecture.md "Edge time-series store" has the measurements behin
 - received: per gateway, the merged ranges of sequence numbers already stored; updated in the
   same transaction as the data, which is what makes ingest exactly-once.
 - gateway_status: the latest retained GatewayStatus per gateway, as received.
+- tag_catalogue: the latest retained TagCatalogue per gateway; gateway_heard: when the edge
+  last committed a batch or status of each gateway (shown beside a last will).
 Version 1 (a `recent` row per reading, minute summaries inside blocks) is converted on open.
 """
 
@@ -95,6 +97,15 @@ CREATE TABLE IF NOT EXISTS gateway_status (
     ts INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
     payload BLOB NOT NULL          -- the wire message as received (JSON)
+);
+CREATE TABLE IF NOT EXISTS tag_catalogue (
+    gateway TEXT PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    payload BLOB NOT NULL          -- the wire TagCatalogue as received (JSON)
+);
+CREATE TABLE IF NOT EXISTS gateway_heard (
+    gateway TEXT PRIMARY KEY,
+    at INTEGER NOT NULL            -- ns, edge clock: the last commit holding anything of it
 );
 """
 

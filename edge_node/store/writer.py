@@ -12,7 +12,7 @@ from edge_node.store.chunks import Row, encode_chunk, pack_chunk
 from edge_node.store.compaction import Compactor
 from edge_node.store.intervals import IntervalSet
 from edge_node.store.model import QUALITY_CODE, WriteResult, value_kind
-from factory_common.wire import Batch, GatewayStatus, Reading, encode, now_ns
+from factory_common.wire import Batch, GatewayStatus, Reading, TagCatalogue, encode, now_ns
 
 _LatestRow = tuple[int, Any, int, str | None]
 _MINUTE_UPSERT = rollups.UPSERT.format(table="rollup_minute", key="minute")
@@ -45,13 +45,17 @@ class Writer:
         return found.ranges() if found else []
 
     def write(
-        self, batches: Sequence[Batch], statuses: Sequence[GatewayStatus] = ()
+        self,
+        batches: Sequence[Batch],
+        statuses: Sequence[GatewayStatus] = (),
+        catalogues: Sequence[TagCatalogue] = (),
     ) -> WriteResult:
         """Store every reading whose (gateway, seq) is not stored yet, in one transaction."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 result, intervals = self._write(batches, statuses)
+                self._write_catalogues(catalogues)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -95,6 +99,7 @@ class Writer:
                 [(gateway, lo, hi) for lo, hi in seen.ranges()],
             )
         self._write_statuses(statuses)
+        self._heard([b.gateway for b in batches] + [s.gateway for s in statuses if s.online])
         return WriteResult(len(rows), duplicates, len(statuses)), changed
 
     def append_rows(self, rows: Sequence[Row]) -> None:
@@ -143,6 +148,19 @@ class Writer:
         self._conn.executemany(
             "INSERT OR REPLACE INTO gateway_status VALUES (?, ?, ?, ?, ?)",
             [(s.gateway, int(s.online), s.ts, received_at, encode(s)) for s in statuses],
+        )
+
+    def _heard(self, gateways: Sequence[str]) -> None:
+        """A last will is sent by the broker, not the gateway: not hearing from it."""
+        at = now_ns()
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO gateway_heard VALUES (?, ?)", [(g, at) for g in set(gateways)]
+        )
+
+    def _write_catalogues(self, catalogues: Sequence[TagCatalogue]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO tag_catalogue VALUES (?, ?, ?)",
+            [(c.gateway, c.ts, encode(c)) for c in catalogues],
         )
 
     # ------------------------------------------------------------ compaction, retention

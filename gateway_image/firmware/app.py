@@ -26,6 +26,7 @@ from factory_common.wire import Reading
 from gateway_image.firmware.buffer.store import DurableBuffer
 from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, store_path_for
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
+from gateway_image.firmware.connectors.registry import BUILDERS
 from gateway_image.firmware.heartbeat import beat_forever, heartbeat_path
 from gateway_image.firmware.runner import ConnectorRunner, runner_for
 from gateway_image.firmware.uplink.commands import CommandHandler
@@ -37,24 +38,35 @@ class GatewaySetupError(ValueError):
     """The gateway cannot start as asked (e.g. --only names an unknown connector)."""
 
 
+TYPE_PREFIX = "type:"
+
+
 def select_connectors(config: GatewayConfig, only: Sequence[str] | None) -> list[ConnectorConfig]:
+    """The connectors this process runs: named ones, and every one of a `type:NAME` entry.
+
+    A type with no connector in this config selects nothing (one compose file serves a whole
+    balena fleet, and not every gateway has GPIO); an unknown name or type is an error.
+    """
     if not only:
         return list(config.connectors)
+    types = {entry.removeprefix(TYPE_PREFIX) for entry in only if entry.startswith(TYPE_PREFIX)}
+    names = [entry for entry in only if not entry.startswith(TYPE_PREFIX)]
     known = [c.name for c in config.connectors]
-    unknown = [name for name in only if name not in known]
+    unknown = [repr(name) for name in names if name not in known]
+    unknown += [f"{TYPE_PREFIX}{t}" for t in sorted(types - set(BUILDERS))]
     if unknown:
         raise GatewaySetupError(
-            f"--only names {', '.join(map(repr, unknown))}, but gateway {config.gateway.id} has "
-            f"connectors {', '.join(map(repr, known)) or '(none)'}"
+            f"--only names {', '.join(unknown)}, but gateway {config.gateway.id} has connectors "
+            f"{', '.join(map(repr, known)) or '(none)'} of the types {', '.join(sorted(BUILDERS))}"
         )
-    return [c for c in config.connectors if c.name in only]
+    return [c for c in config.connectors if c.name in names or c.type in types]
 
 
 def group_identity(config: GatewayConfig, only: Sequence[str] | None, group: str | None) -> str:
     """The id this process uses on the wire: the gateway id, or `<id>.<group>` for --only."""
     if not only:
         return config.gateway.id
-    name = group or "-".join(only)
+    name = group or "-".join(entry.removeprefix(TYPE_PREFIX) for entry in only)
     try:
         return wire.check_id(f"{config.gateway.id}.{name}", "process group id")
     except wire.WireError as exc:

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from gateway_image.firmware.sd_notify import notify
+
 SUFFIX = ".heartbeat"
 INTERVAL_S = 10.0
 MAX_AGE_S = 60.0
@@ -24,10 +26,13 @@ def heartbeat_path(buffer_path: Path) -> Path:
 
 
 async def beat_forever(path: Path, interval: float = INTERVAL_S) -> None:
+    """Touch `path` and pet systemd's watchdog every `interval` s (READY=1 on the first beat)."""
     try:
+        notify("READY=1")
         while True:
             # In a thread: an SD card can stall a metadata write for a long moment.
             await asyncio.to_thread(path.touch)
+            notify("WATCHDOG=1")
             await asyncio.sleep(interval)
     finally:
         # Once, at shutdown, where a short block does no harm: a stopped gateway is not healthy.

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioning.image.customise import GatewayPayload, customise
+from provisioning.image import boot_set
+from provisioning.image.customise import CustomiseError, GatewayPayload, customise
 from provisioning.image.fat import FatPartition
 from provisioning.image.flavour import Flavour, detect
 from provisioning.image.mbr import (
@@ -51,17 +52,18 @@ def build(
     payload: GatewayPayload | None,
     progress: Progress | None = None,
     sink_factory: SinkFactory = ImageSink,
+    flash_set: Path | None = None,
 ) -> BuildResult:
-    """Write `base` to `target`, customised for `payload` (unchanged when None)."""
+    """Write `base` to `target`, customised for `payload` or with `flash_set` laid over its
+    boot partition (unchanged when neither is given)."""
     with open_source(base) as source, tempfile.TemporaryDirectory(prefix="fleet-image-") as tmp:
-        first = source.read_exactly(512)
-        partitions = read_partitions(first)
-        boot = _boot_partition(partitions)
-        head = Path(tmp) / "head.img"
-        _stage_head(source, first, boot.end, head)
-        fat = FatPartition(head, boot.start)
+        partitions, head, fat = _stage(source, Path(tmp))
         flavour = detect(fat.names())
-        written = customise(fat, flavour, payload) if payload else []
+        written: list[str] = []
+        if payload is not None:
+            written = customise(fat, flavour, payload)
+        elif flash_set is not None:
+            written = boot_set.apply(fat, flash_set, flavour.value)
         data = None
         if payload and payload.settings.data_partition_mib:
             data = _add_data_partition(head, partitions, payload.settings.data_partition_mib, tmp)
@@ -77,6 +79,35 @@ def build(
         finally:
             digest = sink.close()
         return BuildResult(flavour, sink.length, digest, partitions, written)
+
+
+def make_flash_set(base: Path, payload: GatewayPayload, folder: Path) -> list[str]:
+    """Write into `folder` the boot-partition files `payload` gives a card made from `base`."""
+    if payload.settings.data_partition_mib:
+        raise CustomiseError(
+            "a data partition changes the partition table, which a flash set cannot carry: "
+            "build whole images (without --flash-sets) for read-only-root gateways"
+        )
+    with open_source(base) as source, tempfile.TemporaryDirectory(prefix="fleet-image-") as tmp:
+        _partitions, _head, fat = _stage(source, Path(tmp))
+        flavour = detect(fat.names())
+        folder.mkdir(parents=True, exist_ok=True)
+        files = boot_set.FolderBootFiles(folder)
+        if "cmdline.txt" in fat.names():
+            files.write("cmdline.txt", fat.read("cmdline.txt"))  # customising edits the base's
+        written = customise(files, flavour, payload)
+        boot_set.write_manifest(folder, payload.gateway_id, flavour.value, written)
+        return written
+
+
+def _stage(source: ImageSource, tmp: Path) -> tuple[list[Partition], Path, FatPartition]:
+    """Read the MBR and the boot partition into a sparse temporary file."""
+    first = source.read_exactly(512)
+    partitions = read_partitions(first)
+    boot = _boot_partition(partitions)
+    head = tmp / "head.img"
+    _stage_head(source, first, boot.end, head)
+    return partitions, head, FatPartition(head, boot.start)
 
 
 def _boot_partition(partitions: list[Partition]) -> Partition:

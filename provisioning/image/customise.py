@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioning.image import firstboot
-from provisioning.image.fat import FatPartition
+from provisioning.image.boot_set import BootFiles
 from provisioning.image.flavour import Flavour
 from provisioning.image.settings import ImageSettings
 
@@ -29,7 +29,7 @@ class GatewayPayload:
     balena_config: dict[str, object] | None = None
 
 
-def customise(fat: FatPartition, flavour: Flavour, payload: GatewayPayload) -> list[str]:
+def customise(fat: BootFiles, flavour: Flavour, payload: GatewayPayload) -> list[str]:
     """Write the payload for `flavour`; returns the boot-partition paths written."""
     if flavour is Flavour.BALENA_OS:
         return _customise_balena(fat, payload)
@@ -54,7 +54,7 @@ def customise(fat: FatPartition, flavour: Flavour, payload: GatewayPayload) -> l
     return written + list(files)
 
 
-def _copy_payload(fat: FatPartition, payload: GatewayPayload) -> list[str]:
+def _copy_payload(fat: BootFiles, payload: GatewayPayload) -> list[str]:
     if "firstboot.sh" not in payload.files:
         raise CustomiseError("the payload has no firstboot.sh: nothing would install the gateway")
     written = []
@@ -72,7 +72,7 @@ def _copy_payload(fat: FatPartition, payload: GatewayPayload) -> list[str]:
     return written
 
 
-def _customise_balena(fat: FatPartition, payload: GatewayPayload) -> list[str]:
+def _customise_balena(fat: BootFiles, payload: GatewayPayload) -> list[str]:
     """balenaOS reads config.json from its boot partition; the fleet's part comes from balena
     (`balena config generate`, or the balena backend), ours adds host name and SSH keys."""
     if payload.balena_config is None:

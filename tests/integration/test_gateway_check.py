@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,45 @@ def test_probe_unreachable_server_exits_1(tmp_path: Path) -> None:
     code, out, _ = invoke("check", str(path), "--probe", "--probe-timeout", "3")
     assert code == 1
     assert "cannot connect to Modbus TCP server" in out
+
+
+def test_probe_reports_every_broken_connector_without_a_traceback(tmp_path: Path) -> None:
+    """One broken connector of each kind: each gets its own row, none stops the others."""
+    closed = free_port()
+    config = f"""
+gateway: {{id: broken-gw, board: rpi4}}
+mqtt: {{host: 127.0.0.1, port: {closed}}}
+connectors:
+  - type: modbus_tcp
+    name: plc
+    host: 127.0.0.1
+    port: {closed}
+    devices: [{{name: p, unit: 1, tags: [{{name: t, table: holding, address: 0, type: int16}}]}}]
+  - type: modbus_rtu
+    name: bus
+    port: {tmp_path}/no-such-adapter
+    devices: [{{name: d, unit: 2, tags: [{{name: f, table: holding, address: 0, type: int16}}]}}]
+  - type: opcua
+    name: oven
+    endpoint: opc.tcp://127.0.0.1:{closed}/
+    devices: [{{name: oven, tags: [{{name: t, node_id: "ns=2;i=2"}}]}}]
+  - type: serial_line
+    name: scale
+    port: {tmp_path}/no-such-scale
+    pattern: '(?P<w>[0-9.]+)'
+    tags: [{{name: w}}]
+    request: {{command: "SI\\\\r\\\\n", interval: 2, reply_timeout: 1}}
+"""
+    path = tmp_path / "broken.yaml"
+    path.write_text(config)
+    code, out, err = invoke("check", str(path), "--probe", "--probe-timeout", "5", "--json")
+    assert code == 1, err
+    assert "Traceback" not in out + err
+
+    rows = {row["connector"]: row for row in map(json.loads, out.splitlines()) if row}
+    assert set(rows) == {"plc", "bus", "oven", "scale"}
+    assert rows["plc"]["error"].startswith("connection refused: cannot connect to Modbus TCP")
+    assert "dialout" in rows["bus"]["error"]
+    assert rows["oven"]["error"].startswith("connection refused: cannot connect to opc.tcp")
+    assert rows["scale"]["error"].startswith("serial port cannot be opened")
+    assert all(row["quality"] == "bad" for row in rows.values())

@@ -33,14 +33,14 @@ class LossyIngest(Ingest):
         self.lose_seq = lose_seq
         self.lost: list[tuple[int, int]] = []
 
-    def _decode_all(self, items: list[Incoming]) -> tuple[list[wire.Batch], list]:
-        batches, statuses = super()._decode_all(items)
+    def _decode_all(self, items: list[Incoming]) -> tuple[list[wire.Batch], list, list]:
+        batches, statuses, catalogues = super()._decode_all(items)
         for batch in batches:
             if not self.lost and batch.first_seq <= self.lose_seq <= batch.last_seq:
                 self.lost.append((batch.first_seq, batch.last_seq))
                 batches.remove(batch)
                 break
-        return batches, statuses
+        return batches, statuses, catalogues
 
 
 @contextlib.asynccontextmanager

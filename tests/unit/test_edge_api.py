@@ -75,6 +75,13 @@ def test_raw_history_is_columns_with_quality_only_when_needed(client: TestClient
         "name": "gw1/bath/running",
         "kind": "bool",
         "unit": None,
+        "label": "Running",
+        "type": "bool",
+        "enum": {},
+        "precision": None,
+        "min": None,
+        "max": None,
+        "writable": False,
         "mode": "raw",
         "t": [T0_MS + i * 1000 for i in range(4)],
         "v": [True, False, True, False],
@@ -100,17 +107,20 @@ def test_downsampled_history_per_kind(client: TestClient) -> None:
 
 
 def test_latest_gateways_tags_and_health(client: TestClient) -> None:
-    latest = client.get("/api/latest", params={"tag": "gw1/bath/temp"}).json()
-    assert latest == [
-        {
+    (latest,) = client.get("/api/latest", params={"tag": "gw1/bath/temp"}).json()
+    assert (
+        latest.items()
+        >= {
             "name": "gw1/bath/temp",
             "t": T0_MS + 600_000,
             "ts_ns": (T0_MS + 600_000) * MS,
             "value": None,
             "quality": "bad",
             "reason": "timeout",
-        }
-    ]
+            "stale": False,  # no gateway status, no promised interval: nothing says it is late
+            "label": "Temp",
+        }.items()
+    )
     assert [t["name"] for t in client.get("/api/tags").json()] == [
         "gw1/bath/product",
         "gw1/bath/running",

@@ -52,8 +52,8 @@ def test_rejections_are_counted_per_gateway_and_reason_and_logged_once(ingest: I
         ),
     ]
     with capture_logs() as logs:
-        batches, statuses = ingest._decode_all(items)
-    assert len(batches) == 1 and len(statuses) == 1
+        batches, statuses, catalogues = ingest._decode_all(items)
+    assert len(batches) == 1 and len(statuses) == 1 and catalogues == []
     assert ingest.stats.as_dict()["rejected"] == {
         "gw1": {"malformed": 4, "wrong_version": 1},
         "gw2": {"gateway_mismatch": 1},
@@ -92,3 +92,39 @@ async def test_an_integer_beyond_64_bits_rejects_only_its_batch(ingest: Ingest) 
     assert ingest.stats.readings_stored == 1
     assert ingest.stats.as_dict()["rejected"] == {"gw1": {"malformed": 1}}
     assert ingest.store.received("gw1") == [(2, 2)]
+
+
+def test_a_message_the_store_cannot_hold_is_refused_alone(ingest: Ingest) -> None:
+    # Built in Python, past the wire's checks: the store's own limit is the last line of
+    # defence, and it must refuse only the offender (a status here, the crash-loop case).
+    bad = GatewayStatus(v=WIRE_VERSION, gateway="gw2", online=True, ts=2**63)
+    good = Batch(
+        v=WIRE_VERSION,
+        gateway="gw1",
+        boot="b",
+        first_seq=5,
+        last_seq=5,
+        readings=[Reading(device="d", tag="t", ts=3, value=3.0)],
+    )
+    fine = GatewayStatus(v=WIRE_VERSION, gateway="gw1", online=True, ts=7)
+    results, refused = ingest._write([good], [bad, fine])
+    assert [message for message, _ in refused] == [bad]
+    assert isinstance(refused[0][1], OverflowError)
+    assert sum(r.stored for r in results) == 1
+    assert ingest.store.received("gw1") == [(5, 5)]
+    assert [s.gateway for s in ingest.store.gateways()] == ["gw1"]
+
+
+async def test_a_failing_observer_neither_stops_ingest_nor_the_others(ingest: Ingest) -> None:
+    seen: list[int] = []
+
+    def broken(_batches: object) -> None:
+        raise RuntimeError("rule bug")
+
+    ingest.observers.extend([broken, lambda batches: seen.append(len(batches))])
+    with capture_logs() as logs:
+        for _ in range(2):
+            await ingest._flush([item(data_topic("gw1"), batch())])
+    assert seen == [1, 1]
+    assert ingest.stats.observer_errors == 2
+    assert [e["event"] for e in logs].count("observer_failed") == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import math
 
 import msgspec
@@ -19,6 +21,9 @@ from factory_common.wire import (
     GatewayStatus,
     Quality,
     Reading,
+    TagCatalogue,
+    TagInfo,
+    TagType,
     TimeSource,
     WireError,
     Write,
@@ -26,6 +31,8 @@ from factory_common.wire import (
 )
 
 ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,20}\Z")
+names = st.from_regex(r"\A[^/+#\x00-\x1f\x7f]{1,20}\Z")
+stamps = st.integers(min_value=0, max_value=2**63 - 1)
 values = st.one_of(
     st.none(),
     st.booleans(),
@@ -35,9 +42,9 @@ values = st.one_of(
 )
 readings = st.builds(
     Reading,
-    device=st.text(min_size=1, max_size=20),
-    tag=st.text(min_size=1, max_size=20),
-    ts=st.integers(min_value=0, max_value=2**63 - 1),
+    device=names,
+    tag=names,
+    ts=stamps,
     value=values,
     quality=st.sampled_from(Quality),
     reason=st.text(max_size=30),
@@ -56,7 +63,7 @@ def batches(draw: st.DrawFn) -> Batch:
         first_seq=first,
         last_seq=first + len(items) - 1,
         readings=items,
-        sent_at=draw(st.integers(min_value=0, max_value=2**62)),
+        sent_at=draw(stamps),
         replay=draw(st.booleans()),
         clock_synced=draw(st.booleans()),
     )
@@ -73,9 +80,9 @@ def test_batch_round_trip(batch: Batch) -> None:
         v=st.just(wire.WIRE_VERSION),
         id=st.text(min_size=1, max_size=36),
         gateway=ids,
-        writes=st.lists(st.builds(Write, device=st.text(), tag=st.text(), value=values)),
-        issued_at=st.integers(min_value=0, max_value=2**62),
-        expires_at=st.integers(min_value=0, max_value=2**62),
+        writes=st.lists(st.builds(Write, device=names, tag=names, value=values)),
+        issued_at=stamps,
+        expires_at=stamps,
         issued_by=st.text(max_size=20),
     )
 )
@@ -90,12 +97,12 @@ def test_command_round_trip(command: Command) -> None:
         id=st.text(min_size=1),
         gateway=ids,
         status=st.sampled_from(AckStatus),
-        ts=st.integers(min_value=0, max_value=2**62),
+        ts=stamps,
         results=st.lists(
             st.builds(
                 WriteResult,
-                device=st.text(),
-                tag=st.text(),
+                device=names,
+                tag=names,
                 ok=st.booleans(),
                 readback=values,
                 error=st.text(),
@@ -106,6 +113,45 @@ def test_command_round_trip(command: Command) -> None:
 )
 def test_ack_round_trip(ack: CommandAck) -> None:
     assert wire.decode(wire.encode(ack), CommandAck) == ack
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+tag_infos = st.builds(
+    TagInfo,
+    device=ids,
+    tag=ids,
+    type=st.sampled_from(TagType),
+    unit=st.text(max_size=5),
+    label=st.text(max_size=20),
+    description=st.text(max_size=40),
+    writable=st.booleans(),
+    min=st.none() | finite,
+    max=st.none() | finite,
+    enum=st.dictionaries(st.integers(0, 99).map(str), st.text(min_size=1, max_size=12)),
+    precision=st.none() | st.integers(0, 6),
+    connector=st.text(max_size=12),
+    interval=st.none() | st.floats(min_value=0.01, max_value=3600),
+)
+
+
+@given(
+    st.builds(
+        TagCatalogue,
+        v=st.just(wire.WIRE_VERSION),
+        gateway=ids,
+        ts=st.integers(min_value=0, max_value=2**62),
+        tags=st.lists(tag_infos, max_size=10),
+    )
+)
+def test_tag_catalogue_round_trip(catalogue: TagCatalogue) -> None:
+    assert wire.decode(wire.encode(catalogue), TagCatalogue) == catalogue
+
+
+def test_tag_catalogue_topic_and_bad_type() -> None:
+    assert wire.parse_topic(wire.tags_topic("gw-1")) == ("gw-1", wire.TopicKind.TAGS)
+    payload = b'{"v":1,"gateway":"g","ts":1,"tags":[{"device":"d","tag":"t","type":"double"}]}'
+    with pytest.raises(WireError, match=r"tags\[0\]\.type"):
+        wire.decode(payload, TagCatalogue)
 
 
 def test_status_round_trip_and_last_will_is_minimal() -> None:
@@ -320,3 +366,120 @@ def test_update_topics_parse_back() -> None:
         "gw1",
         wire.TopicKind.UPDATE_REQUEST,
     )
+
+
+@given(
+    st.builds(
+        GatewayStatus,
+        v=st.just(wire.WIRE_VERSION),
+        gateway=ids,
+        online=st.booleans(),
+        ts=stamps,
+        started_at=stamps,
+        uptime_s=st.floats(min_value=0, max_value=1e15),
+        buffer_depth=stamps,
+        buffer_bytes=stamps,
+        last_seq=stamps,
+        dropped=st.dictionaries(st.text(max_size=10), stamps, max_size=3),
+        resent=stamps,
+        unconfirmed=stamps,
+    )
+)
+def test_status_round_trip(status: GatewayStatus) -> None:
+    assert wire.decode(wire.encode(status), GatewayStatus) == status
+
+
+# One valid message of each kind, as JSON objects, and the path of every integer in it: each
+# must refuse a value a 64-bit store cannot hold (or a negative time, seq or counter), naming it.
+_VALID: dict[type, dict[str, object]] = {
+    Batch: {
+        "v": 1, "gateway": "g", "boot": "b", "first_seq": 0, "last_seq": 0, "sent_at": 0,
+        "readings": [{"device": "d", "tag": "t", "ts": 1, "value": 1}],
+    },
+    GatewayStatus: {
+        "v": 1, "gateway": "g", "online": True, "ts": 1, "started_at": 1, "buffer_depth": 0,
+        "buffer_bytes": 0, "last_seq": 0, "dropped": {"ttl": 0}, "resent": 0, "unconfirmed": 0,
+        "connectors": [{
+            "name": "c", "type": "modbus_tcp", "state": "up", "last_success": 1, "polls": 0,
+            "errors": 0, "readings": 0, "counters": {"crc": 0}, "clock_jumps": 0,
+            "devices": {"d": {"state": "up", "last_success": 1, "errors": 0}},
+        }],
+    },
+    Command: {
+        "v": 1, "id": "c1", "gateway": "g", "issued_at": 1, "expires_at": 2,
+        "writes": [{"device": "d", "tag": "t", "value": 1}],
+    },
+    CommandAck: {
+        "v": 1, "id": "c1", "gateway": "g", "status": "done", "ts": 1,
+        "results": [{"device": "d", "tag": "t", "ok": True, "readback": 1}],
+    },
+    wire.Stored: {"v": 1, "gateway": "g", "edge": "e", "ts": 1, "ranges": [[0, 1]], "status_ts": 1},
+    wire.UpdateRequest: {
+        "v": 1, "id": "u1", "gateway": "g", "action": "install", "artifact": "a.fwr",
+        "issued_at": 1,
+    },
+    wire.UpdateState: {"v": 1, "gateway": "g", "ts": 1, "phase": "idle", "crashes": 0},
+}  # fmt: skip
+
+
+def _int_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(node, bool):
+        return []
+    if isinstance(node, int):
+        return [path]
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else []
+    )
+    return [p for key, child in items for p in _int_paths(child, (*path, key))]
+
+
+def _case_id(part: object) -> str:
+    return getattr(part, "__name__", None) or ".".join(map(str, part))  # type: ignore[call-overload]
+
+
+_INT_FIELDS = [(kind, path) for kind, body in _VALID.items() for path in _int_paths(body)]
+
+
+@pytest.mark.parametrize(("kind", "path"), _INT_FIELDS, ids=_case_id)
+@given(bad=st.one_of(st.integers(min_value=2**63), st.integers(max_value=-(2**63) - 1)))
+def test_every_integer_field_refuses_what_64_bits_cannot_hold(
+    kind: type, path: tuple[str | int, ...], bad: int
+) -> None:
+    assert wire.decode(json.dumps(_VALID[kind]).encode(), kind)  # the base message is valid
+    body = copy.deepcopy(_VALID[kind])
+    node: object = body
+    for key in path[:-1]:
+        node = node[key]  # type: ignore[index]
+    node[path[-1]] = bad  # type: ignore[index]
+    with pytest.raises(WireError, match=kind.__name__):
+        wire.decode(json.dumps(body).encode(), kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [(k, p) for k, p in _INT_FIELDS if p[-1] not in ("value", "readback", "v")],
+    ids=_case_id,
+)
+def test_times_seqs_and_counters_are_never_negative(
+    kind: type, path: tuple[str | int, ...]
+) -> None:
+    body = copy.deepcopy(_VALID[kind])
+    node: object = body
+    for key in path[:-1]:
+        node = node[key]  # type: ignore[index]
+    node[path[-1]] = -1  # type: ignore[index]
+    with pytest.raises(WireError):
+        wire.decode(json.dumps(body).encode(), kind)
+
+
+@pytest.mark.parametrize("name", ["a/b", "", "a+", "#", "a\nb", "x" * 256])
+def test_device_and_tag_names_that_would_merge_series_are_refused(name: str) -> None:
+    for field in ("device", "tag"):
+        reading = {"device": "d", "tag": "t", "ts": 1, "value": 1, field: name}
+        body = {**_VALID[Batch], "readings": [reading]}
+        with pytest.raises(WireError, match=rf"readings\[0\]\.{field}"):
+            wire.decode(json.dumps(body).encode(), Batch)

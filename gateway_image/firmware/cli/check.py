@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,12 @@ from hardware.wiring_checks import resolve_board
 
 # One probe row: connector, device, tag, value, quality, error.
 Row = tuple[str, str, str, str, str, str]
+COLUMNS = ("connector", "device", "tag", "value", "quality", "error")
+SKIPPED = "skipped"
+NOT_IN_ONE_READ = (
+    "no value in one read: derived and event tags (a counter's rate, edges) appear "
+    "while `gateway run` runs"
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +41,9 @@ def check(
     probe_timeout: Annotated[
         float, typer.Option(help="Seconds each connector may take to connect and poll.")
     ] = 15.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Probe rows as JSON lines, for scripts and tickets.")
+    ] = False,
     cmdline: Annotated[
         list[str] | None,
         typer.Option(
@@ -51,18 +61,26 @@ def check(
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    out.print(summary(cfg, config))
+    # With --json stdout carries only the rows, one JSON object per line.
+    (err if as_json else out).print(summary(cfg, config))
     if not probe:
         out.print("[green]config OK[/]")
         return
     rows = console_rows(cfg, cmdline or ["/proc/cmdline", *CMDLINE_FILES])
     rows += asyncio.run(probe_all(cfg, probe_timeout))
-    out.print(probe_table(rows))
-    failed = [row for row in rows if row[4] not in (Quality.GOOD.value, "skipped")]
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(dict(zip(COLUMNS, row, strict=True))))
+    elif out.is_terminal:
+        out.print(probe_table(rows))
+    else:  # a file or a pipe: whole lines, never an error cut to a table cell
+        for row in rows:
+            typer.echo("\t".join(row))
+    failed = [row for row in rows if row[4] not in (Quality.GOOD.value, SKIPPED)]
     if failed:
         err.print(f"[bold red]{len(failed)} of {len(rows)} probe row(s) failed[/]")
         raise typer.Exit(1)
-    out.print(f"[green]probe OK: {len(rows)} tag(s) read[/]")
+    (err if as_json else out).print(f"[green]probe OK: {len(rows)} tag(s) read[/]")
 
 
 def console_rows(cfg: GatewayConfig, paths: list[str]) -> list[Row]:
@@ -108,7 +126,8 @@ def summary(cfg: GatewayConfig, path: Path) -> Table:
 
 
 async def probe_all(cfg: GatewayConfig, probe_timeout: float) -> list[Row]:
-    """Probe every connector at once, each under its own timeout."""
+    """Probe every connector at once, each under its own timeout; one failing never stops
+    the others, and every tag the config defines gets a row."""
     results = await asyncio.gather(*(probe_one(c, probe_timeout) for c in cfg.connectors))
     return [row for rows in results for row in rows]
 
@@ -116,27 +135,42 @@ async def probe_all(cfg: GatewayConfig, probe_timeout: float) -> list[Row]:
 async def probe_one(config: Any, probe_timeout: float) -> list[Row]:
     name = config.name
     try:
-        connector = build_connector(config)
-    except ValueError as exc:
-        return [(name, "-", "-", "", "bad", str(exc))]
-    read_once = getattr(connector, "probe", None)  # a streaming connector that can read on demand
-    if read_once is None and not isinstance(connector, PollingConnector):
-        return [(name, "-", "-", "", "skipped", "streaming connector: see `gateway run` logs")]
-    try:
-        async with asyncio.timeout(probe_timeout):
-            if read_once is not None:
-                readings = await read_once()
-            else:
-                await connector.open()
-                try:
-                    readings = await connector.poll()
-                finally:
-                    await connector.close()
+        readings = await _read_once(config, probe_timeout)
+    except _Skipped as skipped:
+        return [(name, "-", "-", "", SKIPPED, str(skipped))]
     except TimeoutError:
         return [(name, "-", "-", "", "bad", f"no answer within {probe_timeout:g}s")]
-    except (ConnectorError, OSError) as exc:
+    except ConnectorError as exc:
         return [(name, "-", "-", "", "bad", str(exc))]
-    return [_row(name, r) for r in readings]
+    except Exception as exc:  # a probe reports whatever a device or library does, as a row
+        return [(name, "-", "-", "", "bad", f"{type(exc).__name__}: {exc}")]
+    rows = [_row(name, r) for r in readings]
+    read = {(r.device, r.tag) for r in readings}
+    keys = config.reading_keys() if hasattr(config, "reading_keys") else []
+    for (device, tag), _where in keys:
+        if (device, tag) not in read:
+            rows.append((name, device, tag, "", SKIPPED, NOT_IN_ONE_READ))
+    return rows
+
+
+class _Skipped(Exception):
+    """The connector cannot be read on demand."""
+
+
+async def _read_once(config: Any, probe_timeout: float) -> list[Reading]:
+    connector = build_connector(config)
+    read_once = getattr(connector, "probe", None)  # a streaming connector that can read on demand
+    if read_once is None and not isinstance(connector, PollingConnector):
+        raise _Skipped("streaming connector: see `gateway run` logs")
+    async with asyncio.timeout(probe_timeout):
+        if read_once is not None:
+            readings: list[Reading] = await read_once()
+            return readings
+        await connector.open()
+        try:
+            return await connector.poll()
+        finally:
+            await connector.close()
 
 
 def _row(connector: str, reading: Reading) -> Row:
@@ -146,7 +180,7 @@ def _row(connector: str, reading: Reading) -> Row:
 
 def probe_table(rows: list[Row]) -> Table:
     table = Table(title="probe")
-    for column in ("connector", "device", "tag", "value", "quality", "error"):
+    for column in COLUMNS:
         table.add_column(column, overflow="fold")
     for row in rows:
         style = "" if row[4] == Quality.GOOD.value else "red"

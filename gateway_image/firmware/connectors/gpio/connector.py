@@ -41,9 +41,13 @@ def make_pin_factory(kind: PinFactory) -> Factory | None:
     try:
         return getattr(importlib.import_module(module), cls)()
     except (ImportError, OSError, RuntimeError, GPIOZeroError) as exc:
+        # Debian's python3-lgpio is invisible to the venv or container the gateway runs in;
+        # the gateway extra brings lgpio itself on 64-bit Raspberry Pi OS (linux aarch64).
         raise ConnectorError(
-            f"GPIO pin factory {kind!r} is not available here ({exc}); on a Pi install "
-            "python3-lgpio, or set pin_factory: mock to run without GPIO hardware"
+            f"GPIO pin factory {kind!r} is not available here ({exc}); on a Raspberry Pi "
+            "with 64-bit Raspberry Pi OS use pin_factory: lgpio (installed with the gateway "
+            "extra: pip install 'factory-edge[gateway]'), or set pin_factory: mock to run "
+            "without GPIO hardware"
         ) from None
 
 

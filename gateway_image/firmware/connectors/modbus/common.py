@@ -21,6 +21,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
 from factory_common.wire import Quality, Reading, Value, now_ns
+from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.modbus.coalesce import (
     ReadRequest,
@@ -176,7 +177,8 @@ class ModbusLink:
         plan[:] = kept
         if plan and not answered:
             # Every unit silent: most likely a half-open TCP connection, so reconnect.
-            raise ConnectorError(f"no unit answered: {next(iter(silent.values()))}")
+            detail = next(iter(silent.values()))
+            raise ConnectorError(explain("modbus", Failure.WRONG_UNIT, detail))
         return readings
 
     async def _read_planned(

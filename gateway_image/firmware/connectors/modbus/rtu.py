@@ -24,6 +24,7 @@ from pymodbus.pdu import ModbusPDU
 
 from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
+from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.modbus.coalesce import split_response
 from gateway_image.firmware.connectors.modbus.common import (
@@ -131,10 +132,7 @@ class SerialBus:
             except (TimeoutError, OSError):
                 ok = False
         if not ok:
-            raise ConnectorError(
-                f"cannot open serial port {self.port}: check the RS-485 adapter is plugged in, "
-                "the path (ls /dev/serial/by-id/) and that the gateway user is in group dialout"
-            )
+            raise ConnectorError(explain("modbus", Failure.PORT, f"cannot open {self.port}"))
 
     async def release(self) -> None:
         self._users -= 1
@@ -169,8 +167,7 @@ class SerialBus:
                 # Bytes arrived but made no valid frame: CRC error or collision, not silence.
                 self.counters["crc_errors"] += 1
                 raise UnitTimeout(
-                    f"unit {unit} answered with a garbled frame (bad CRC): check the line's "
-                    "termination and biasing, and that baud rate and parity match the device"
+                    explain("modbus", Failure.FRAMING, f"unit {unit} answered with a bad CRC")
                 ) from None
             except ModbusExceptionResponse:
                 self.counters["exceptions"] += 1

@@ -7,6 +7,7 @@ import asyncio
 from pymodbus.client import AsyncModbusTcpClient
 
 from factory_common.wire import Reading, Value
+from gateway_image.firmware.connectors.advice import Failure, classify_network, explain
 from gateway_image.firmware.connectors.base import ConnectorError
 from gateway_image.firmware.connectors.modbus.common import ModbusLink, plan_all
 from gateway_image.firmware.connectors.modbus.config import ModbusDevice, ModbusTag, ModbusTcpConfig
@@ -53,11 +54,24 @@ class ModbusTcpConnector:
             connected = False
         if not connected:
             client.close()
+            failure = await self._diagnose()
             raise ConnectorError(
-                f"cannot connect to Modbus TCP server {self.where}: check that the device is "
-                "powered, reachable from the gateway and that host/port are right"
+                explain("modbus", failure, f"cannot connect to Modbus TCP server {self.where}")
             )
         self._client = client
+
+    async def _diagnose(self) -> Failure:
+        """Why the connection failed: pymodbus says only "not connected", so try once more."""
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.config.host, self.config.port), self.config.timeout
+            )
+        except OSError as exc:
+            return classify_network(exc) or Failure.TIMEOUT
+        except TimeoutError:
+            return Failure.TIMEOUT
+        writer.close()
+        return Failure.TIMEOUT  # it accepts now: the device was slow to answer before
 
     async def poll(self) -> list[Reading]:
         return await self._link().poll(self.plan)

@@ -24,6 +24,12 @@ from cryptography import x509
 
 from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
+from gateway_image.firmware.connectors.advice import (
+    Failure,
+    classify_network,
+    classify_opcua_status,
+    explain,
+)
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
 from gateway_image.firmware.connectors.opcua.config import OpcUaConfig, OpcUaTag
 from gateway_image.firmware.connectors.opcua.values import item_request, to_raw, to_reading
@@ -155,22 +161,28 @@ class OpcUaConnector:
             async with asyncio.timeout(config.timeout * 3):
                 await self._secure(client)
                 await client.connect(auto_reconnect=False)
-        except (OSError, TimeoutError, ua.UaError) as exc:
+        except (OSError, TimeoutError, ua.UaError, AssertionError) as exc:
+            # AssertionError: asyncua asserts on a handshake reply the server cut short.
             client.disconnect_socket()
             raise ConnectorError(self._connect_advice(exc)) from None
         return client
 
     def _connect_advice(self, exc: BaseException) -> str:
+        """The connect failure as the technician needs it: its class, detail and next step."""
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        advice = "check the endpoint, that the server runs and that port is reachable"
-        if isinstance(exc, ua.UaStatusCodeError) and "Certificate" in type(exc).__name__:
-            advice = (
-                "the server does not trust the gateway's certificate: copy "
-                f"{self.config.security.certificate} into the server's trusted certificates"
-            )
-        elif isinstance(exc, ua.UaStatusCodeError) and "Identity" in type(exc).__name__:
-            advice = "the server refused the username/password"
-        return f"cannot connect to {self.config.endpoint} ({what}): {advice}"
+        failure = classify_network(exc) or classify_opcua_status(type(exc).__name__)
+        if failure is None and self.config.security.policy != "None":
+            # Servers close the channel without a status when they reject a certificate;
+            # asyncua then fails inside its handshake (an AssertionError or BadTcpInternalError).
+            failure = Failure.SECURITY
+        failure = failure or Failure.TIMEOUT
+        certificate = str(self.config.security.certificate)
+        return explain(
+            "opcua",
+            failure,
+            f"cannot connect to {self.config.endpoint} ({what})",
+            certificate=certificate,
+        )
 
     async def _secure(self, client: Client) -> None:
         security = self.config.security

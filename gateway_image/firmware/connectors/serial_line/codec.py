@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from gateway_image.firmware.connectors.serial_line.checksum import (
+    ChecksumMismatch,
+    ChecksumSpec,
+    verify,
+)
+
 FieldType = Literal["float", "int", "str"]
 
 
@@ -18,6 +24,7 @@ class Garbled(StrEnum):
     NOT_ASCII = "not_ascii"  # bytes outside printable text: line noise, wrong baud rate
     NO_MATCH = "no_match"  # text that the configured pattern does not describe
     BAD_VALUE = "bad_value"  # a group matched but does not convert to its type
+    BAD_CHECKSUM = "bad_checksum"  # the line's checksum does not match its data
 
 
 class LineError(ValueError):
@@ -88,7 +95,12 @@ class Framer:
 
 
 def _overlong(size: int, limit: int) -> LineError:
-    return LineError(Garbled.OVERLONG, f"line of more than {size} bytes exceeds max_length {limit}")
+    return LineError(
+        Garbled.OVERLONG,
+        f"{size} bytes arrived without a terminator, more than framing.max_length ({limit}): "
+        "check framing.terminator (many instruments end lines with \\r alone) and the baud "
+        "rate, or raise max_length if the instrument's lines really are that long",
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,12 @@ class LineSpec:
     fields: Sequence[FieldSpec]
     encoding: str = "ascii"
     strip: bool = True
+    checksum: ChecksumSpec | None = None
+
+
+def is_blank(frame: bytes | LineError) -> bool:
+    """An empty line (a lone terminator, or spaces): instruments send them between records."""
+    return isinstance(frame, bytes) and not frame.strip()
 
 
 Parsed = list[tuple[str, float | int | str | LineError]]
@@ -148,6 +166,11 @@ def parse_line(frame: bytes, spec: LineSpec) -> Parsed:
     Raises LineError for a line that is noise or does not match at all. Groups that did not
     take part in the match (alternatives in the pattern) produce nothing.
     """
+    if spec.checksum is not None:
+        try:
+            verify(frame, spec.checksum)
+        except ChecksumMismatch as exc:
+            raise LineError(Garbled.BAD_CHECKSUM, str(exc)) from None
     text = decode_line(frame, spec.encoding, spec.strip)
     match = spec.pattern.fullmatch(text)
     if match is None:

@@ -8,6 +8,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from factory_common.config import StrictModel
+from gateway_image.firmware.connectors.serial_line.checksum import (
+    Algorithm,
+    ChecksumSpec,
+    Encoding,
+    command_bytes,
+)
 from gateway_image.firmware.connectors.tags import Loc, TagBase, check_name, duplicates, raise_at
 from gateway_image.firmware.tag_index import TagInfo, tag_info
 from hardware.claims import BusDevice, PinClaim, SerialClaim
@@ -84,6 +90,54 @@ class Framing(StrictModel):
         return self
 
 
+class Request(StrictModel):
+    """Ask the instrument for each reading: a scale's "send stable weight", a meter's print key.
+
+    One request is outstanding at a time on the port; a reply that does not come within
+    `reply_timeout` counts as a failed poll (the device is marked down after the runner's
+    usual retries).
+    """
+
+    command: str | None = None  # text; \\r \\n \\t \\0 \\\\ and \\xHH become bytes
+    command_hex: str | None = None  # or the bytes as hex digits: "1B 70"
+    interval: float = Field(default=1.0, gt=0, le=86_400)
+    reply_timeout: float = Field(default=1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _one_command(self) -> Request:
+        if (self.command is None) == (self.command_hex is None):
+            raise ValueError("give exactly one of `command` (text) or `command_hex` (bytes)")
+        try:
+            if not self.payload():
+                raise ValueError("the command is empty")
+        except ValueError as exc:
+            raise ValueError(f"command: {exc}") from None
+        if self.reply_timeout >= self.interval:
+            raise ValueError(
+                f"reply_timeout ({self.reply_timeout:g} s) must be shorter than interval "
+                f"({self.interval:g} s): one request at a time"
+            )
+        return self
+
+    def payload(self) -> bytes:
+        return command_bytes(self.command, self.command_hex)
+
+
+class Checksum(StrictModel):
+    """Where a line carries its checksum and what it covers (slices of the line, no terminator)."""
+
+    algorithm: Algorithm
+    data: tuple[int | None, int | None] = (0, None)
+    field: tuple[int | None, int | None]
+    encoding: Encoding = "hex"
+    little_endian: bool = False
+
+    def spec(self) -> ChecksumSpec:
+        return ChecksumSpec(
+            self.algorithm, self.data, self.field, self.encoding, self.little_endian
+        )
+
+
 class SerialLineConfig(SerialPort):
     """A barcode scanner, scale or colourimeter sending ASCII lines on RS-232/USB serial."""
 
@@ -94,6 +148,8 @@ class SerialLineConfig(SerialPort):
     encoding: Literal["ascii", "latin-1", "utf-8"] = "ascii"
     pattern: str
     tags: list[LineTag] = Field(min_length=1)
+    request: Request | None = None  # without it the instrument sends on its own
+    checksum: Checksum | None = None
 
     @field_validator("name")
     @classmethod
@@ -129,6 +185,11 @@ class SerialLineConfig(SerialPort):
                 problems.append((where, msg, tag.group_name))
         raise_at("SerialLineConfig", problems)
         return self
+
+    @property
+    def poll_interval(self) -> float:
+        """How often the runner polls an instrument that must be asked."""
+        return self.request.interval if self.request else 1.0
 
     @property
     def device_name(self) -> str:

@@ -12,6 +12,7 @@ import serial
 
 from factory_common.logs import get_logger
 from factory_common.wire import Quality, Reading, now_ns
+from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
 from gateway_image.firmware.connectors.serial_line.codec import (
     FieldSpec,
@@ -19,6 +20,7 @@ from gateway_image.firmware.connectors.serial_line.codec import (
     Garbled,
     LineError,
     LineSpec,
+    is_blank,
     parse_line,
 )
 from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig, SerialPort
@@ -43,15 +45,14 @@ def open_serial(settings: SerialPort) -> serial.Serial:
         )
     except (serial.SerialException, ValueError) as exc:
         raise ConnectorError(
-            f"cannot open serial port {settings.port}: {exc}; check the cable/adapter is "
-            "plugged in, the path (ls /dev/serial/by-id/) and that the gateway user is in "
-            "group dialout"
+            explain("serial", Failure.PORT, f"cannot open serial port {settings.port}: {exc}")
         ) from None
 
 
 def line_spec(config: SerialLineConfig) -> LineSpec:
     fields = tuple(FieldSpec(t.name, t.group_name, t.type, t.scale, t.offset) for t in config.tags)
-    return LineSpec(re.compile(config.pattern), fields, config.encoding)
+    checksum = config.checksum.spec() if config.checksum else None
+    return LineSpec(re.compile(config.pattern), fields, config.encoding, checksum=checksum)
 
 
 def framer(config: SerialLineConfig) -> Framer:
@@ -91,6 +92,8 @@ class SerialLineConnector:
             while True:
                 ts, chunk = await self._next(queue)
                 for frame in frames.feed(chunk):
+                    if is_blank(frame):
+                        continue
                     try:
                         if isinstance(frame, LineError):
                             raise frame
@@ -109,6 +112,11 @@ class SerialLineConnector:
     @contextlib.asynccontextmanager
     async def _chunks(self) -> AsyncIterator[asyncio.Queue]:
         """Open the port and feed (timestamp, bytes) chunks into a queue until exit."""
+        async with self._chunks_and_port() as (queue, _port):
+            yield queue
+
+    @contextlib.asynccontextmanager
+    async def _chunks_and_port(self) -> AsyncIterator[tuple[asyncio.Queue, serial.Serial]]:
         try:
             port = await asyncio.wait_for(asyncio.to_thread(open_serial, self.config), OPEN_TIMEOUT)
         except TimeoutError:
@@ -117,7 +125,7 @@ class SerialLineConnector:
         queue: asyncio.Queue[tuple[int, bytes] | ConnectorError] = asyncio.Queue(_QUEUE_CHUNKS)
         loop.add_reader(port.fileno(), self._readable, port, queue)
         try:
-            yield queue
+            yield queue, port
         finally:
             loop.remove_reader(port.fileno())
             port.close()
@@ -152,6 +160,8 @@ class SerialLineConnector:
 
     def readings(self, frame: bytes | LineError, ts: int) -> list[Reading]:
         """One frame to readings; a garbled frame is counted and yields nothing."""
+        if is_blank(frame):
+            return []
         try:
             if isinstance(frame, LineError):
                 raise frame
@@ -187,4 +197,12 @@ class SerialLineConnector:
 
 
 def build(config: SerialLineConfig) -> SerialLineConnector:
+    """Streaming for instruments that send on their own, polling for those that must be asked."""
+    if config.request is not None:
+        # Imported here: the requesting connector is built on this module's classes.
+        from gateway_image.firmware.connectors.serial_line.requesting import (
+            RequestingSerialConnector,
+        )
+
+        return RequestingSerialConnector(config)
     return SerialLineConnector(config)
