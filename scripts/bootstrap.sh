@@ -33,6 +33,7 @@ APT_PACKAGES=(
     e2fsprogs       # mkfs.ext4 / e2fsck: the root and data partitions
     xz-utils        # .img.xz base images, as Raspberry Pi OS ships them
     cloud-init      # `cloud-init schema` validates the user-data an image carries
+    openssh-server  # fleet SSH backend tests start their own sshd on loopback (no system sshd)
 )
 EXTRAS="${EXTRAS:-gateway,edge,fleet,sim,dev}"
 VENV=".venv"
