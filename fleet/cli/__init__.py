@@ -11,6 +11,11 @@ app = typer.Typer(
 )
 
 # One line per command group; each module owns its commands.
-from fleet.cli import image  # noqa: E402
+from fleet.cli import audit, devices, image, rollout, status  # noqa: E402
 
 app.add_typer(image.app, name="image")
+app.command("init")(devices.init)
+app.add_typer(devices.app, name="devices")
+app.command("status")(status.status)
+app.add_typer(rollout.app, name="rollout")
+app.command("audit")(audit.audit)

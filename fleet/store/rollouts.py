@@ -146,8 +146,14 @@ class StateStore:
             "wave_done_at": rollout.wave_done_at,
         }
 
-    def save(self, rollout: Rollout, changed: Iterable[str]) -> None:
-        """Write the rollout header and the `changed` steps in one transaction."""
+    def save(
+        self,
+        rollout: Rollout,
+        changed: Iterable[str],
+        notes: Iterable[tuple[str, str, str, str, str]] = (),
+    ) -> None:
+        """Write the header, the `changed` steps and audit `notes` in one transaction, so the
+        audit log can never lag behind the state it describes."""
         header = self._header(rollout, time.time())
         del header["id"], header["kind"], header["target"], header["policy"]
         with self.engine.begin() as conn:
@@ -159,6 +165,17 @@ class StateStore:
                     steps.update()
                     .where(steps.c.rollout_id == rollout.id, steps.c.gateway == gw)
                     .values(**row)
+                )
+            for operator, action, subject, result, detail in notes:
+                conn.execute(
+                    audit.insert().values(
+                        ts=time.time(),
+                        operator=operator,
+                        action=action,
+                        subject=subject,
+                        result=result,
+                        detail=detail,
+                    )
                 )
             if rollout.state in FINAL or rollout.state is State.ABORTED:
                 self._release_settled(conn, rollout)

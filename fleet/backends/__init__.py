@@ -1,0 +1,1 @@
+"""Ways to reach a gateway: MQTT update requests, SSH (fabric) and balena (balena-sdk)."""

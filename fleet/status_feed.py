@@ -1,0 +1,141 @@
+"""The fleet's MQTT connection: every retained status and receipt in one wildcard subscription.
+
+One subscription per kind brings every gateway's retained message at once, so 1,000 statuses
+arrive in one burst instead of 1,000 round trips. paho's network thread only files messages
+into a dict under a lock; readers take snapshots. The same connection publishes update
+requests, the one thing the fleet's broker identity may publish.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from factory_common import wire
+from factory_common.mqtt_settings import BrokerConfig, apply_login_and_tls
+
+KINDS = (wire.TopicKind.STATUS, wire.TopicKind.STORED)
+
+
+class FeedError(RuntimeError):
+    """The broker could not be reached or refused the fleet; the message says what to check."""
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The newest status and receipt heard from one gateway."""
+
+    status: wire.GatewayStatus | None = None
+    stored_seq: int = 0
+    status_received: float = 0.0
+
+
+class StatusFeed:
+    def __init__(self, broker: BrokerConfig, client_id: str = "fleet") -> None:
+        self.broker = broker
+        self._lock = threading.Lock()
+        self._heard: dict[str, Heard] = {}
+        self._last_message = 0.0
+        self._subscribed = threading.Event()
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self.malformed = 0
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"{client_id}-{time.time_ns() % 10**9}"
+        )
+        apply_login_and_tls(self._client, broker)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *_a: self._subscribed.set()
+        self._client.on_message = self._on_message
+
+    # ------------------------------------------------------------ paho thread
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, rc: object, _p: object
+    ) -> None:
+        if getattr(rc, "is_failure", False):
+            self._refused = str(rc)
+            self._connected.set()
+            return
+        self._connected.set()
+        client.subscribe([(wire.subscription(kind), 1) for kind in KINDS])
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            gateway, kind = wire.parse_topic(msg.topic)
+            if kind is wire.TopicKind.STATUS:
+                status = wire.decode(msg.payload, wire.GatewayStatus)
+            else:
+                stored = wire.decode(msg.payload, wire.Stored)
+        except wire.WireError:
+            self.malformed += 1  # counted and skipped: one bad gateway must not blind the fleet
+            return
+        now = time.monotonic()
+        with self._lock:
+            old = self._heard.get(gateway, Heard())
+            if kind is wire.TopicKind.STATUS:
+                new = Heard(status, old.stored_seq, now)
+            else:
+                top = max((hi for _, hi in stored.ranges), default=0)
+                new = Heard(old.status, max(old.stored_seq, top), old.status_received)
+            self._heard[gateway] = new
+            self._last_message = now
+
+    # ------------------------------------------------------------ caller's thread
+
+    def start(self, timeout: float = 10.0) -> StatusFeed:
+        where = f"{self.broker.host}:{self.broker.port}"
+        try:
+            self._client.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+        except OSError as exc:
+            raise FeedError(
+                f"cannot reach the broker at {where}: {exc}; check broker: in fleet.yaml"
+            ) from None
+        self._client.loop_start()
+        if not self._connected.wait(timeout) or self._refused:
+            self.stop()
+            raise FeedError(
+                f"the broker at {where} did not accept the fleet ({self._refused or 'no answer'}): "
+                "check broker.tls in fleet.yaml and that the fleet's certificate is not revoked"
+            )
+        if not self._subscribed.wait(timeout):
+            self.stop()
+            raise FeedError(f"the broker at {where} did not confirm the subscription")
+        return self
+
+    def settle(self, expected: Iterable[str], quiet_s: float = 0.5, timeout: float = 10.0) -> None:
+        """Wait until every expected gateway was heard, or the retained burst has gone quiet."""
+        wanted = set(expected)
+        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        while time.monotonic() < deadline:
+            with self._lock:
+                missing = wanted - {g for g, h in self._heard.items() if h.status is not None}
+                last = max(self._last_message, started)
+            if not missing or time.monotonic() - last >= quiet_s:
+                return
+            time.sleep(0.02)
+
+    def snapshot(self) -> dict[str, Heard]:
+        with self._lock:
+            return dict(self._heard)
+
+    def publish(self, request: wire.UpdateRequest, timeout: float = 10.0) -> None:
+        """Publish a retained update request and wait until the broker has it (PUBACK)."""
+        info = self._client.publish(
+            wire.update_topic(request.gateway), wire.encode(request), qos=1, retain=True
+        )
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise FeedError(
+                f"the broker did not acknowledge the update request for {request.gateway}"
+            )
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
