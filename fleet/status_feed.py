@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from factory_common import wire
 from factory_common.mqtt_settings import BrokerConfig, apply_login_and_tls
 
-KINDS = (wire.TopicKind.STATUS, wire.TopicKind.STORED)
+KINDS = (wire.TopicKind.STATUS, wire.TopicKind.STORED, wire.TopicKind.UPDATE)
 
 
 class FeedError(RuntimeError):
@@ -28,11 +28,12 @@ class FeedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Heard:
-    """The newest status and receipt heard from one gateway."""
+    """The newest status, receipt and update-agent state heard from one gateway."""
 
     status: wire.GatewayStatus | None = None
     stored_seq: int = 0
     status_received: float = 0.0
+    update: wire.UpdateState | None = None
 
 
 class StatusFeed:
@@ -70,8 +71,12 @@ class StatusFeed:
             gateway, kind = wire.parse_topic(msg.topic)
             if kind is wire.TopicKind.STATUS:
                 status = wire.decode(msg.payload, wire.GatewayStatus)
-            else:
+            elif kind is wire.TopicKind.STORED:
                 stored = wire.decode(msg.payload, wire.Stored)
+            elif kind is wire.TopicKind.UPDATE:
+                update = wire.decode(msg.payload, wire.UpdateState)
+            else:
+                return
         except wire.WireError:
             self.malformed += 1  # counted and skipped: one bad gateway must not blind the fleet
             return
@@ -79,10 +84,12 @@ class StatusFeed:
         with self._lock:
             old = self._heard.get(gateway, Heard())
             if kind is wire.TopicKind.STATUS:
-                new = Heard(status, old.stored_seq, now)
-            else:
+                new = replace(old, status=status, status_received=now)
+            elif kind is wire.TopicKind.STORED:
                 top = max((hi for _, hi in stored.ranges), default=0)
-                new = Heard(old.status, max(old.stored_seq, top), old.status_received)
+                new = replace(old, stored_seq=max(old.stored_seq, top))
+            else:
+                new = replace(old, update=update)
             self._heard[gateway] = new
             self._last_message = now
 
@@ -126,9 +133,11 @@ class StatusFeed:
             return dict(self._heard)
 
     def publish(self, request: wire.UpdateRequest, timeout: float = 10.0) -> None:
-        """Publish a retained update request and wait until the broker has it (PUBACK)."""
+        """Publish an update request and wait until the broker has it (PUBACK)."""
+        # Not retained: the request id makes a repeat harmless, and a stale retained request
+        # must not greet an agent that reconnects after its gateway was rolled back by hand.
         info = self._client.publish(
-            wire.update_topic(request.gateway), wire.encode(request), qos=1, retain=True
+            wire.update_request_topic(request.gateway), wire.encode(request), qos=1
         )
         info.wait_for_publish(timeout)
         if not info.is_published():

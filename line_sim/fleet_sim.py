@@ -1,15 +1,18 @@
 """Simulated gateways for fleet tests and benchmarks: statuses, receipts and update requests.
 
 Each simulated gateway publishes a retained status (and, standing in for the edge, a retained
-receipt) and obeys the fleet's update requests the way the update agent does: a good target
-comes up healthy after `delay_s`; a target listed as bad comes up with its connector down and,
-after `return_s`, the gateway returns to what it ran before on its own. One MQTT connection
-serves them all, so a thousand gateways cost one process.
+receipt) and answers the fleet's update requests the way the update agent does, with a
+retained UpdateState: a good target comes up healthy and is committed after `delay_s`; a
+target listed as bad comes up with its connector down and, after `return_s`, the gateway
+returns to what it ran before on its own (rolled_back). A request id seen before is answered
+with the state it reached, never carried out twice. One MQTT connection serves them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
+import itertools
 import queue
 import threading
 import time
@@ -20,6 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
 
+Phase = wire.UpdatePhase
+
 
 @dataclass
 class SimGateway:
@@ -29,7 +34,12 @@ class SimGateway:
     seq: int = 0
     started_at: int = field(default_factory=time.time_ns)
     healthy: bool = True
-    requests: list[tuple[str, str]] = field(default_factory=list)  # (kind, target) as asked
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (action, target) carried out
+    seen: dict[str, wire.UpdateState] = field(default_factory=dict)  # request id -> last state
+
+
+def _target(request: wire.UpdateRequest) -> str:
+    return request.release if request.action is wire.UpdateAction.INSTALL else request.config
 
 
 class SimFleet:
@@ -46,7 +56,7 @@ class SimFleet:
         self.gateways = {i: SimGateway(i, version) for i in ids}
         self.bad, self.delay_s, self.return_s = bad, delay_s, return_s
         self._lock = threading.Lock()
-        self._work: queue.Queue[tuple[float, str, wire.UpdateRequest] | None] = queue.Queue()
+        self._inbox: queue.Queue[wire.UpdateRequest | None] = queue.Queue()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"fleet-sim-{time.time_ns() % 10**9}"
         )
@@ -54,7 +64,7 @@ class SimFleet:
         self._subscribed = threading.Event()
         self._client.on_subscribe = lambda *_a: self._subscribed.set()
         self._client.on_connect = lambda c, *_a: c.subscribe(
-            wire.subscription(wire.TopicKind.UPDATE), qos=1
+            wire.subscription(wire.TopicKind.UPDATE_REQUEST), qos=1
         )
         self.host, self.port = host, port
         self._worker = threading.Thread(target=self._run, daemon=True)
@@ -65,12 +75,12 @@ class SimFleet:
         if not self._subscribed.wait(10):
             raise RuntimeError("the simulated fleet could not subscribe to update requests")
         for gw in self.gateways.values():
-            self._publish(gw)
+            self._publish_status(gw)
         self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._work.put(None)
+        self._inbox.put(None)
         self._worker.join(5)
         self._client.disconnect()
         self._client.loop_stop()
@@ -81,50 +91,83 @@ class SimFleet:
         except wire.WireError:
             return
         if request.gateway in self.gateways:
-            self._work.put((time.monotonic() + self.delay_s, "apply", request))
+            self._inbox.put(request)
 
     def _run(self) -> None:
-        pending: list[tuple[float, str, wire.UpdateRequest]] = []
+        """One timer wheel for every gateway: (due, n, callable) in a heap."""
+        timers: list[tuple[float, int, object]] = []
+        counter = itertools.count()
         while True:
-            timeout = max(
-                0.0, min((p[0] for p in pending), default=time.monotonic() + 0.2) - time.monotonic()
-            )
+            wait = max(0.0, timers[0][0] - time.monotonic()) if timers else 0.2
             try:
-                item = self._work.get(timeout=timeout)
-                if item is None:
+                request = self._inbox.get(timeout=wait)
+                if request is None:
                     return
-                pending.append(item)
+                for delay, action in self._receive(request):
+                    heapq.heappush(timers, (time.monotonic() + delay, next(counter), action))
             except queue.Empty:
                 pass
-            now = time.monotonic()
-            due = [p for p in pending if p[0] <= now]
-            pending = [p for p in pending if p[0] > now]
-            for _, what, request in due:
-                pending += self._step(what, request)
+            while timers and timers[0][0] <= time.monotonic():
+                _, _, action = heapq.heappop(timers)
+                action()  # type: ignore[operator]
 
-    def _step(self, what: str, request: wire.UpdateRequest) -> list:
+    def _receive(self, request: wire.UpdateRequest) -> list[tuple[float, object]]:
         gw = self.gateways[request.gateway]
         with self._lock:
-            if what == "apply":
-                gw.requests.append((request.kind, request.target))
-                previous = gw.version if request.kind == "release" else gw.config
-                if request.kind == "release":
-                    gw.version = request.target
-                else:
-                    gw.config = request.target
-                gw.started_at, gw.healthy = time.time_ns(), request.target not in self.bad
-                self._publish(gw)
-                if not gw.healthy:  # the agent's trial fails: it returns on its own
-                    back = wire.UpdateRequest(**{**_fields(request), "target": previous})
-                    return [(time.monotonic() + self.return_s, "return", back)]
+            if request.id in gw.seen:  # idempotent: answer with the state already reached
+                self._publish_state(gw.seen[request.id])
                 return []
-            if (gw.version if request.kind == "release" else gw.config) in self.bad:
-                setattr(gw, "version" if request.kind == "release" else "config", request.target)
-                gw.started_at, gw.healthy = time.time_ns(), True
-                self._publish(gw)
-        return []
+            self._state(gw, request, Phase.TRIAL)
+        return [(self.delay_s, lambda: self._switch(gw, request))]
 
-    def _publish(self, gw: SimGateway) -> None:
+    def _switch(self, gw: SimGateway, request: wire.UpdateRequest) -> None:
+        with self._lock:
+            target = _target(request)
+            gw.requests.append((request.action.value, target))
+            is_release = request.action is wire.UpdateAction.INSTALL
+            previous = gw.version if is_release else gw.config
+            setattr(gw, "version" if is_release else "config", target)
+            gw.started_at, gw.healthy = time.time_ns(), target not in self.bad
+            self._publish_status(gw)
+            if gw.healthy:
+                self._state(gw, request, Phase.COMMITTED)
+                return
+        # The trial fails: the agent returns on its own after a while.
+        timer = threading.Timer(self.return_s, self._return, (gw, request, previous))
+        timer.daemon = True
+        timer.start()
+
+    def _return(self, gw: SimGateway, request: wire.UpdateRequest, previous: str) -> None:
+        with self._lock:
+            is_release = request.action is wire.UpdateAction.INSTALL
+            setattr(gw, "version" if is_release else "config", previous)
+            gw.started_at, gw.healthy = time.time_ns(), True
+            self._publish_status(gw)
+            self._state(gw, request, Phase.ROLLED_BACK, "never reported healthy")
+
+    def _state(
+        self, gw: SimGateway, request: wire.UpdateRequest, phase: Phase, detail: str = ""
+    ) -> None:
+        state = wire.UpdateState(
+            v=wire.WIRE_VERSION,
+            gateway=gw.id,
+            ts=wire.now_ns(),
+            phase=phase,
+            release=gw.version,
+            request=request.id,
+            action=request.action,
+            target=_target(request)[:64],
+            detail=detail,
+        )
+        gw.seen[request.id] = state
+        self._publish_state(state)
+
+    def _publish_state(self, state: wire.UpdateState) -> None:
+        self._client.publish(
+            wire.update_topic(state.gateway), wire.encode(state), qos=1, retain=True
+        )
+
+    def _publish_status(self, gw: SimGateway) -> None:
         if gw.healthy:
             gw.seq += 10  # it read and delivered something since the last status
         status = wire.GatewayStatus(
@@ -154,12 +197,8 @@ class SimFleet:
             return {g.id: g.version for g in self.gateways.values()}
 
 
-def _fields(request: wire.UpdateRequest) -> dict[str, object]:
-    return {f: getattr(request, f) for f in request.__struct_fields__}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Simulated gateways for fleet rollouts.")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--version", default="1.0")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from factory_common import wire
 from fleet.inventory import GatewayEntry
 
 
@@ -25,13 +26,38 @@ class Target:
     path: Path | None = None  # the artifact or config file to deliver, when the backend ships it
     sha256: str = ""
     downgrade: bool = False
+    health_timeout_s: float = 120.0  # how long the agent gives it to turn healthy
+
+
+def update_request(
+    gateway: str, target: Target, request_id: str, operator: str, artifact: str = ""
+) -> wire.UpdateRequest:
+    """The wire request for `target`; `artifact` is where the agent finds the file."""
+    config = ""
+    if target.kind == "config":
+        assert target.path is not None
+        config = target.path.read_text(encoding="utf-8")
+    return wire.UpdateRequest(
+        v=wire.WIRE_VERSION,
+        id=request_id,
+        gateway=gateway,
+        action=wire.UpdateAction.CONFIG if target.kind == "config" else wire.UpdateAction.INSTALL,
+        artifact=artifact,
+        release=target.value if target.kind == "release" else "",
+        sha256=target.sha256,
+        downgrade=target.downgrade,
+        config=config,
+        health_timeout_s=target.health_timeout_s,
+        issued_at=wire.now_ns(),
+        issued_by=operator,
+    )
 
 
 class Backend(Protocol):
     name: str
 
-    def request(self, gateway: GatewayEntry, target: Target, rollout_id: str) -> None:
-        """Ask the gateway to go to `target`; asking twice for the same target is harmless."""
+    def request(self, gateway: GatewayEntry, target: Target, request_id: str) -> None:
+        """Ask the gateway to go to `target`; the same `request_id` twice is harmless."""
         ...
 
     def problems(self, gateways: list[GatewayEntry]) -> dict[str, str]:

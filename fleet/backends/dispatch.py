@@ -28,8 +28,8 @@ class Dispatch:
             self._made[gateway.backend] = factory()
         return self._made[gateway.backend]
 
-    def request(self, gateway: GatewayEntry, target: Target, rollout_id: str) -> None:
-        self._for(gateway).request(gateway, target, rollout_id)
+    def request(self, gateway: GatewayEntry, target: Target, request_id: str) -> None:
+        self._for(gateway).request(gateway, target, request_id)
 
     def problems(self, gateways: list[GatewayEntry]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -44,20 +44,20 @@ class Dispatch:
         return found
 
 
-def backends_for(inventory: Inventory, feed: StatusFeed) -> Dispatch:
+def backends_for(inventory: Inventory, feed: StatusFeed, operator: str) -> Dispatch:
     """Every backend fleet.yaml configures, each built on first use (fabric and balena-sdk
     take a while to import, and a rollout over MQTT needs neither)."""
 
     def ssh() -> Backend:
         from fleet.backends.ssh import SshBackend
 
-        return SshBackend(inventory)
+        return SshBackend(inventory, operator)
 
     def balena() -> Backend:
         from fleet.backends.balena import BalenaBackend
 
         if inventory.config.backends.balena is None:
             raise BackendError("no backends.balena in fleet.yaml: name the balena fleet there")
-        return BalenaBackend(inventory.config.backends.balena, feed)
+        return BalenaBackend(inventory, feed)
 
-    return Dispatch({"mqtt": lambda: MqttBackend(feed), "ssh": ssh, "balena": balena})
+    return Dispatch({"mqtt": lambda: MqttBackend(feed, operator), "ssh": ssh, "balena": balena})

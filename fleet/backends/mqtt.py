@@ -6,8 +6,7 @@ gateways the fleet cannot reach directly; the agent fetches what the request nam
 
 from __future__ import annotations
 
-from factory_common import wire
-from fleet.backends.base import BackendError, Target
+from fleet.backends.base import BackendError, Target, update_request
 from fleet.inventory import GatewayEntry
 from fleet.status_feed import FeedError, StatusFeed
 
@@ -15,25 +14,19 @@ from fleet.status_feed import FeedError, StatusFeed
 class MqttBackend:
     name = "mqtt"
 
-    def __init__(self, feed: StatusFeed, artifact_url: str = "") -> None:
+    def __init__(self, feed: StatusFeed, operator: str, artifact_url: str = "") -> None:
         self.feed = feed
+        self.operator = operator
         self.artifact_url = artifact_url  # e.g. http://fleet-host/releases/{file}
 
-    def request(self, gateway: GatewayEntry, target: Target, rollout_id: str) -> None:
-        url = ""
-        if target.path is not None and self.artifact_url:
-            url = self.artifact_url.format(file=target.path.name)
-        request = wire.UpdateRequest(
-            v=wire.WIRE_VERSION,
-            gateway=gateway.id,
-            ts=wire.now_ns(),
-            rollout=rollout_id,
-            kind=target.kind,
-            target=target.value,
-            url=url,
-            sha256=target.sha256,
-            downgrade=target.downgrade,
-        )
+    def request(self, gateway: GatewayEntry, target: Target, request_id: str) -> None:
+        artifact = ""
+        if target.path is not None and target.kind == "release":
+            name = target.path.name
+            artifact = self.artifact_url.format(file=name) if self.artifact_url else name
+        elif target.kind == "release":
+            artifact = target.value  # already on the gateway (e.g. the image's first slot)
+        request = update_request(gateway.id, target, request_id, self.operator, artifact)
         try:
             self.feed.publish(request)
         except FeedError as exc:

@@ -142,7 +142,13 @@ def drive(
     try:
         with _progress(rollout, json) as emit:
             runner = Runner(
-                store, inventory, backends_for(inventory, feed), feed, targets, operator, emit=emit
+                store,
+                inventory,
+                backends_for(inventory, feed, operator),
+                feed,
+                targets,
+                operator,
+                emit=emit,
             )
             rollout = runner.run(rollout)
     finally:

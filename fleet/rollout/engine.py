@@ -91,7 +91,8 @@ def _step_event(rollout: Rollout, event: Event) -> Rollout:
     if isinstance(event, Returned):
         step = rollout.steps[event.gateway]
         phase = Phase.REVERTED if event.ok else Phase.REVERT_FAILED
-        detail = step.detail if event.ok else f"{step.detail}; revert failed: {event.reason}"
+        note = f"revert failed: {event.reason}" if not event.ok else event.reason
+        detail = f"{step.detail}; {note}" if note else step.detail
         return _set(rollout, event.gateway, phase=phase, reverted=True, detail=detail)
     raise EngineError(f"unknown event {event!r}")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RETURNED_STATES = frozenset({"returned", "failed", "rolled_back"})
+# UpdateState phases (factory_common.wire.UpdatePhase) that end a request without the target.
+RETURNED_STATES = frozenset({"rolled_back", "refused", "failed"})
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Observation:
     connectors_up: int = 0
     buffer_depth: int = 0
     stored_seq: int = 0  # the highest seq the edge's receipt says it holds
-    agent_state: str = ""  # the update agent's state, when it reports one
+    agent_state: str = ""  # the update agent's phase for *this* request, when it reports one
     error: str = ""
 
 
@@ -58,7 +59,8 @@ def _unmet(spec: GateSpec, obs: Observation) -> str:
         return "offline"
     if spec.kind == "release" and obs.version != spec.target:
         return f"reports version {obs.version or '?'}, not {spec.target}"
-    if spec.kind == "config" and obs.started_at_ns <= spec.requested_at_ns:
+    restarted = obs.started_at_ns > spec.requested_at_ns or obs.agent_state == "committed"
+    if spec.kind == "config" and not restarted:
         return "has not restarted with the new config"
     if obs.connectors_up < obs.connectors_total:
         return (
@@ -75,7 +77,8 @@ def evaluate(spec: GateSpec, obs: Observation | None, now: float) -> Verdict:
     if obs is not None and not obs.reachable:
         return Verdict(True, False, f"unreachable: {obs.error or 'no answer'}")
     if obs is not None and obs.agent_state in RETURNED_STATES:
-        return Verdict(True, False, f"the update agent went back ({obs.agent_state})")
+        detail = f": {obs.error}" if obs.error else ""
+        return Verdict(True, False, f"the update agent ended it: {obs.agent_state}{detail}")
     unmet = "no status received" if obs is None else _unmet(spec, obs)
     if not unmet:
         return Verdict(True, True, "healthy")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fleet.backends.base import Backend, BackendError, Target
 from fleet.inventory import Inventory
@@ -40,14 +40,23 @@ from fleet.store.rollouts import StateStore
 EventSink = Callable[[dict[str, object]], None]
 
 
-def observation(heard: Heard | None, problem: str = "") -> Observation | None:
-    """What the gate sees: the gateway's retained status and receipts, and backend trouble."""
+def request_id(rollout: Rollout, gateway: str, revert: bool = False) -> str:
+    """Stable across restarts, so the agent answers a repeated request instead of redoing it."""
+    return f"{rollout.id}/{gateway}/{'revert' if revert else rollout.kind}"
+
+
+def observation(heard: Heard | None, request: str, problem: str = "") -> Observation | None:
+    """What the gate sees: the gateway's retained status and receipts, its agent's state for
+    this request (an older request's state says nothing about this one), backend trouble."""
     if problem:
         return Observation(reachable=False, error=problem)
     if heard is None or heard.status is None:
         return None
     s = heard.status
+    update = heard.update if heard.update and heard.update.request == request else None
     return Observation(
+        agent_state=update.phase.value if update else "",
+        error=update.detail if update else "",
         online=s.online,
         version=s.version,
         started_at_ns=s.started_at,
@@ -190,8 +199,12 @@ class Runner:
             results = pool.map(one, [c for _, c in calls])
             return dict(zip([g for g, _ in calls], results, strict=True))
 
-    def _send(self, gateway: str, target: Target, rollout_id: str) -> None:
-        self.backend.request(self.inventory.get(gateway), target, rollout_id)
+    def _send(self, gateway: str, target: Target, request: str) -> None:
+        self.backend.request(self.inventory.get(gateway), target, request)
+
+    def _target(self, rollout: Rollout, value: str, gateway: str) -> Target:
+        target = self.targets(rollout.kind, value, gateway)
+        return replace(target, health_timeout_s=rollout.policy.gate_timeout_s)
 
     def _request(self, rollout: Rollout, requests: list[Request]) -> Rollout:
         gws = [r.gateway for r in requests]
@@ -205,7 +218,7 @@ class Runner:
                 (
                     g,
                     lambda g=g: self._send(
-                        g, self.targets(rollout.kind, rollout.target, g), rollout.id
+                        g, self._target(rollout, rollout.target, g), request_id(rollout, g)
                     ),
                 )
                 for g in gws
@@ -218,7 +231,26 @@ class Runner:
         ]
         return self._apply(rollout, events)
 
+    def _back_on_its_own(self, rollout: Rollout, gateway: str, previous: str) -> bool:
+        """The agent already returned from this very request: asking again would be noise."""
+        heard = self.feed.snapshot().get(gateway)
+        update = heard.update if heard else None
+        if update is None or update.request != request_id(rollout, gateway):
+            return False
+        if update.phase.value != "rolled_back":
+            return False
+        status = heard.status if heard else None
+        return rollout.kind == "config" or (status is not None and status.version == previous)
+
     def _revert(self, rollout: Rollout, reverts: list[Revert]) -> Rollout:
+        alone = [r for r in reverts if self._back_on_its_own(rollout, r.gateway, r.previous)]
+        if alone:
+            rollout = self._apply(
+                rollout, [Returned(r.gateway, True, "back on its own") for r in alone]
+            )
+            reverts = [r for r in reverts if r not in alone]
+            if not reverts:
+                return rollout
         rollout = self._apply(
             rollout,
             [
@@ -231,10 +263,10 @@ class Runner:
             [
                 (
                     r.gateway,
-                    lambda r=r: self.backend.request(
-                        self.inventory.get(r.gateway),
-                        _downgrade(self.targets(rollout.kind, r.previous, r.gateway)),
-                        rollout.id,
+                    lambda r=r: self._send(
+                        r.gateway,
+                        _downgrade(self._target(rollout, r.previous, r.gateway)),
+                        request_id(rollout, r.gateway, revert=True),
                     ),
                 )
                 for r in reverts
@@ -262,7 +294,8 @@ class Runner:
                 policy.drained_depth,
                 policy.require_receipts,
             )
-            verdict = evaluate(spec, observation(heard.get(gw), problems.get(gw, "")), now)
+            seen = observation(heard.get(gw), request_id(rollout, gw), problems.get(gw, ""))
+            verdict = evaluate(spec, seen, now)
             if verdict.done:
                 events.append(Gated(gw, verdict.ok, verdict.reason))
         if not events:
@@ -272,7 +305,7 @@ class Runner:
 
 def _downgrade(target: Target) -> Target:
     """Going back is a deliberate downgrade the agent must accept."""
-    return Target(target.kind, target.value, target.path, target.sha256, downgrade=True)
+    return replace(target, downgrade=True)
 
 
 def is_final(rollout: Rollout) -> bool:

@@ -1,4 +1,5 @@
-"""The fleet's broker identity under the shipped ACL: reads statuses and receipts, asks updates."""
+"""The fleet's broker identity under the shipped ACL: reads statuses, receipts and update states;
+publishes nothing but update requests."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from tests.support.broker import Mosquitto
 from tests.support.pki import TestCA
 
 
-def test_fleet_reads_every_status_and_receipt(secure_broker: Mosquitto, pki: TestCA) -> None:
+def test_fleet_reads_every_status_receipt_and_update_state(
+    secure_broker: Mosquitto, pki: TestCA
+) -> None:
     fleet = connect(secure_broker, pki.cert_path, pki.issue("fleet"), "fleet")
     inbox: queue.Queue[str] = queue.Queue()
     fleet.on_message = lambda _c, _u, msg: inbox.put(msg.topic)
-    for kind in (wire.TopicKind.STATUS, wire.TopicKind.STORED):
+    for kind in (wire.TopicKind.STATUS, wire.TopicKind.STORED, wire.TopicKind.UPDATE):
         fleet.subscribe(wire.subscription(kind), qos=1)
     gw1 = connect(secure_broker, pki.cert_path, pki.issue("gw1"), "gw1")
     edge = connect(secure_broker, pki.cert_path, pki.issue("edge-anodizing"), "edge-anodizing")
     assert not publish_reason(gw1, wire.status_topic("gw1")).is_failure
     assert not publish_reason(edge, wire.stored_topic("gw1")).is_failure
-    got = {inbox.get(timeout=5), inbox.get(timeout=5)}
-    assert got == {wire.status_topic("gw1"), wire.stored_topic("gw1")}
+    assert not publish_reason(gw1, wire.update_topic("gw1")).is_failure
+    got = {inbox.get(timeout=5) for _ in range(3)}
+    assert got == {wire.status_topic("gw1"), wire.stored_topic("gw1"), wire.update_topic("gw1")}
     for client in (fleet, gw1, edge):
         client.loop_stop()
 
@@ -32,7 +36,7 @@ def test_fleet_publishes_nothing_but_update_requests(secure_broker: Mosquitto, p
     fleet = connect(secure_broker, pki.cert_path, pki.issue("fleet"), "fleet")
     for kind in wire.TopicKind:
         reason = publish_reason(fleet, wire.topic(kind, "gw1"))
-        if kind is wire.TopicKind.UPDATE:
+        if kind is wire.TopicKind.UPDATE_REQUEST:
             assert not reason.is_failure
         else:
             assert reason.is_failure and reason.getName() == "Not authorized", kind
@@ -49,16 +53,16 @@ def test_update_request_reaches_only_its_gateway(secure_broker: Mosquitto, pki: 
         client.on_message = lambda _c, _u, msg, inbox=inbox: inbox.put(msg.topic)
         subscribed: queue.Queue[object] = queue.Queue()
         client.on_subscribe = lambda *_a, s=subscribed: s.put(True)
-        client.subscribe(wire.subscription(wire.TopicKind.UPDATE), qos=1)
+        client.subscribe(wire.subscription(wire.TopicKind.UPDATE_REQUEST), qos=1)
         subscribed.get(timeout=5)
         inboxes[gateway] = inbox
         clients.append(client)
-    assert not publish_reason(fleet, wire.update_topic("gw2")).is_failure
-    assert inboxes["gw2"].get(timeout=5) == wire.update_topic("gw2")
+    assert not publish_reason(fleet, wire.update_request_topic("gw2")).is_failure
+    assert inboxes["gw2"].get(timeout=5) == wire.update_request_topic("gw2")
     with pytest.raises(queue.Empty):
         inboxes["gw1"].get(timeout=1)
     # A gateway cannot ask another (or itself) to update.
-    reason = publish_reason(clients[1], wire.update_topic("gw2"))
+    reason = publish_reason(clients[1], wire.update_request_topic("gw2"))
     assert reason.is_failure and reason.getName() == "Not authorized"
     for client in clients:
         client.loop_stop()
