@@ -53,12 +53,12 @@ class SshSettings(StrictModel):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     command_timeout_s: float = Field(default=300.0, gt=0)
     max_parallel: int = Field(default=10, ge=1)
-    incoming_dir: str = "/var/lib/factory-gateway/incoming"
-    # What the fleet asks the gateway's update agent to do; {artifact} is the uploaded path.
-    update_command: str = "factory-agent install {artifact}"
-    rollback_command: str = "factory-agent install --previous {version}"
-    config_command: str = "factory-agent config {config}"
-    service_unit: str = "factory-gateway"
+    incoming_dir: str = "/var/lib/factory-gateway/incoming"  # uploaded release artifacts
+    # The update agent's root: requests are dropped into its `requests/` folder, as its own
+    # CLI does, but with the fleet's request id (so a repeat is answered, not redone).
+    agent_root: str = "/opt/factory-gateway"
+    logs_command: str = "journalctl -u factory-gateway --no-pager -n {lines}"
+    follow_command: str = "journalctl -u factory-gateway --no-pager -f -n {lines}"
 
 
 class BalenaSettings(StrictModel):

@@ -77,8 +77,10 @@ def test_gate_fails_at_once_when_unreachable_or_the_agent_went_back() -> None:
     assert evaluate(SPEC, Observation(reachable=False, error="timed out"), 0).reason == (
         "unreachable: timed out"
     )
-    back = evaluate(SPEC, Observation(**{**HEALTHY.__dict__, "agent_state": "returned"}), 0)
-    assert back.done and not back.ok
+    back = evaluate(SPEC, Observation(**{**HEALTHY.__dict__, "agent_state": "rolled_back"}), 0)
+    assert back.done and not back.ok and "rolled_back" in back.reason
+    committed = evaluate(SPEC, Observation(**{**HEALTHY.__dict__, "agent_state": "committed"}), 0)
+    assert committed.ok
 
 
 def test_config_gate_needs_a_restart_after_the_push() -> None:
