@@ -127,7 +127,7 @@ class SimFleet:
             is_release = request.action is wire.UpdateAction.INSTALL
             previous = gw.version if is_release else gw.config
             setattr(gw, "version" if is_release else "config", target)
-            gw.started_at, gw.healthy = time.time_ns(), target not in self.bad
+            gw.started_at, gw.healthy = time.time_ns(), not self._is_bad(request)
             self._publish_status(gw)
             if gw.healthy:
                 self._state(gw, request, Phase.COMMITTED)
@@ -136,6 +136,12 @@ class SimFleet:
         timer = threading.Timer(self.return_s, self._return, (gw, request, previous))
         timer.daemon = True
         timer.start()
+
+    def _is_bad(self, request: wire.UpdateRequest) -> bool:
+        """A bad release by its version; a bad config by any `bad` text it contains."""
+        if request.action is wire.UpdateAction.INSTALL:
+            return request.release in self.bad
+        return any(marker in request.config for marker in self.bad)
 
     def _return(self, gw: SimGateway, request: wire.UpdateRequest, previous: str) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ app = typer.Typer(
 )
 
 # One line per command group; each module owns its commands.
-from fleet.cli import audit, devices, image, remote, rollout, status  # noqa: E402
+from fleet.cli import audit, config, devices, image, remote, rollout, status  # noqa: E402
 
 app.add_typer(image.app, name="image")
 app.command("init")(devices.init)
@@ -22,3 +22,4 @@ app.command("audit")(audit.audit)
 app.command("ssh")(remote.ssh)
 app.command("logs")(remote.logs)
 app.command("exec")(remote.exec_)
+app.add_typer(config.app, name="config")
