@@ -14,6 +14,7 @@ from fleet.cli.common import (
     FleetDir,
     JsonFlag,
     emit_json,
+    err,
     fail,
     input_errors,
     inventory_of,
@@ -87,7 +88,7 @@ def status(
         feed.settle(inventory.gateways)
         accepted = auto_accept(inventory, list(feed.snapshot()))
         if accepted:
-            out.print(f"accepted automatically (valid certificate): {', '.join(accepted)}")
+            err.print(f"accepted automatically (valid certificate): {', '.join(accepted)}")
             inventory = inventory_of(fleet_dir)
         rows = _rows(inventory, feed, selector, None)
         if json:
