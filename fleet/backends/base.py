@@ -7,6 +7,7 @@ to check next, and none may take longer than the backend's own per-host deadline
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,6 +52,31 @@ def update_request(
         issued_at=wire.now_ns(),
         issued_by=operator,
     )
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request for one gateway."""
+
+    gateway: GatewayEntry
+    target: Target
+    request_id: str
+
+
+def send_parallel(backend: Backend, asks: list[Ask], workers: int) -> dict[str, str]:
+    """Each ask through `backend.request`, at most `workers` at once; gateway -> error or ''."""
+
+    def one(ask: Ask) -> str:
+        try:
+            backend.request(ask.gateway, ask.target, ask.request_id)
+        except BackendError as exc:
+            return str(exc)
+        return ""
+
+    if not asks:
+        return {}
+    with ThreadPoolExecutor(max(1, min(workers, len(asks)))) as pool:
+        return dict(zip([a.gateway.id for a in asks], pool.map(one, asks), strict=True))
 
 
 class Backend(Protocol):

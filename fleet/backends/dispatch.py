@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fleet.backends.base import Backend, BackendError, Target
+from fleet.backends.base import Ask, Backend, BackendError, Target, send_parallel
 from fleet.backends.mqtt import MqttBackend
 from fleet.inventory import GatewayEntry, Inventory
 from fleet.status_feed import StatusFeed
@@ -30,6 +30,23 @@ class Dispatch:
 
     def request(self, gateway: GatewayEntry, target: Target, request_id: str) -> None:
         self._for(gateway).request(gateway, target, request_id)
+
+    def request_many(self, asks: list[Ask], workers: int) -> dict[str, str]:
+        """Each backend's batch at once (balena pins a whole wave in one call), the rest in
+        parallel; a backend that cannot even be built fails its gateways, not the wave."""
+        groups: dict[str, list[Ask]] = {}
+        for ask in asks:
+            groups.setdefault(ask.gateway.backend, []).append(ask)
+        errors: dict[str, str] = {}
+        for group in groups.values():
+            try:
+                backend = self._for(group[0].gateway)
+            except BackendError as exc:
+                errors.update({a.gateway.id: str(exc) for a in group})
+                continue
+            many = getattr(backend, "request_many", None)
+            errors.update(many(group) if many else send_parallel(backend, group, workers))
+        return errors
 
     def problems(self, gateways: list[GatewayEntry]) -> dict[str, str]:
         found: dict[str, str] = {}

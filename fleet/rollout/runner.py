@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from fleet.backends.base import Backend, BackendError, Target
+from fleet.backends.base import Ask, Backend, Target, send_parallel
 from fleet.inventory import Inventory
 from fleet.rollout import engine
 from fleet.rollout.gate import GateSpec, Observation, evaluate
@@ -184,23 +183,22 @@ class Runner:
 
     # ------------------------------------------------------------ I/O, each after its intent
 
-    def _parallel(self, calls: list[tuple[str, Callable[[], None]]]) -> dict[str, str]:
-        """Run backend calls, at most max_parallel at once; gateway -> error ('' when fine)."""
-
-        def one(call: Callable[[], None]) -> str:
+    def _send(self, rollout: Rollout, wanted: list[tuple[str, str, bool]]) -> dict[str, str]:
+        """Ask each (gateway, value, revert) through the backends; gateway -> error or ''."""
+        asks, errors = [], {}
+        for gw, value, revert in wanted:
             try:
-                call()
-            except (BackendError, TargetError) as exc:
-                return str(exc)
-            return ""
-
-        workers = max(1, min(len(calls), self.inventory.config.backends.ssh.max_parallel))
-        with ThreadPoolExecutor(workers) as pool:
-            results = pool.map(one, [c for _, c in calls])
-            return dict(zip([g for g, _ in calls], results, strict=True))
-
-    def _send(self, gateway: str, target: Target, request: str) -> None:
-        self.backend.request(self.inventory.get(gateway), target, request)
+                target = self._target(rollout, value, gw)
+            except TargetError as exc:
+                errors[gw] = str(exc)
+                continue
+            if revert:
+                target = replace(target, downgrade=True)  # going back is a deliberate downgrade
+            asks.append(Ask(self.inventory.get(gw), target, request_id(rollout, gw, revert)))
+        workers = self.inventory.config.backends.ssh.max_parallel
+        many = getattr(self.backend, "request_many", None)
+        errors.update(many(asks, workers) if many else send_parallel(self.backend, asks, workers))
+        return errors
 
     def _target(self, rollout: Rollout, value: str, gateway: str) -> Target:
         target = self.targets(rollout.kind, value, gateway)
@@ -213,17 +211,7 @@ class Runner:
         )
         heard = self.feed.snapshot()
         baselines = {g: heard[g].stored_seq if g in heard else 0 for g in gws}
-        errors = self._parallel(
-            [
-                (
-                    g,
-                    lambda g=g: self._send(
-                        g, self._target(rollout, rollout.target, g), request_id(rollout, g)
-                    ),
-                )
-                for g in gws
-            ]
-        )
+        errors = self._send(rollout, [(g, rollout.target, False) for g in gws])
         now = self.clock()
         events: list[Event] = [
             AskFailed(g, errors[g]) if errors[g] else Asked(g, now, time.time_ns(), baselines[g])
@@ -259,19 +247,7 @@ class Runner:
                 if rollout.steps[r.gateway].phase is not Phase.REVERTING
             ],
         )
-        errors = self._parallel(
-            [
-                (
-                    r.gateway,
-                    lambda r=r: self._send(
-                        r.gateway,
-                        _downgrade(self._target(rollout, r.previous, r.gateway)),
-                        request_id(rollout, r.gateway, revert=True),
-                    ),
-                )
-                for r in reverts
-            ]
-        )
+        errors = self._send(rollout, [(r.gateway, r.previous, True) for r in reverts])
         return self._apply(
             rollout,
             [Returned(r.gateway, not errors[r.gateway], errors[r.gateway]) for r in reverts],
@@ -301,11 +277,6 @@ class Runner:
         if not events:
             return rollout, False
         return self._apply(rollout, events), True
-
-
-def _downgrade(target: Target) -> Target:
-    """Going back is a deliberate downgrade the agent must accept."""
-    return replace(target, downgrade=True)
 
 
 def is_final(rollout: Rollout) -> bool:
