@@ -39,14 +39,14 @@ class HeaderPin(StrictModel):
 
 
 class ReservedGpio(StrictModel):
-    """A GPIO that is never free, whatever the image enables (e.g. the HAT EEPROM bus)."""
+    """A GPIO that is never free, whatever config.txt enables (e.g. the HAT EEPROM bus)."""
 
     gpio: int = Field(ge=0)
     reason: str
 
 
 class Interface(StrictModel):
-    """A bus on the header; when the gateway image enables it, its GPIOs are taken."""
+    """A bus on the header; when the gateway needs it on (config.txt), its GPIOs are taken."""
 
     gpios: tuple[int, ...]
     enabled: bool
@@ -180,7 +180,8 @@ class BoardProfile(StrictModel):
         for name, bus in self.interfaces.items():
             if bus.enabled:
                 for gpio in bus.gpios:
-                    taken.setdefault(gpio, f"{name} is enabled in the gateway image ({bus.device})")
+                    lines = ", ".join(bus.config_txt) or "on"
+                    taken.setdefault(gpio, f"{name} is on for the gateway ({lines}; {bus.device})")
         return taken
 
     def free_gpios(self) -> list[int]:

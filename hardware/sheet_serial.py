@@ -30,6 +30,11 @@ from hardware.sheet_parts import (
 )
 
 GENERIC_LABELS = ("+ (D1, often B)", "− (D0, often A)", "0 V / C", "shield")
+MEANS = {
+    "+": "+ (Modbus D1, TIA-485 B: higher at idle)",
+    "-": "− (Modbus D0, TIA-485 A)",
+    "0V": "0 V (Modbus Common)",
+}
 POLARITY = (
     "Polarity: + is the line that reads higher at idle. Modbus names it D1 (B in TIA/EIA-485); "
     "Maxim/TI-style boards print A for it. Measure, then wire + to + (hardware/rs485.md)."
@@ -100,14 +105,18 @@ def _bus_ends(section: Section, port: str, last: str, board: BoardProfile) -> No
     if found is not None:
         hat, hat_port = found
         iso = "isolated" if hat_port.isolated else "NOT isolated: bus 0 V is the Pi's GND"
+        terminals = hat_port.terminals
+        polarity = "; ".join(f"{t.label} = {MEANS.get(t.signal, t.signal)}" for t in terminals)
         section.settings += [
             ("Adapter", f"{hat.title}, {hat_port.note} ({iso})"),
+            ("Terminal polarity", polarity),
             ("Termination at the gateway", hat_port.termination),
             ("Bias", hat_port.bias),
         ]
     else:
         section.settings += [
             ("Adapter", f"{port}: an isolated USB RS-485 adapter (hardware/rs485.md)"),
+            ("Terminal polarity", "by measurement: " + POLARITY),
             ("Termination at the gateway", "adapter's 120 Ω switch ON, or 120 Ω across + and −"),
             ("Bias", "adapter's bias switch ON if it has one; otherwise measure first"),
         ]

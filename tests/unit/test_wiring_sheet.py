@@ -143,6 +143,7 @@ def test_hat_terminals_switches_and_boot_lines_from_the_profiles() -> None:
     # The Waveshare HAT prints A for the + line: the sheet says so, per its profile.
     assert "gateway /dev/ttySC0 A | X3:1" in text and "gateway /dev/ttySC0 B | X3:2" in text
     assert "Waveshare 2-CH RS485 HAT, channel 1" in text
+    assert "A = + (Modbus D1, TIA-485 B: higher at idle); B = − (Modbus D0, TIA-485 A)" in text
     assert "Termination at the gateway" in text and "Termination at the far end" in text
     assert "dtoverlay=sc16is752-spi1,int_pin=24" in text
     assert "does NOT contain console=serial0,115200" in text
