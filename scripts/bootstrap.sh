@@ -34,6 +34,7 @@ APT_PACKAGES=(
     xz-utils        # .img.xz base images, as Raspberry Pi OS ships them
     cloud-init      # `cloud-init schema` validates the user-data an image carries
     openssh-server  # fleet SSH backend tests start their own sshd on loopback (no system sshd)
+    nodejs          # runs node-opcua, an OPC UA server this project did not write, for tests
 )
 EXTRAS="${EXTRAS:-gateway,edge,fleet,sim,dev}"
 VENV=".venv"
@@ -149,6 +150,25 @@ install_project() {
     printf '%s\n' "$want" >"$STAMP"
 }
 
+# node-opcua for the OPC UA security tests, exactly as tests/opcua_server/package-lock.json
+# pins it; skipped (with the tests it serves) where npm is missing, an error in CI.
+install_test_servers() {
+    local dir=tests/opcua_server stamp=tests/opcua_server/node_modules/.bootstrap-stamp want
+    if ! command -v npm >/dev/null 2>&1; then
+        say "npm not found: the OPC UA security tests need it (Debian: apt-get install npm)"
+        [ "${CI:-}" = "true" ] && exit 1
+        return 0
+    fi
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    say "installing node-opcua for the OPC UA tests (npm ci in $dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" >"$stamp"
+}
+
 install_debian_packages
 make_venv
 install_project
+install_test_servers

@@ -57,9 +57,10 @@ ADVICE: dict[str, dict[Failure, str]] = {
         Failure.UNTRUSTED: "the server does not trust the gateway's certificate: on the server, "
         "move it from the rejected folder to the trusted one (or import {certificate} into its "
         "trust list), then wait for the next reconnect",
-        Failure.SECURITY: "the server refused the secure channel: most often it does not (yet) "
-        "trust the gateway's certificate {certificate}: trust it on the server; otherwise check "
-        "the server's security policies and its clock",
+        Failure.SECURITY: "the server closed the secure channel: most often it does not (yet) "
+        "trust the gateway's certificate {certificate}: on the server, move it from the "
+        "rejected certificates to the trusted ones (most servers file unknown certificates "
+        "there), then wait for the next reconnect; if it is trusted, check the server's clock",
         Failure.EXPIRED: "a certificate is outside its validity period: check the gateway's and "
         "the server's clocks (NTP), then renew {certificate} if it has expired",
         Failure.POLICY: "the server does not offer this security policy and mode: set "

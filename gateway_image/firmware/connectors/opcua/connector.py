@@ -21,16 +21,13 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.crypto import security_policies, uacrypto
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
-from gateway_image.firmware.connectors.advice import (
-    Failure,
-    classify_network,
-    classify_opcua_status,
-    explain,
-)
+from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
+from gateway_image.firmware.connectors.opcua import diagnose
 from gateway_image.firmware.connectors.opcua.config import OpcUaConfig, OpcUaTag
 from gateway_image.firmware.connectors.opcua.values import item_request, to_raw, to_reading
 
@@ -79,6 +76,14 @@ class _Handler:
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
         self._put(status)
+
+
+def _der(content: bytes) -> bytes:
+    """A certificate in DER, whether it was stored as DER or PEM."""
+    try:
+        return x509.load_der_x509_certificate(content).public_bytes(serialization.Encoding.DER)
+    except ValueError:
+        return x509.load_pem_x509_certificate(content).public_bytes(serialization.Encoding.DER)
 
 
 def application_uri(certificate_der_or_pem: bytes) -> str | None:
@@ -164,25 +169,48 @@ class OpcUaConnector:
         except (OSError, TimeoutError, ua.UaError, AssertionError) as exc:
             # AssertionError: asyncua asserts on a handshake reply the server cut short.
             client.disconnect_socket()
-            raise ConnectorError(self._connect_advice(exc)) from None
+            raise ConnectorError(await self._connect_advice(exc)) from None
         return client
 
-    def _connect_advice(self, exc: BaseException) -> str:
+    async def _connect_advice(self, exc: BaseException) -> str:
         """The connect failure as the technician needs it: its class, detail and next step."""
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        failure = classify_network(exc) or classify_opcua_status(type(exc).__name__)
-        if failure is None and self.config.security.policy != "None":
-            # Servers close the channel without a status when they reject a certificate;
-            # asyncua then fails inside its handshake (an AssertionError or BadTcpInternalError).
-            failure = Failure.SECURITY
-        failure = failure or Failure.TIMEOUT
-        certificate = str(self.config.security.certificate)
+        security = self.config.security
+        secured = security.policy != "None"
+        own_period = ""
+        if secured:
+            with contextlib.suppress(OSError, ValueError):
+                own = await asyncio.to_thread(Path(str(security.certificate)).read_bytes)
+                own_period = diagnose.certificate_period_problem(own)
+        failure = diagnose.classify(exc, own_period)
+        if own_period:
+            what += f"; the gateway's certificate is {own_period}"
+        pinned = secured and security.server_certificate is not None
+        if pinned and failure in (None, Failure.SECURITY) and await self._pinned_mismatch():
+            failure = Failure.SERVER_CERT
+        if failure is None:
+            # A secured connect cut short without a status is most often an untrusted client.
+            failure = Failure.SECURITY if secured else Failure.TIMEOUT
         return explain(
             "opcua",
             failure,
             f"cannot connect to {self.config.endpoint} ({what})",
-            certificate=certificate,
+            certificate=str(security.certificate),
         )
+
+    async def _pinned_mismatch(self) -> bool:
+        pinned_path = self.config.security.server_certificate
+        try:
+            pinned = await asyncio.to_thread(Path(str(pinned_path)).read_bytes)
+        except OSError:
+            return False
+        presented = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.timeout):
+                presented = await diagnose.presented_certificate(self.config.endpoint)
+        if presented is None:
+            return False
+        return _der(pinned) != _der(presented)
 
     async def _secure(self, client: Client) -> None:
         security = self.config.security
