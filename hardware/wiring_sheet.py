@@ -12,7 +12,7 @@ import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from factory_common.config import ConfigError
 from hardware import wiring_svg as draw
@@ -24,8 +24,28 @@ from hardware.sheet_power import power_section
 from hardware.sheet_serial import rs232_section, rs485_section
 from hardware.wiring_checks import resolve_board
 
-if TYPE_CHECKING:
-    from gateway_image.firmware.config import GatewayConfig
+
+class Identity(Protocol):
+    """The `gateway:` block of a config as the sheet reads it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def board(self) -> str | None: ...
+    @property
+    def hats(self) -> tuple[str, ...]: ...
+
+
+class GatewayConfig(Protocol):
+    """A validated gateway config; a Protocol so hardware/ imports nothing from the firmware."""
+
+    @property
+    def gateway(self) -> Identity: ...
+    @property
+    def connectors(self) -> Sequence[Any]: ...
+
 
 CSS_TEMPLATE = """
 @page { size: A4 portrait; margin: 17mm 12mm 15mm 12mm;

@@ -164,3 +164,16 @@ def test_probe_reports_a_console_on_a_bus_port(tmp_path: Path) -> None:
     cmdline.write_text("console=tty1 root=PARTUUID=1 rootwait\n")
     result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
     assert "serial console" not in result.output
+
+
+def test_hardware_imports_nothing_from_the_firmware() -> None:
+    """The checks and the sheet read connector claims, so no import circle can come back."""
+    import ast
+
+    root = Path(__file__).parents[2] / "hardware"
+    for module in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.startswith("gateway_image") for n in names), module.name
