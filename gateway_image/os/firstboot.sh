@@ -15,6 +15,7 @@ PAYLOAD="${FACTORY_PAYLOAD:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 ROOT="${FACTORY_ROOT:-}"
 PYTHON="${FACTORY_PYTHON:-/usr/bin/python3}"
 ETC="$ROOT/etc/factory-gateway"
+PKI="$ETC/pki"  # the gateway config's mqtt.tls points here (fleet provision writes it so)
 OPT="$ROOT/opt/factory-gateway"
 DATA="$ROOT/var/lib/factory-gateway"
 SERVICE_USER=factory-gw
@@ -71,10 +72,10 @@ install_release() {
 }
 
 install_identity() {
-    install -d -m 0750 "$ETC"
-    install -m 0644 "$PAYLOAD/gateway.crt" "$ETC/gateway.crt"
-    install -m 0644 "$PAYLOAD/ca.crt" "$ETC/ca.crt"
-    install -m 0600 "$PAYLOAD/gateway.key" "$ETC/gateway.key"
+    install -d -m 0750 "$ETC" "$PKI"
+    install -m 0644 "$PAYLOAD/gateway.crt" "$PKI/gateway.crt"
+    install -m 0644 "$PAYLOAD/ca.crt" "$PKI/ca.crt"
+    install -m 0600 "$PAYLOAD/gateway.key" "$PKI/gateway.key"
     # Anyone holding the card can read its FAT partition: the key leaves it now.
     rm -f "$PAYLOAD/gateway.key"
 }

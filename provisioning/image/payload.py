@@ -56,13 +56,9 @@ def newest_release(layout: FleetLayout) -> Path:
 
 
 def uses_pi_uart(config: GatewayConfig) -> bool:
-    ports = [port for connector in config.connectors for port in connector_ports(connector)]
-    return any(port.startswith(PI_UARTS) for port in ports)
-
-
-def connector_ports(connector: object) -> list[str]:
-    port = getattr(connector, "serial_port", None)
-    return [port()] if callable(port) and port() else []
+    """Whether a connector opens one of the header's UARTs (then no console may sit on it)."""
+    claims = [connector.serial_port() for connector in config.connectors]
+    return any(claim is not None and claim.port.startswith(PI_UARTS) for claim in claims)
 
 
 def _required(path: Path, what: str, how: str) -> Path:
