@@ -15,6 +15,7 @@ from fleet.cli.progress import byte_bars, byte_progress
 from fleet.layout import FleetLayout
 from provisioning.flash.devices import RefusedDevice, check, describe, lsblk
 from provisioning.flash.writer import FlashError, flash
+from provisioning.image.boot_set import SetError
 from provisioning.image.build import build
 from provisioning.image.customise import CustomiseError, GatewayPayload
 from provisioning.image.fat import FatError
@@ -98,6 +99,9 @@ def flash_command(
     gateway: Annotated[
         str | None, typer.Option(help="Customise a base image for this gateway while writing.")
     ] = None,
+    flash_set: Annotated[
+        Path | None, typer.Option("--set", help="A flash set from `fleet image batch`.")
+    ] = None,
     fleet_dir: FleetDir = Path("."),
     release: Annotated[
         Path | None, typer.Option(help="Release artifact (default: newest).")
@@ -116,15 +120,17 @@ def flash_command(
             console.print(f"about to ERASE {card.describe()}")
             if not yes and not typer.confirm("write the image to it?", err=True):
                 raise typer.Exit(1)
+        if gateway and flash_set:
+            raise PayloadError("give --gateway or --set, not both")
         payload = _payload(fleet_dir, gateway, release, None)
         bars = [("writing", size), ("verifying", size)]
         with byte_bars(console, bars) as (advance_write, advance_verify):
-            flash(image, device, payload, advance_write, advance_verify)
+            flash(image, device, payload, advance_write, advance_verify, flash_set=flash_set)
     except RefusedDevice as exc:
         raise _fail(exc) from None
     except (FlashError, VerifyError) as exc:
         raise _fail(exc, 3) from None
-    except EXPECTED as exc:
+    except (*EXPECTED, SetError) as exc:
         raise _fail(exc) from None
     os.sync()
     console.print(f"[green]written and verified[/green] {device}: remove the card and label it")

@@ -32,10 +32,12 @@ def flash(
     progress: Progress | None = None,
     verify_progress: Progress | None = None,
     sink_factory: SinkFactory = ImageSink,
+    flash_set: Path | None = None,
 ) -> FlashResult:
-    """Write `source` to `target` (customised for `payload` when given) and verify it."""
+    """Write `source` to `target` (customised for `payload`, or with `flash_set` laid over its
+    boot partition) and verify it."""
     try:
-        result = build(source, target, payload, progress, sink_factory)
+        result = build(source, target, payload, progress, sink_factory, flash_set)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise FlashError(f"{target} is full before the image ended: use a larger card") from exc

@@ -10,10 +10,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from factory_common.config import ConfigError
 from fleet.layout import FleetLayout
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config
-from hardware.wiring_checks import wiring_problems
 from provisioning.image.customise import GatewayPayload
 from provisioning.image.settings_file import settings_for
 
@@ -36,10 +34,7 @@ def gateway_config(layout: FleetLayout, gateway_id: str) -> GatewayConfig:
         raise PayloadError(
             f"{path}: no config for {gateway_id}: write it, then `fleet image build` again"
         )
-    config = load_gateway_config(path)
-    problems = wiring_problems(config)
-    if problems:
-        raise ConfigError(str(path), [f"{path}: {p}" for p in problems])
+    config = load_gateway_config(path)  # the gateway's own models, wiring checks included
     if config.gateway.id != gateway_id:
         raise PayloadError(f"{path}: gateway.id is {config.gateway.id!r}, expected {gateway_id!r}")
     return config
