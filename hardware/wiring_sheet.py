@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from factory_common.config import ConfigError
 from hardware import wiring_svg as draw
@@ -128,11 +129,23 @@ def sections(config: GatewayConfig, board: BoardProfile) -> Iterator[Section]:
             yield network_section(connector)
 
 
+def network_target(c: Any) -> tuple[str, str, list[str]]:
+    """(host, endpoint, lines to print) of a connector reached over the network, by type."""
+    if c.type == "modbus_tcp":
+        units = [f"{d.name}: Modbus unit {d.unit}" for d in c.devices]
+        return c.host, f"{c.host}:{c.port}", units
+    if c.type == "opcua":
+        host = urlsplit(c.endpoint).hostname or c.endpoint
+        return host, c.endpoint, [f"device {d.name}" for d in c.devices]
+    if c.type == "mqtt_in":
+        topics = [f"topic {s.topic}" for s in c.subscriptions]
+        return c.host, f"{c.host}:{c.port}", topics
+    return c.type, c.type, [c.type]
+
+
 def network_section(c: Any) -> Section:
     """Connectors reached over Ethernet (Modbus TCP PLC, OPC UA server, MQTT sensors)."""
-    host = str(getattr(c, "host", None) or getattr(c, "endpoint", None) or c.type)
-    endpoint = f"{c.host}:{c.port}" if c.type == "modbus_tcp" else host
-    units = [f"{d.name}: Modbus unit {d.unit}" for d in getattr(c, "devices", ())]
+    host, endpoint, units = network_target(c)
     title = f"{c.type} {endpoint} (connector {c.name})"
     section = Section(c.name, title, draw.network_link(endpoint, units or [c.type], title))
     section.wires.append(Wire("Ethernet", "gateway eth0 (OT network)", f"switch port for {host}",

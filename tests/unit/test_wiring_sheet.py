@@ -220,3 +220,18 @@ def test_connectors_sharing_a_port_are_one_bus_terminated_once() -> None:
     text = joined(page)
     assert "dosing_pump: its 120 Ω switch ON" in text
     assert "conductivity + | dosing_pump (address 7) +" in text
+
+
+SAMPLES = sorted((ROOT / "gateway_image" / "firmware" / "connectors").glob("*/sample*.yaml"))
+SAMPLES += sorted((ROOT / "examples").glob("*-gateway.yaml"))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[f"{p.parent.name}/{p.name}" for p in SAMPLES])
+def test_every_shipped_config_draws_a_sheet(path: Path) -> None:
+    """Each names its board, and every connector type (OPC UA, MQTT in too) has a section."""
+    config = load(path)
+    page, _ = render_sheet(config, path.name)
+    sections = {s.get("id") for s in parse(page).iter("section")}
+    drawn_alone = {c.name for c in config.connectors if c.type != "modbus_rtu"}
+    assert drawn_alone <= sections
+    assert "Power and protection" in page
