@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from fastapi.responses import Response
 
 from edge_node import api_models as m
 from edge_node import routes, tagindex
+from edge_node.api_time import MS, parse_time
 from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
 from edge_node.routes import alarms as alarm_routes
@@ -32,34 +32,14 @@ from edge_node.store.downsample import last_per_bucket, min_max_mean
 from edge_node.tagmeta import TagMeta
 
 WEB_DIR = Path(__file__).parent / "web"
-MS = 1_000_000  # ns per ms
 DEFAULT_SPAN_MS = 3_600_000
 MAX_RAW_POINTS = 5_000_000
 MAX_POINTS = 100_000
 _encoder = msgspec.json.Encoder()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(_encoder.encode(content), status_code, media_type="application/json")
-
-
-def parse_time(text: str | None, default_ms: int, what: str) -> int:
-    """Epoch milliseconds or ISO 8601 (naive means UTC) -> epoch ns."""
-    if text is None or text == "":
-        return default_ms * MS
-    stripped = text.strip()
-    try:
-        if stripped.lstrip("-").isdigit():
-            return int(stripped) * MS
-        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(
-            400, f"{what}={text!r}: give epoch milliseconds or ISO 8601 (2026-11-25T08:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _ms(ts: np.ndarray) -> list[int]:
@@ -229,7 +209,7 @@ def history(
     end_ns = parse_time(end, time.time_ns() // MS, "end")
     start_ns = parse_time(start, end_ns // MS - DEFAULT_SPAN_MS, "start")
     if end_ns <= start_ns:
-        raise HTTPException(400, "end must be after start")
+        raise HTTPException(422, "end must be after start")
     meta = tagindex.build(edge.store, request).meta
     found, unknown = edge.store.lookup(tag)
     missing = [n for n in unknown if n not in meta]

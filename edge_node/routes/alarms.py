@@ -13,17 +13,20 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from edge_node.alarms import isa
 from edge_node.alarms.service import Alarm, AlarmChange, AlarmError, AlarmService
 from edge_node.alarms.shelving import ShelfError, Shelves
+from edge_node.api_time import EpochMs, ms_to_ns
 from edge_node.auth import Role, User, require_role
 from factory_common.wire import now_ns
 
 router = APIRouter(prefix="/api", tags=["alarms"])
+# Alarm ids are SQLite rowids: a larger number would fail in the store, not here.
+AlarmId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 KEEPALIVE_S = 15.0
 _encoder = msgspec.json.Encoder()
 Operator = Annotated[User, Depends(require_role(Role.OPERATOR))]
@@ -94,7 +97,7 @@ def list_alarms(
     active: Annotated[
         bool | None, Query(description="true: condition present; false: gone")
     ] = None,
-    since: Annotated[int | None, Query(description="raised at or after, epoch ms")] = None,
+    since: EpochMs = None,  # raised (started) at or after
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     shelved: Annotated[
         bool | None, Query(description="false: hide shelved alarms; true: only those")
@@ -105,7 +108,7 @@ def list_alarms(
     if active is True:
         found = alarms.active()
     else:
-        found = alarms.history(since=(since or 0) * 1_000_000, limit=limit)
+        found = alarms.history(since=ms_to_ns(since, "since"), limit=limit)
         if active is False:
             found = [a for a in found if not a.active]
     described = _described(found[:limit], getattr(request.app.state, "shelves", None))
@@ -115,7 +118,7 @@ def list_alarms(
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmOut)
-def acknowledge(alarm_id: int, alarms: Alarms, user: Operator, request: Request) -> Response:
+def acknowledge(alarm_id: AlarmId, alarms: Alarms, user: Operator, request: Request) -> Response:
     """Acknowledge an alarm (operator or engineer); a second acknowledgement changes nothing."""
     try:
         alarm = alarms.acknowledge(alarm_id, user.name)
@@ -126,7 +129,7 @@ def acknowledge(alarm_id: int, alarms: Alarms, user: Operator, request: Request)
 
 @router.post("/alarms/{alarm_id}/shelve", response_model=AlarmOut)
 def shelve(
-    alarm_id: int, body: ShelveIn, alarms: Alarms, shelves: ShelfStore, user: Operator
+    alarm_id: AlarmId, body: ShelveIn, alarms: Alarms, shelves: ShelfStore, user: Operator
 ) -> Response:
     """Shelve an alarm (operator or engineer): hidden from the active list until it expires
     (at most 12 h) or someone unshelves it; a repeat of it meanwhile stays shelved."""
@@ -143,7 +146,7 @@ def shelve(
 
 
 @router.post("/alarms/{alarm_id}/unshelve", response_model=AlarmOut)
-def unshelve(alarm_id: int, alarms: Alarms, shelves: ShelfStore, user: Operator) -> Response:
+def unshelve(alarm_id: AlarmId, alarms: Alarms, shelves: ShelfStore, user: Operator) -> Response:
     """Put a shelved alarm back in the active list now."""
     try:
         alarm = alarms.get(alarm_id)

@@ -8,6 +8,7 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
+from edge_node.api_time import EpochMs, ms_to_ns
 from edge_node.rules.engine import RuleEngine
 from edge_node.rules.store import FiringStore
 
@@ -82,10 +83,10 @@ def defect_rows(firings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @router.get("/defects")
 def defects(
     store: Firings,
-    since: Annotated[int | None, Query(description="epoch ms")] = None,
+    since: EpochMs = None,  # raised (started) at or after
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Response:
     """Defect records sent to the cloud by rules (the paper's case), newest first."""
-    since_ns = (since or 0) * 1_000_000
+    since_ns = ms_to_ns(since, "since")
     found = [f for f in store.recent(None, limit) if f["started_at"] >= since_ns]
     return _json(defect_rows(found))

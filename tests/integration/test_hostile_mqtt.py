@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
 from tests.support.broker import Mosquitto
-from tests.support.ports import free_port, wait_for_port
-from tests.support.processes import Child, console_script, wait_until
+from tests.support.edge_process import start_edge
+from tests.support.processes import Child
 from tests.support.requirements import require_binary
 
 SENTINEL = "sentinel-gw"
@@ -218,33 +218,21 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRig]:
     root = tmp_path_factory.mktemp("hostile")
     broker = Mosquitto(binary, root / "mosquitto")
     broker.start()
-    http_port = free_port()
-    data = root / "edge"
-    data.mkdir()
-    config = data / "edge.yaml"
-    config.write_text(
-        "edge: {id: hostile-edge}\n"
-        f"mqtt: {{port: {broker.port}, client_id: {EDGE_CLIENT},"
-        " reconnect_min: 0.2, reconnect_max: 1}\n"
-        "store: {path: edge.sqlite, flush_interval: 0.05}\n"
-        f"http: {{host: 127.0.0.1, port: {http_port}}}\n"
-    )
-    args = console_script("edge-node", "run", str(config), "--data-dir", str(data), "--json-logs")
-    edge = Child("edge", args, root).start()
     receipts = Receipts()
     watcher = _client(broker, "hostile-watcher")
     watcher.on_message = receipts.on_message
     watcher.subscribe(wire.stored_topic(SENTINEL), qos=1)
     publisher = _client(broker, "hostile-publisher")
+    edge = None
     try:
-        wait_for_port(http_port, timeout=30)
-        wait_until(lambda: '"mqtt_connected"' in edge.log(), 30, "edge subscribed", (edge,))
+        edge = start_edge(root, broker.port, EDGE_CLIENT).child
         yield HostileRig(edge, publisher, receipts)
     finally:
         for client in (publisher, watcher):
             client.disconnect()
             client.loop_stop()
-        edge.stop()
+        if edge is not None:
+            edge.stop()
         broker.stop()
 
 

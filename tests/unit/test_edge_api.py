@@ -137,9 +137,9 @@ def test_bad_requests_say_what_to_do(client: TestClient) -> None:
     missing = client.get("/api/history", params={"tag": "gw1/nope/x"})
     assert missing.status_code == 404 and "/api/tags" in missing.json()["detail"]
     bad_time = client.get("/api/history", params={"tag": "gw1/bath/temp", "start": "yesterday"})
-    assert bad_time.status_code == 400 and "ISO 8601" in bad_time.json()["detail"]
+    assert bad_time.status_code == 422 and "ISO 8601" in bad_time.json()["detail"]
     backwards = client.get("/api/history", params={"tag": "gw1/bath/temp", "start": 10, "end": 5})
-    assert backwards.status_code == 400
+    assert backwards.status_code == 422
     assert (
         client.get("/api/history", params={"tag": "gw1/bath/temp", "points": 0}).status_code == 422
     )

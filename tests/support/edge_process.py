@@ -1,0 +1,52 @@
+"""A real `edge-node` process on a test broker, with a user to log in: for hostile-input tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.edge_auth import TEST_PASSWORD, add_user
+from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import Child, console_script, wait_until
+
+
+@dataclass
+class EdgeProcess:
+    child: Child
+    http_port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def api(self, timeout: float = 30) -> httpx.Client:
+        """An httpx client logged in as an engineer (bearer token)."""
+        client = httpx.Client(base_url=self.url, timeout=timeout)
+        body = {"username": "tester", "password": TEST_PASSWORD, "client": "api"}
+        token = client.post("/api/login", json=body).raise_for_status().json()["token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        return client
+
+
+def start_edge(root: Path, broker_port: int, client_id: str, extra_yaml: str = "") -> EdgeProcess:
+    """Start `edge-node run` (JSON logs in root/edge.log) and wait until it has subscribed."""
+    data = root / "edge"
+    data.mkdir(parents=True, exist_ok=True)
+    add_user(data)
+    http_port = free_port()
+    config = data / "edge.yaml"
+    config.write_text(
+        f"edge: {{id: {client_id}}}\n"
+        f"mqtt: {{port: {broker_port}, client_id: {client_id},"
+        " reconnect_min: 0.2, reconnect_max: 1}\n"
+        "store: {path: edge.sqlite, flush_interval: 0.05}\n"
+        f"http: {{host: 127.0.0.1, port: {http_port}}}\n" + extra_yaml
+    )
+    args = console_script("edge-node", "run", str(config), "--data-dir", str(data), "--json-logs")
+    child = Child("edge", args, root).start()
+    wait_for_port(http_port, timeout=30)
+    wait_until(lambda: '"mqtt_connected"' in child.log(), 30, "edge subscribed", (child,))
+    return EdgeProcess(child, http_port, data)
