@@ -45,22 +45,28 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def record_section(name: str, body: str, path: Path = DOC) -> None:
-    """Replace this benchmark's block (between its markers) under '## Edge', adding the
-    heading or the block when missing; everything else in the file stays as it is."""
-    begin, end = f"<!-- edge:{name} -->", f"<!-- /edge:{name} -->"
+def record_section(
+    name: str,
+    body: str,
+    path: Path = DOC,
+    heading: str = HEADING,
+    intro: str = "Produced by `bench/paper_query.py` and `bench/ingest.py`.",
+) -> None:
+    """Replace this benchmark's block (between its markers) under `heading` ('## Edge'),
+    adding the heading or the block when missing; everything else in the file stays."""
+    tag = heading.removeprefix("## ").strip().lower()
+    begin, end = f"<!-- {tag}:{name} -->", f"<!-- /{tag}:{name} -->"
     block = f"{begin}\n{body.strip()}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         text = head + block + rest.split(end, 1)[1]
-    elif HEADING in text:
-        head, rest = text.split(HEADING, 1)
+    elif heading in text:
+        head, rest = text.split(heading, 1)
         # After the heading's own intro line(s), before the next "## " section.
         cut = rest.find("\n## ")
         section, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
-        text = head + HEADING + section.rstrip() + "\n\n" + block + "\n" + tail
+        text = head + heading + section.rstrip() + "\n\n" + block + "\n" + tail
     else:
-        intro = "Produced by `bench/paper_query.py` and `bench/ingest.py`."
-        text = text.rstrip() + f"\n\n{HEADING}\n\n{intro}\n\n{block}\n"
+        text = text.rstrip() + f"\n\n{heading}\n\n{intro}\n\n{block}\n"
     path.write_text(text)

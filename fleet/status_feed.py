@@ -43,6 +43,7 @@ class StatusFeed:
         self._heard: dict[str, Heard] = {}
         self._last_message = 0.0
         self._subscribed = threading.Event()
+        self._changed = threading.Condition(self._lock)
         self._connected = threading.Event()
         self._refused: str | None = None
         self.malformed = 0
@@ -92,6 +93,7 @@ class StatusFeed:
                 new = replace(old, update=update)
             self._heard[gateway] = new
             self._last_message = now
+            self._changed.notify_all()
 
     # ------------------------------------------------------------ caller's thread
 
@@ -127,6 +129,12 @@ class StatusFeed:
             if not missing or time.monotonic() - last >= quiet_s:
                 return
             time.sleep(0.02)
+
+    def wait_for_news(self, since: float, timeout: float) -> None:
+        """Block until a message arrives after `since` (monotonic) or `timeout` passes: a
+        rollout re-checks its gates as soon as a gateway says something, not on a fixed tick."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._last_message > since, timeout)
 
     def snapshot(self) -> dict[str, Heard]:
         with self._lock:

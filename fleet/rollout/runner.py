@@ -158,6 +158,7 @@ class Runner:
             if reverts or requests:
                 continue
             checks = [a for a in actions if isinstance(a, Check)]
+            looked_at = time.monotonic()
             progressed = False
             for check in checks:
                 rollout, moved = self._check(rollout, check.gateways)
@@ -165,7 +166,7 @@ class Runner:
             if not progressed:
                 waits = [a.until for a in actions if isinstance(a, Wait)]
                 pause = min([self.poll_s, *(w - self.clock() for w in waits)])
-                time.sleep(max(pause, 0.01))
+                self.feed.wait_for_news(looked_at, max(pause, 0.01))
 
     def _take_command(self, rollout: Rollout) -> Rollout:
         command = self.store.take_command(rollout.id)

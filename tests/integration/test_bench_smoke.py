@@ -44,3 +44,11 @@ def test_confirm_bench_runs_tiny() -> None:
     require_binary("mosquitto", "apt-get install mosquitto")
     out = run("bench/confirm.py", "--readings", "3000", "--repeat", "1", "--no-record")
     assert "`confirm: edge`" in out and "`confirm: broker`" in out
+
+
+@pytest.mark.slow
+def test_fleet_rollout_bench_runs_tiny() -> None:
+    require_binary("mosquitto", "apt-get install mosquitto")
+    out = run("bench/fleet_rollout.py", "--gateways", "4", "--no-record")
+    for what in ("`fleet status --json`, 4 gateways", "staged rollout to 4", "naive: one"):
+        assert what in out
