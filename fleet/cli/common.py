@@ -15,9 +15,10 @@ from typing import Annotated, Any, NoReturn
 
 import sqlalchemy as sa
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from factory_common.config import ConfigError
+from factory_common.config import ConfigError, format_path
 from fleet.inventory import Inventory, load_inventory
 from fleet.layout import FleetLayout
 from fleet.selectors import SelectorError
@@ -69,6 +70,8 @@ def input_errors() -> Iterator[None]:
         fail("\n".join(exc.problems))
     except SelectorError as exc:
         fail(str(exc))
+    except ValidationError as exc:  # a model built from options, not a file: name the option
+        fail("; ".join(f"{format_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()))
     except KeyError as exc:
         fail(str(exc.args[0]) if exc.args else str(exc))
 
