@@ -8,6 +8,9 @@ from pathlib import Path
 from fleet.backends.base import Target
 from fleet.layout import FleetLayout
 
+# The release artifact's file suffix (`fleet release build` writes factory-edge-<v><suffix>).
+ARTIFACT_SUFFIX = ".release.tar"
+
 
 class TargetError(LookupError):
     """The release or config named is not in the fleet directory."""
@@ -27,11 +30,11 @@ def config_history(layout: FleetLayout) -> Path:
 
 
 def release_artifact(layout: FleetLayout, version: str) -> Path | None:
-    """The artifact file for `version` in releases/ (named <anything>-<version>.<ext>)."""
+    """The artifact file for `version` in releases/ (named <anything>-<version><suffix>)."""
     if not layout.releases_dir.exists():
         return None
-    for path in sorted(layout.releases_dir.iterdir()):
-        stem = path.name.split(".fleetrel")[0].split(".tar")[0].split(".zip")[0]
+    for path in sorted(layout.releases_dir.glob(f"*{ARTIFACT_SUFFIX}")):
+        stem = path.name.removesuffix(ARTIFACT_SUFFIX)
         if path.is_file() and (stem == version or stem.endswith(f"-{version}")):
             return path
     return None

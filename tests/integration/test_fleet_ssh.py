@@ -57,7 +57,7 @@ def sshd_fleet(tmp_path: Path) -> Iterator[tuple[Inventory, dict[str, Sshd]]]:
 
 
 def artifact(inventory: Inventory, size: int = 1 << 20) -> Target:
-    path = inventory.layout.releases_dir / "factory-edge-2.0.fleetrel"
+    path = inventory.layout.releases_dir / "factory-edge-2.0.release.tar"
     path.write_bytes(os.urandom(size))
     return Target("release", "2.0", path, hashlib.sha256(path.read_bytes()).hexdigest())
 
