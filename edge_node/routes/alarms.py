@@ -160,12 +160,12 @@ def unshelve(alarm_id: AlarmId, alarms: Alarms, shelves: ShelfStore, user: Opera
 def alarm_journal(
     alarms: Alarms,
     shelves: ShelfStore,
-    since: Annotated[int | None, Query(description="epoch ms; default 24 h ago")] = None,
+    since: EpochMs = None,  # default: 24 h ago
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Response:
     """Who did what, newest first: raised, acknowledged, cleared, shelved (reason, until),
     unshelved (by whom, or by expiry). Times in ns."""
-    since_ns = (since * 1_000_000) if since is not None else now_ns() - 86_400 * 10**9
+    since_ns = ms_to_ns(since, "since") if since is not None else now_ns() - 86_400 * 10**9
     found = [a.as_dict() for a in alarms.history(since=since_ns, limit=limit)]
     return _json(isa.journal(found, shelves.recent(since_ns, limit))[:limit])
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from edge_node import products, tagindex
+from edge_node.api_time import EpochMs, ms_to_ns
 from edge_node.routes.rules import defect_rows
 from edge_node.store import SeriesData, SeriesInfo, Store
 from edge_node.tagmeta import TagMeta, enum_name
@@ -51,14 +52,14 @@ def find_products(
     request: Request,
     q: Annotated[str, Query(description="part of a product ID")] = "",
     hours: Hours = 24,
-    at: Annotated[int | None, Query(description="epoch ms: the product in process then")] = None,
+    at: EpochMs = None,  # the product in process at this moment
     source: Annotated[str | None, Query(description="gateway/device[/tag] for `at`")] = None,
 ) -> Response:
     """Products seen in the last `hours`, newest first, with their equipment and whether a
     defect was recorded; with `at` (and `source`), the product in process at that moment."""
     histories = _product_histories(request.app.state.edge.store, hours)
     if at is not None:
-        return _json(_at(histories, at * MS, source))
+        return _json(_at(histories, ms_to_ns(at, "at"), source))
     defective = {d.get("product_id") for d in _defects(request)}
     found: dict[str, dict[str, Any]] = {}
     for data in histories:
