@@ -288,13 +288,19 @@ class AlarmService:
 
     # ------------------------------------------------------------ live push
 
-    async def subscribe(self) -> AsyncIterator[AlarmChange]:
-        """Yield every change from now on; ends if this reader falls SUBSCRIBER_QUEUE behind
-        or at shutdown (end_subscriptions)."""
-        if self._ended:
-            return
+    def subscribe(self) -> AsyncIterator[AlarmChange]:
+        """Every change from now on: registered at this call, not at the first next(), so a
+        stream that has told its client it is connected misses nothing raised after that.
+        Ends if this reader falls SUBSCRIBER_QUEUE behind or at shutdown (end_subscriptions)."""
         subscriber = _Subscriber()
-        self._subscribers.add(subscriber)
+        if not self._ended:
+            self._subscribers.add(subscriber)
+        return self._changes(subscriber)
+
+    async def _changes(self, subscriber: _Subscriber) -> AsyncIterator[AlarmChange]:
+        if self._ended:
+            self._subscribers.discard(subscriber)
+            return
         try:
             while True:
                 change = await subscriber.queue.get()
