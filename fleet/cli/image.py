@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from factory_common.config import ConfigError
+from fleet.cli import image_batch
 from fleet.cli.progress import byte_bars, byte_progress
 from fleet.layout import FleetLayout
 from provisioning.flash.devices import RefusedDevice, check, describe, lsblk
@@ -27,6 +28,7 @@ from provisioning.image.source import SourceError, open_source
 
 app = typer.Typer(help="Build and flash gateway SD-card images.", no_args_is_help=True)
 console = Console(stderr=True)
+app.command("batch")(image_batch.batch)
 
 FleetDir = Annotated[
     Path,

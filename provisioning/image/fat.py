@@ -71,6 +71,11 @@ class FatPartition:
         self.make_dirs(str(PurePosixPath(path).parent))
         self._run("mcopy", "-o", "-n", str(source), f"::/{path}")
 
+    def extract_all(self, destination: Path) -> None:
+        """Copy the whole file system into `destination` (what a mounted boot partition shows)."""
+        destination.mkdir(parents=True, exist_ok=True)
+        self._run("mcopy", "-s", "-n", "-m", "::/*", str(destination))
+
     def make_dirs(self, folder: str) -> None:
         made = PurePosixPath()
         for part in PurePosixPath(folder).parts:
