@@ -54,3 +54,13 @@ def test_every_family_advises_distinctly() -> None:
         assert len(set(texts)) == len(texts), f"{family}: two classes share one advice"
         for failure in table:
             explain(family, failure, "detail", certificate="c")  # every placeholder fillable
+
+
+def test_troubleshooting_lists_every_failure_class() -> None:
+    """The technician's page and the code name the same classes (the page quotes them)."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "hardware" / "troubleshooting.md").read_text()
+    section = page.split("### Failure classes", 1)[1]
+    missing = [f.value for f in Failure if f"| `{f.value}` |" not in section]
+    assert not missing, f"hardware/troubleshooting.md lacks {missing}"
