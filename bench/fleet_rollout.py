@@ -132,7 +132,8 @@ def report(runs: list[Run], count: int) -> str:
     )
     return f"""### Rollout to {count} simulated gateways (`bench/fleet_rollout.py`), {now()}
 
-Machine: {machine()}. Command: `.venv/bin/python bench/fleet_rollout.py --gateways {count}`.
+Machine: {machine()}, load average {os.getloadavg()[0]:.1f} at the end.
+Command: `.venv/bin/python bench/fleet_rollout.py --gateways {count}`.
 The `fleet` CLI in its own process (figures are its own, from wait4), a private Mosquitto,
 SQLite state, simulated gateways in another process (`line_sim/fleet_sim.py`, 50 ms per
 switch) answering update requests with retained statuses, agent states and receipts.
