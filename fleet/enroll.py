@@ -67,6 +67,24 @@ def certificate_problem(
     return ""
 
 
+def expiring(
+    layout: FleetLayout,
+    gateway_ids: list[str],
+    within_days: int = 30,
+    now: dt.datetime | None = None,
+) -> dict[str, dt.datetime]:
+    """Gateways whose certificate on file expires within `within_days` (or has expired)."""
+    limit = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=within_days)
+    found = {}
+    for gateway_id in gateway_ids:
+        path = layout.gateway_cert(gateway_id)
+        if path.exists():
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+            if cert.not_valid_after_utc <= limit:
+                found[gateway_id] = cert.not_valid_after_utc
+    return found
+
+
 def accept_gateway(
     inventory: Inventory,
     gateway_id: str,

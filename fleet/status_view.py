@@ -29,14 +29,29 @@ class StatusRow:
         return {**self.__dict__, "flags": list(self.flags)}
 
 
+@dataclass(frozen=True)
+class Extra:
+    """What the fleet knows besides the status: the backend's word, the certificate's expiry."""
+
+    backend_problem: str = ""
+    cert_expires: str = ""  # "2027-01-05" when within the warning period
+
+
 def _flags(
-    entry: GatewayEntry | None, heard: Heard | None, previous_depth: int | None, backlog: int
+    entry: GatewayEntry | None,
+    heard: Heard | None,
+    previous_depth: int | None,
+    backlog: int,
+    extra: Extra,
 ) -> tuple[str, ...]:
     if entry is None:
         return ("new",)
+    notes = [f"backend: {extra.backend_problem}"] if extra.backend_problem else []
+    if extra.cert_expires:
+        notes.append(f"certificate expires {extra.cert_expires}")
     status = heard.status if heard else None
     if status is None:
-        return ("no status",)
+        return ("no status", *notes)
     flags = []
     if not status.online:
         flags.append("offline")
@@ -50,7 +65,7 @@ def _flags(
         flags.append("backlog")
     if any(c.state != "up" for c in status.connectors):
         flags.append("connector down")
-    return tuple(flags)
+    return (*flags, *notes)
 
 
 def status_rows(
@@ -58,6 +73,7 @@ def status_rows(
     heard: Mapping[str, Heard],
     previous_depths: Mapping[str, int] | None = None,
     backlog: int = 1000,
+    extras: Mapping[str, Extra] | None = None,
 ) -> list[StatusRow]:
     """One row per gateway in the inventory or heard on the broker, sorted by id."""
     rows = []
@@ -80,7 +96,7 @@ def status_rows(
                 unconfirmed=status.unconfirmed if status else 0,
                 stored_seq=seen.stored_seq if seen else 0,
                 backend=entry.backend if entry else "",
-                flags=_flags(entry, seen, depth, backlog),
+                flags=_flags(entry, seen, depth, backlog, (extras or {}).get(gateway, Extra())),
             )
         )
     return rows

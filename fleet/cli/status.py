@@ -9,6 +9,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from fleet.backends.dispatch import backends_for
 from fleet.cli.common import (
     Exit,
     FleetDir,
@@ -21,10 +22,11 @@ from fleet.cli.common import (
     out,
 )
 from fleet.enroll import auto_accept
+from fleet.enroll import expiring as expiring_certs
 from fleet.inventory import Inventory
 from fleet.selectors import parse_selector
 from fleet.status_feed import FeedError, StatusFeed
-from fleet.status_view import StatusRow, status_rows
+from fleet.status_view import Extra, StatusRow, status_rows
 
 FLAG_STYLE = {"new": "cyan", "offline": "red", "losing data": "red", "no status": "yellow"}
 
@@ -59,8 +61,28 @@ def _table(rows: list[StatusRow]) -> Table:
     return table
 
 
+def _extras(
+    inventory: Inventory, feed: StatusFeed, chosen: list[str], probe: bool
+) -> dict[str, Extra]:
+    """Certificates near expiry always; with --probe, what each backend says too."""
+    problems: dict[str, str] = {}
+    if probe:
+        backends = backends_for(inventory, feed, "status")
+        problems = backends.problems([inventory.gateways[g] for g in chosen])
+    expiring = {
+        g: f"{when:%Y-%m-%d}" for g, when in expiring_certs(inventory.layout, chosen).items()
+    }
+    return {
+        g: Extra(problems.get(g, ""), expiring.get(g, "")) for g in set(problems) | set(expiring)
+    }
+
+
 def _rows(
-    inventory: Inventory, feed: StatusFeed, selector: str | None, previous: dict[str, int] | None
+    inventory: Inventory,
+    feed: StatusFeed,
+    selector: str | None,
+    previous: dict[str, int] | None,
+    probe: bool = False,
 ) -> list[StatusRow]:
     with input_errors():
         chosen = {g.id: g for g in inventory.select(parse_selector(selector))}
@@ -68,12 +90,16 @@ def _rows(
     if selector:  # unknown gateways have no labels: show them only when everything is asked for
         heard = {k: v for k, v in heard.items() if k in chosen}
     backlog = inventory.config.defaults.drained_depth
-    return status_rows(chosen, heard, previous, backlog)
+    extras = _extras(inventory, feed, list(chosen), probe)
+    return status_rows(chosen, heard, previous, backlog, extras)
 
 
 def status(
     selector: Annotated[str | None, typer.Argument(help="Label selector (default: all).")] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh live.")] = False,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Also ask each backend (balena: device state).")
+    ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
     fleet_dir: FleetDir = None,
     json: JsonFlag = False,
@@ -90,7 +116,7 @@ def status(
         if accepted:
             err.print(f"accepted automatically (valid certificate): {', '.join(accepted)}")
             inventory = inventory_of(fleet_dir)
-        rows = _rows(inventory, feed, selector, None)
+        rows = _rows(inventory, feed, selector, None, probe)
         if json:
             emit_json([r.as_json() for r in rows])
         elif not watch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +180,12 @@ def test_an_unknown_release_fails_the_canary_with_advice(
     assert "has no successful release 9.9" in output.replace("\n", " ")
     # Nothing was pinned to it; the canary is pinned again to what it ran (harmless, certain).
     assert pins(standin) == [([1], 1)]
+
+
+def test_status_probe_merges_what_balena_knows(balena: tuple[FleetLayout, BalenaStandIn]) -> None:
+    layout, standin = balena
+    standin.device(f"{3:032x}")["is_online"] = False
+    result = CliRunner().invoke(app, ["status", "--probe", "--json", "-C", str(layout.root)])
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert rows["gw-03"]["flags"] == ["backend: balena reports the device offline"]
+    assert rows["gw-01"]["flags"] == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import yaml
+from cryptography import x509
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
@@ -35,6 +36,10 @@ def status(gw: str, **fields: object) -> tuple[str, bytes]:
     values: dict[str, object] = {"online": True, "version": "2.0", **fields}
     message = wire.GatewayStatus(v=wire.WIRE_VERSION, gateway=gw, ts=wire.now_ns(), **values)  # type: ignore[arg-type]
     return wire.status_topic(gw), wire.encode(message)
+
+
+def expiry(cert: Path) -> str:
+    return f"{x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc:%Y-%m-%d}"
 
 
 def fleet_status(layout: FleetLayout, *args: str) -> tuple[int, dict[str, dict]]:
@@ -100,7 +105,9 @@ def test_a_new_gateway_is_accepted_by_hand_or_automatically(
     config = yaml.safe_load(layout.fleet_file.read_text())
     layout.fleet_file.write_text(yaml.safe_dump({**config, "enrollment": {"auto_accept": True}}))
     _, rows = fleet_status(layout)
-    assert rows["gw-51"]["known"] and rows["gw-51"]["flags"] == []
+    # ...and, its certificate (a one-day test certificate) running out, says so.
+    assert rows["gw-51"]["known"]
+    assert rows["gw-51"]["flags"] == [f"certificate expires {expiry(layout.gateway_cert('gw-51'))}"]
     assert rows["gw-50"]["flags"] == ["new"]
     assert load_inventory(layout).get("gw-51").labels == {"enrolled": "auto"}
     accepted = CliRunner().invoke(
