@@ -20,6 +20,7 @@ from fleet.rollout.records import sync_inventory
 from fleet.rollout.runner import Runner
 from fleet.rollout.targets import resolve
 from fleet.status_feed import FeedError, StatusFeed
+from fleet.store.lease import LeaseHeld
 from fleet.store.rollouts import RolloutRow, StateStore
 
 SETTLED = {Phase.HEALTHY, Phase.FAILED, Phase.REVERTED, Phase.REVERT_FAILED, Phase.SKIPPED}
@@ -151,6 +152,8 @@ def drive(
                 emit=emit,
             )
             rollout = runner.run(rollout)
+    except LeaseHeld as exc:
+        fail(str(exc), Exit.REFUSED)
     finally:
         feed.stop()
     sync_inventory(inventory, rollout)

@@ -34,6 +34,7 @@ from fleet.rollout.model import (
 )
 from fleet.rollout.targets import TargetError
 from fleet.status_feed import Heard, StatusFeed
+from fleet.store import lease
 from fleet.store.rollouts import StateStore
 
 EventSink = Callable[[dict[str, object]], None]
@@ -143,8 +144,21 @@ class Runner:
     # ------------------------------------------------------------ the loop
 
     def run(self, rollout: Rollout) -> Rollout:
-        """Drive the rollout until it is final or waits for an operator (halted, paused...)."""
+        """Drive the rollout until it is final or waits for an operator (halted, paused...);
+        raises LeaseHeld when another CLI is driving it."""
+        driver = lease.driver_name(self.operator)
+        lease.take(self.store.engine, rollout.id, driver)
+        try:
+            return self._run(rollout, driver)
+        finally:
+            lease.release(self.store.engine, rollout.id, driver)
+
+    def _run(self, rollout: Rollout, driver: str) -> Rollout:
+        renewed = time.monotonic()
         while True:
+            if time.monotonic() - renewed > lease.LEASE_S / 3:
+                lease.take(self.store.engine, rollout.id, driver)
+                renewed = time.monotonic()
             rollout = self._take_command(rollout)
             actions = engine.next_actions(rollout, self.clock())
             if not actions:

@@ -27,6 +27,9 @@ rollouts = sa.Table(
     # An operator command (pause, resume, abort, rollback) the driving CLI has not yet applied.
     sa.Column("command", sa.String(16), nullable=True),
     sa.Column("command_by", sa.String(128), nullable=True),
+    # Which CLI drives the rollout ("who@host:pid") and until when, so two never do at once.
+    sa.Column("driver", sa.String(255), nullable=True),
+    sa.Column("driver_until", sa.Float, nullable=False, default=0.0),
 )
 
 steps = sa.Table(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from fleet.rollout.engine import apply, plan
 from fleet.rollout.model import Asked, Asking, Gated, Operator, Phase, Policy, State
 from fleet.rollout.policy import Amount, WindowSpec
+from fleet.store import lease
 from fleet.store.rollouts import ClaimRefused, StateStore
 from fleet.store.schema import normalise_url
 from tests.support.mariadb import Database
@@ -129,3 +132,21 @@ def test_finished_rollout_frees_its_gateways_and_the_audit_tells_the_story(
         ("carol", "release rollout start", "r-2"),
     ]
     assert log[0]["ts"] <= log[1]["ts"] <= log[2]["ts"]
+
+
+def test_one_cli_drives_a_rollout_at_a_time(store: StateStore) -> None:
+    store.create(rollout("r-1", ["gw-01"]), "", "alice")
+    lease.take(store.engine, "r-1", "alice@elsewhere:1", now=100.0)
+    lease.take(store.engine, "r-1", "alice@elsewhere:1", now=110.0)  # renewing is fine
+    with pytest.raises(lease.LeaseHeld, match="being driven by alice@elsewhere:1"):
+        lease.take(store.engine, "r-1", "bob@laptop:2", now=120.0)
+    lease.take(store.engine, "r-1", "bob@laptop:2", now=110.0 + lease.LEASE_S + 1)  # expired
+    # A holder on this machine whose process is gone frees it at once (a CLI killed -9).
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    here = f"carol@{socket.gethostname()}:{gone.pid}"
+    lease.release(store.engine, "r-1", "bob@laptop:2")
+    lease.take(store.engine, "r-1", here, now=200.0)
+    lease.take(store.engine, "r-1", "dave@laptop:3", now=201.0)
+    with pytest.raises(lease.LeaseHeld, match="dave@laptop:3"):
+        lease.take(store.engine, "r-1", "erin@laptop:4", now=202.0)
