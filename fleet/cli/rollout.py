@@ -141,7 +141,7 @@ def _command(
     else:
         out.print(f"rollout {rollout_id}: {command} requested")
     if follow:
-        drive(inventory, store, rollout_id, who, json)
+        drive(inventory, store, rollout_id, who, json, posted=command)
 
 
 @app.command()

@@ -20,7 +20,11 @@ LEASE_S = 30.0
 
 
 class LeaseHeld(RuntimeError):
-    """Another CLI is driving the rollout."""
+    """Another CLI is driving the rollout; `holder` names it ("who@host:pid")."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def driver_name(operator: str) -> str:
@@ -69,7 +73,8 @@ def take(engine: sa.Engine, rollout_id: str, driver: str, now: float | None = No
     raise LeaseHeld(
         f"rollout {rollout_id} is being driven by {holder.driver} (lease until "
         f"{time.strftime('%H:%M:%S', time.localtime(holder.driver_until))}): pause, abort or "
-        "roll it back from here (the running CLI applies it), or resume once it has stopped"
+        "roll it back from here (the running CLI applies it), or resume once it has stopped",
+        holder.driver,
     )
 
 
