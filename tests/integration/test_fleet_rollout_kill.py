@@ -79,3 +79,41 @@ def test_sigkill_at_three_moments_then_resume_ends_right(
     assert [e["result"] for e in log if e["action"] == "rollout state"] == ["done"]
     assert json.loads(cli.log().splitlines()[-1])["state"] == "done"
     store.close()
+
+
+def test_pause_and_rollback_from_other_clis(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    layout = make_fleet_dir(tmp_path / "fleet", mosquitto.port, IDS)
+    sim = SimFleet("127.0.0.1", mosquitto.port, IDS).start()
+    store = StateStore(normalise_url(None, layout.state_db))
+    args = ["--fleet-dir", str(layout.root), "--operator", "ops", "--json"]
+
+    def fleet(name: str, *command: str) -> Child:
+        return Child(name, console_script("fleet", *command, *args), tmp_path).start()
+
+    # A minute between waves: the operators act while the canary is done and wave 1 waits.
+    cli = fleet("start", "rollout", "start", "2.0", "--to", "", "--pause", "60")
+    try:
+        wait_until(lambda: phase_of(store, "gw-01") is Phase.HEALTHY, 60, "the canary", (cli,))
+        rollout_id = store.list()[0].id
+        second = fleet("resume", "rollout", "resume", rollout_id)
+        assert second.process is not None and second.process.wait(60) == 3  # driven elsewhere
+        assert "is being driven by ops@" in second.log()
+        pause = fleet("pause", "rollout", "pause", rollout_id)
+        assert pause.process is not None and pause.process.wait(60) == 0
+        assert cli.process is not None and cli.process.wait(60) == 0, cli.log()  # paused
+        assert store.load(rollout_id).state.value == "paused"
+        back = fleet("rollback", "rollout", "rollback", rollout_id)
+        assert back.process is not None and back.process.wait(120) == 1, back.log()
+        wait_until(lambda: len(sim.gateways["gw-01"].requests) == 2, 30, "the canary's return")
+    finally:
+        cli.kill9()
+        sim.stop()
+    final = store.load(rollout_id)
+    assert final.state.value == "rolled_back"
+    assert final.steps["gw-01"].phase is Phase.REVERTED
+    assert {s.phase for g, s in final.steps.items() if g != "gw-01"} == {Phase.SKIPPED}
+    assert sim.gateways["gw-01"].requests == [("install", "2.0"), ("install", "1.0")]
+    assert all(not sim.gateways[g].requests for g in IDS[1:])
+    actions = [(e["operator"], e["action"]) for e in store.audit_log(rollout_id)]
+    assert ("ops", "rollout pause") in actions and ("ops", "rollout rollback") in actions
+    store.close()
