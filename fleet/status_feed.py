@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import paho.mqtt.client as mqtt
@@ -20,6 +19,10 @@ from factory_common import wire
 from factory_common.mqtt_settings import BrokerConfig, apply_login_and_tls
 
 KINDS = (wire.TopicKind.STATUS, wire.TopicKind.STORED, wire.TopicKind.UPDATE)
+# A status topic no gateway can own (ids start with a letter or digit): subscribed to after
+# the wildcards, its SUBACK comes back behind every retained message those brought, which
+# marks the end of the burst without guessing from a quiet spell.
+SENTINEL = f"{wire.TOPIC_ROOT}/gw/-end-of-retained/status"
 
 
 class FeedError(RuntimeError):
@@ -52,7 +55,9 @@ class StatusFeed:
         )
         apply_login_and_tls(self._client, broker)
         self._client.on_connect = self._on_connect
-        self._client.on_subscribe = lambda *_a: self._subscribed.set()
+        self._client.on_subscribe = self._on_subscribe
+        self._sentinel_mid: int | None = None
+        self._burst_done = threading.Event()
         self._client.on_message = self._on_message
 
     # ------------------------------------------------------------ paho thread
@@ -65,7 +70,15 @@ class StatusFeed:
             self._connected.set()
             return
         self._connected.set()
-        client.subscribe([(wire.subscription(kind), 1) for kind in KINDS])
+        # QoS 0: retained state, sent at once in order (QoS 1 beyond the broker's in-flight
+        # window would queue, and the sentinel's SUBACK could overtake it).
+        client.subscribe([(wire.subscription(kind), 0) for kind in KINDS])
+        self._sentinel_mid = client.subscribe(SENTINEL, 0)[1]
+
+    def _on_subscribe(self, _c: object, _u: object, mid: int, *_rest: object) -> None:
+        self._subscribed.set()
+        if mid == self._sentinel_mid:
+            self._burst_done.set()
 
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -117,18 +130,9 @@ class StatusFeed:
             raise FeedError(f"the broker at {where} did not confirm the subscription")
         return self
 
-    def settle(self, expected: Iterable[str], quiet_s: float = 0.5, timeout: float = 10.0) -> None:
-        """Wait until every expected gateway was heard, or the retained burst has gone quiet."""
-        wanted = set(expected)
-        deadline = time.monotonic() + timeout
-        started = time.monotonic()
-        while time.monotonic() < deadline:
-            with self._lock:
-                missing = wanted - {g for g, h in self._heard.items() if h.status is not None}
-                last = max(self._last_message, started)
-            if not missing or time.monotonic() - last >= quiet_s:
-                return
-            time.sleep(0.02)
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every retained status, receipt and update state has arrived."""
+        self._burst_done.wait(timeout)
 
     def wait_for_news(self, since: float, timeout: float) -> None:
         """Block until a message arrives after `since` (monotonic) or `timeout` passes: a

@@ -103,7 +103,7 @@ def previous_versions(inventory: Inventory, gateways: list[str]) -> dict[str, st
     except FeedError as exc:
         fail(str(exc), Exit.UNREACHABLE)
     try:
-        feed.settle(gateways)
+        feed.settle()
         heard = feed.snapshot()
     finally:
         feed.stop()
@@ -133,7 +133,7 @@ def drive(
         feed = StatusFeed(inventory.config.broker).start()
     except FeedError as exc:
         fail(str(exc), Exit.UNREACHABLE)
-    feed.settle(rollout.steps)
+    feed.settle()
 
     def targets(kind: str, value: str, gateway: str) -> Target:
         target = resolve(inventory.layout, kind, value, gateway)

@@ -111,7 +111,7 @@ def status(
     except FeedError as exc:
         fail(str(exc), Exit.UNREACHABLE)
     try:
-        feed.settle(inventory.gateways)
+        feed.settle()
         accepted = auto_accept(inventory, list(feed.snapshot()))
         if accepted:
             err.print(f"accepted automatically (valid certificate): {', '.join(accepted)}")

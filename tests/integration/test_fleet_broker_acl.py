@@ -3,13 +3,19 @@ publishes nothing but update requests."""
 
 from __future__ import annotations
 
+import json
 import queue
+from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from factory_common import wire
+from fleet.cli import app
 from tests.integration.test_broker_security import connect, publish_reason
 from tests.support.broker import Mosquitto
+from tests.support.fleet import make_fleet_dir
 from tests.support.pki import TestCA
 
 
@@ -66,3 +72,29 @@ def test_update_request_reaches_only_its_gateway(secure_broker: Mosquitto, pki: 
     assert reason.is_failure and reason.getName() == "Not authorized"
     for client in clients:
         client.loop_stop()
+
+
+def test_fleet_status_reads_through_the_shipped_tls_and_acl(
+    secure_broker: Mosquitto, pki: TestCA, tmp_path: Path
+) -> None:
+    fleet_id = pki.issue("fleet")
+    tls = {
+        "ca": str(pki.cert_path),
+        "cert": str(fleet_id.cert),
+        "key": str(fleet_id.key),
+        "insecure_hostname": True,
+    }
+    layout = make_fleet_dir(tmp_path / "fleet", secure_broker.port, ["gw1"])
+    config = yaml.safe_load(layout.fleet_file.read_text())
+    config["broker"] = {"host": "127.0.0.1", "port": secure_broker.port, "tls": tls}
+    layout.fleet_file.write_text(yaml.safe_dump(config))
+    gw1 = connect(secure_broker, pki.cert_path, pki.issue("gw1"), "gw1")
+    status = wire.GatewayStatus(v=wire.WIRE_VERSION, gateway="gw1", online=True, version="1.0")
+    gw1.publish(wire.status_topic("gw1"), wire.encode(status), qos=1, retain=True).wait_for_publish(
+        5
+    )
+    gw1.loop_stop()
+    result = CliRunner().invoke(app, ["status", "--json", "-C", str(layout.root)])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["id"], row["version"], row["online"]) == ("gw1", "1.0", True)
