@@ -23,14 +23,14 @@ from fleet.selectors import Selector
 from hardware.profiles import known_boards
 
 BackendName = Literal["ssh", "balena", "mqtt"]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class Window(StrictModel):
     """A maintenance window, UTC: updates may start only inside one (when any are given)."""
 
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    )
+    days: list[Day] = Field(default_factory=lambda: list(DAYS))
     start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # "22:00"
     end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # may be before start: past midnight
 

@@ -84,11 +84,11 @@ class StatusFeed:
         try:
             gateway, kind = wire.parse_topic(msg.topic)
             if kind is wire.TopicKind.STATUS:
-                status = wire.decode(msg.payload, wire.GatewayStatus)
+                status = wire.decode(bytes(msg.payload), wire.GatewayStatus)
             elif kind is wire.TopicKind.STORED:
-                stored = wire.decode(msg.payload, wire.Stored)
+                stored = wire.decode(bytes(msg.payload), wire.Stored)
             elif kind is wire.TopicKind.UPDATE:
-                update = wire.decode(msg.payload, wire.UpdateState)
+                update = wire.decode(bytes(msg.payload), wire.UpdateState)
             else:
                 return
         except wire.WireError:

@@ -87,7 +87,7 @@ class SimFleet:
 
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
-            request = wire.decode(msg.payload, wire.UpdateRequest)
+            request = wire.decode(bytes(msg.payload), wire.UpdateRequest)
         except wire.WireError:
             return
         if request.gateway in self.gateways:

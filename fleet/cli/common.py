@@ -37,7 +37,7 @@ class Exit(IntEnum):
 
 
 FleetDir = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--fleet-dir", "-C", envvar="FLEET_DIR", help="The fleet directory (default: here)."
     ),

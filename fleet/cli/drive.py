@@ -6,7 +6,14 @@ import time
 from collections.abc import Callable
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from fleet.backends.base import Target
@@ -177,7 +184,7 @@ class _progress:
             console=err,
             disable=json,
         )
-        self.tasks: dict[int, object] = {}
+        self.tasks: dict[int, TaskID] = {}
         self.counted = {g for g, s in rollout.steps.items() if s.phase in SETTLED}
 
     def __enter__(self) -> Callable[[dict[str, object]], None]:
@@ -196,7 +203,7 @@ class _progress:
         if event["event"] == "step" and event["phase"] in {p.value for p in SETTLED}:
             if event["gateway"] not in self.counted:  # a failed one settles twice: once here
                 self.counted.add(str(event["gateway"]))
-                self.progress.advance(self.tasks[int(event["wave"])])  # type: ignore[arg-type]
+                self.progress.advance(self.tasks[int(str(event["wave"]))])
             if event["phase"] != "healthy":
                 self.progress.console.print(
                     f"  {event['gateway']}: {event['phase']}: {event['detail']}", highlight=False

@@ -120,7 +120,7 @@ def status(
         if rollout_id:
             show_rollout(store.load(rollout_id), json)
         else:
-            show_rollouts(store.list(), json)
+            show_rollouts(store.rollouts(), json)
 
 
 def _command(

@@ -53,11 +53,11 @@ def resolve(
         if not path.exists():
             raise TargetError(f"no config {value[:12]} for {gateway} in {config_history(layout)}")
         return Target("config", value, path, sha256_file(path))
-    path = release_artifact(layout, value)
-    if path is None:
+    artifact = release_artifact(layout, value)
+    if artifact is None:
         if require_file:
             raise TargetError(
                 f"no release {value} in {layout.releases_dir}: build it with `fleet release build`"
             )
         return Target("release", value)
-    return Target("release", value, path, sha256_file(path))
+    return Target("release", value, artifact, sha256_file(artifact))

@@ -223,7 +223,7 @@ class StateStore:
             rollout, state=State(head.state), wave=head.wave, wave_done_at=head.wave_done_at
         )
 
-    def list(self, live_only: bool = False) -> list[RolloutRow]:
+    def rollouts(self, live_only: bool = False) -> list[RolloutRow]:
         query = sa.select(rollouts).order_by(rollouts.c.created_at.desc())
         if live_only:
             query = query.where(rollouts.c.state.notin_([s.value for s in FINAL]))

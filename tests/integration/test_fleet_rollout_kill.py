@@ -17,7 +17,7 @@ IDS = [f"gw-{i:02d}" for i in range(1, 7)]  # waves: canary gw-01, then gw-02..0
 
 
 def only_rollout(store: StateStore) -> Rollout | None:
-    rows = store.list()
+    rows = store.rollouts()
     return store.load(rows[0].id) if rows else None
 
 
@@ -46,7 +46,7 @@ def test_sigkill_at_three_moments_then_resume_ends_right(
         cli = run("start", "rollout", "start", "2.0", "--to", "line=anodizing")
         wait_until(lambda: only_rollout(store), 60, "the rollout row", (cli,))
         cli.kill9()
-        rollout_id = store.list()[0].id
+        rollout_id = store.rollouts()[0].id
         # 2. Killed mid-wave: wave 1's gateways asked and on their gate.
         cli = run("resume-1", "rollout", "resume", rollout_id)
         wait_until(lambda: phase_of(store, "gw-03") is Phase.GATING, 60, "wave 1 gating", (cli,))
@@ -94,7 +94,7 @@ def test_pause_and_rollback_from_other_clis(tmp_path: Path, mosquitto: Mosquitto
     cli = fleet("start", "rollout", "start", "2.0", "--to", "", "--pause", "60")
     try:
         wait_until(lambda: phase_of(store, "gw-01") is Phase.HEALTHY, 60, "the canary", (cli,))
-        rollout_id = store.list()[0].id
+        rollout_id = store.rollouts()[0].id
         second = fleet("resume", "rollout", "resume", rollout_id)
         assert second.process is not None and second.process.wait(60) == 3  # driven elsewhere
         assert "is being driven by ops@" in second.log()

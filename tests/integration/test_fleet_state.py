@@ -64,7 +64,7 @@ def test_a_rollout_survives_the_round_trip_step_by_step(store: StateStore) -> No
     assert loaded == r
     assert loaded.steps["gw-01"].phase is Phase.HEALTHY
     assert loaded.steps["gw-01"].requested_at_ns == 10_500_000_000_123
-    assert [row.id for row in store.list(live_only=True)] == ["r-1"]
+    assert [row.id for row in store.rollouts(live_only=True)] == ["r-1"]
 
 
 def test_overlapping_rollouts_one_wins_the_other_is_told_who_holds_what(
@@ -77,7 +77,7 @@ def test_overlapping_rollouts_one_wins_the_other_is_told_who_holds_what(
     assert "rollout r-a by alice holds gw-02" in str(refused.value)
     # Nothing of the refused rollout was kept: no claim on gw-03, no rollout row.
     assert store.holders(["gw-03"]) == {}
-    assert [row.id for row in store.list()] == ["r-a"]
+    assert [row.id for row in store.rollouts()] == ["r-a"]
 
 
 def test_concurrent_starts_exactly_one_proceeds(store_url: str) -> None:
