@@ -10,6 +10,7 @@ import pytest
 from tests.support.broker import Mosquitto, secured_broker
 from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
 from tests.support.pki import TestCA
+from tests.support.postgres import postgres_url  # noqa: F401 (fixture)
 from tests.support.requirements import require_binary
 from tests.support.wheel import build_wheel
 

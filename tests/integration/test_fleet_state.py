@@ -17,7 +17,6 @@ from fleet.store import lease
 from fleet.store.rollouts import ClaimRefused, StateStore
 from fleet.store.schema import normalise_url
 from tests.support.mariadb import Database
-from tests.support.postgres import postgres_url  # noqa: F401 (fixture)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
