@@ -27,7 +27,7 @@ CONFIG_ENV = "FACTORY_GATEWAY_CONFIG"  # the config's hash; the container fetche
 class BalenaBackend:
     name = "balena"
 
-    def __init__(self, inventory: Inventory, feed: StatusFeed) -> None:
+    def __init__(self, inventory: Inventory, feed: StatusFeed | None = None) -> None:
         settings = inventory.config.backends.balena
         if settings is None:
             raise BackendError("no backends.balena in fleet.yaml: name the balena fleet there")
@@ -111,3 +111,24 @@ class BalenaBackend:
             elif not seen[uuid]["is_online"]:
                 found[gw] = "balena reports the device offline"
         return found
+
+    def devices_with_tags(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(device name, UUID, tags) of every device in the fleet: tags are the labels."""
+        try:
+            devices = self.sdk.models.device.get_all_by_application(
+                self.fleet, {"$select": ["id", "uuid", "device_name"]}
+            )
+            ids = [d["id"] for d in devices]
+            tags = (
+                self.sdk.models.device.tags.get_all(
+                    {"$select": ["tag_key", "value", "device"], "$filter": {"device": {"$in": ids}}}
+                )
+                if ids
+                else []
+            )
+        except (BalenaException, requests.RequestException) as exc:
+            raise BackendError(f"balena fleet {self.fleet}: {exc}; check ${self.key_env}") from None
+        by_device: dict[int, dict[str, str]] = {}
+        for tag in tags:
+            by_device.setdefault(tag["device"]["__id"], {})[tag["tag_key"]] = tag["value"]
+        return [(d["device_name"], d["uuid"], by_device.get(d["id"], {})) for d in devices]

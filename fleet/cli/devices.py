@@ -14,6 +14,7 @@ from fleet.cli.common import (
     JsonFlag,
     Operator,
     emit_json,
+    err,
     fail,
     input_errors,
     inventory_of,
@@ -196,3 +197,28 @@ def accept(
     with input_errors():
         entry = accept_gateway(inventory, gateway_id, site=site, line=line, address=address)
     _save(inventory, entry, operator, "device accept")
+
+
+@app.command("sync-balena")
+def sync_balena_devices(fleet_dir: FleetDir = None, operator: Operator = None) -> None:
+    """Add or update an entry for every device of the balena fleet (its tags become labels)."""
+    from fleet.backends.base import BackendError
+    from fleet.balena_sync import sync_balena
+
+    inventory = inventory_of(fleet_dir)
+    try:
+        saved, skipped = sync_balena(inventory)
+    except BackendError as exc:
+        fail(str(exc), Exit.UNREACHABLE)
+    store = store_of(inventory)
+    store.audit(
+        operator_name(operator),
+        "device sync-balena",
+        inventory.config.name,
+        "ok",
+        f"{len(saved)} saved, {len(skipped)} skipped",
+    )
+    store.close()
+    out.print(f"{len(saved)} balena devices in the inventory")
+    for line in skipped:
+        err.print(f"skipped {line}", highlight=False)

@@ -189,3 +189,34 @@ def test_status_probe_merges_what_balena_knows(balena: tuple[FleetLayout, Balena
     rows = {r["id"]: r for r in json.loads(result.stdout)}
     assert rows["gw-03"]["flags"] == ["backend: balena reports the device offline"]
     assert rows["gw-01"]["flags"] == []
+
+
+def test_device_tags_become_labels(balena: tuple[FleetLayout, BalenaStandIn]) -> None:
+    layout, standin = balena
+    standin.add(
+        "device",
+        uuid=f"{9:032x}",
+        device_name="gw-09",
+        is_online=True,
+        belongs_to__application={"__id": 1},
+        is_running__release={"__id": 1},
+    )
+    standin.add(
+        "device",
+        uuid=f"{10:032x}",
+        device_name="not a gateway id",
+        belongs_to__application={"__id": 1},
+        is_running__release={"__id": 1},
+    )
+    for device, key, value in ((6, "role", "oven"), (6, "line", "anodizing"), (1, "role", "press")):
+        standin.add("device_tag", device={"__id": device}, tag_key=key, value=value)
+    root = ["-C", str(layout.root)]
+    result = CliRunner().invoke(app, ["devices", "sync-balena", *root])
+    assert result.exit_code == 0, result.output
+    assert "skipped not a gateway id: Value error, invalid gateway id" in result.output
+    listed = CliRunner().invoke(app, ["devices", "list", "role", "--json", *root])
+    rows = {r["id"]: r for r in json.loads(listed.stdout)}
+    assert rows["gw-01"]["labels"] == {"role": "press"}
+    assert rows["gw-01"]["current_release"] == "1.0"  # what the inventory knew stays
+    assert (rows["gw-09"]["labels"], rows["gw-09"]["line"]) == ({"role": "oven"}, "anodizing")
+    assert rows["gw-09"]["address"] == f"{9:032x}" and rows["gw-09"]["backend"] == "balena"
