@@ -15,12 +15,11 @@ def sync_balena(inventory: Inventory) -> tuple[list[str], list[str]]:
     saved, skipped = [], []
     for name, uuid, tags in BalenaBackend(inventory).devices_with_tags():
         old = inventory.gateways.get(name)
-        data = old.model_dump() if old else {"id": name}
+        data: dict[str, object] = old.model_dump() if old else {"id": name}
+        kept = old.labels if old else {}
         labels = {k: v for k, v in tags.items() if k not in BUILTIN}
-        fields = {k: v for k, v in tags.items() if k in BUILTIN}
-        data.update(
-            fields, backend="balena", address=uuid, labels={**data.get("labels", {}), **labels}
-        )
+        data.update({k: v for k, v in tags.items() if k in BUILTIN})
+        data.update(backend="balena", address=uuid, labels={**kept, **labels})
         try:
             entry = GatewayEntry.model_validate(data)
         except ValidationError as exc:
