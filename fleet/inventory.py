@@ -67,8 +67,16 @@ class BalenaSettings(StrictModel):
     data_directory: Path | None = None  # where balena-sdk keeps balena.cfg and its token
 
 
+class MqttSettings(StrictModel):
+    # Where an agent asked over MQTT fetches a release: a URL with {file} (an HTTP server the
+    # fleet's releases/ are published on), or else a path on the gateway where the artifact
+    # was staged beforehand ({file} in the SSH backend's incoming_dir).
+    artifact_url: str = ""
+
+
 class Backends(StrictModel):
     ssh: SshSettings = SshSettings()
+    mqtt: MqttSettings = MqttSettings()
     balena: BalenaSettings | None = None
 
 

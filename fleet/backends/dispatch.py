@@ -77,4 +77,9 @@ def backends_for(inventory: Inventory, feed: StatusFeed, operator: str) -> Dispa
             raise BackendError("no backends.balena in fleet.yaml: name the balena fleet there")
         return BalenaBackend(inventory, feed)
 
-    return Dispatch({"mqtt": lambda: MqttBackend(feed, operator), "ssh": ssh, "balena": balena})
+    backends = inventory.config.backends
+
+    def mqtt() -> Backend:
+        return MqttBackend(feed, operator, backends.mqtt.artifact_url, backends.ssh.incoming_dir)
+
+    return Dispatch({"mqtt": mqtt, "ssh": ssh, "balena": balena})

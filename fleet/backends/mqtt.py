@@ -14,18 +14,20 @@ from fleet.status_feed import FeedError, StatusFeed
 class MqttBackend:
     name = "mqtt"
 
-    def __init__(self, feed: StatusFeed, operator: str, artifact_url: str = "") -> None:
+    def __init__(self, feed: StatusFeed, operator: str, artifact_url: str, staged_dir: str) -> None:
         self.feed = feed
         self.operator = operator
         self.artifact_url = artifact_url  # e.g. http://fleet-host/releases/{file}
+        self.staged_dir = staged_dir.rstrip("/")
 
     def request(self, gateway: GatewayEntry, target: Target, request_id: str) -> None:
         artifact = ""
-        if target.path is not None and target.kind == "release":
+        if target.kind == "release" and target.path is not None:
             name = target.path.name
-            artifact = self.artifact_url.format(file=name) if self.artifact_url else name
+            url = self.artifact_url
+            artifact = url.format(file=name) if url else f"{self.staged_dir}/{name}"
         elif target.kind == "release":
-            artifact = target.value  # already on the gateway (e.g. the image's first slot)
+            artifact = target.value  # no file in releases/: the agent knows it (e.g. slot A)
         request = update_request(gateway.id, target, request_id, self.operator, artifact)
         try:
             self.feed.publish(request)
