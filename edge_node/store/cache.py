@@ -21,6 +21,8 @@ DEFAULT_BYTES = 256 * 2**20
 
 
 def _size(value: Any) -> int:
+    if hasattr(value, "cache_bytes"):
+        return int(value.cache_bytes())
     if isinstance(value, np.ndarray):
         return value.nbytes
     if isinstance(value, tuple | list):
@@ -45,6 +47,11 @@ class DecodedCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether `key` is cached now (another thread may evict it right after)."""
+        with self._lock:
+            return key in self._items
 
     def get(self, key: Hashable, decode: Callable[[], Any]) -> Any:
         with self._lock:

@@ -78,12 +78,25 @@ class Chunks:
     records: np.ndarray
     objects: dict[int, Any]
     reasons: dict[int, str]
+    # (record indexes in (series, ts, arrival) order, their series ids, their ts): made by
+    # the first select(), so one query over many series sorts the open hour once.
+    _order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def select(self, sid: int, start: int, end: int) -> np.ndarray:
         """Indexes of one series' records with start <= ts < end, in (ts, arrival) order."""
-        r = self.records
-        idx = np.flatnonzero((r["sid"] == sid) & (r["ts"] >= start) & (r["ts"] < end))
-        return idx[np.argsort(r["ts"][idx], kind="stable")]
+        if self._order is None:
+            r = self.records
+            order = np.lexsort((r["ts"], r["sid"]))  # stable: equal (sid, ts) keep arrival
+            self._order = (order, r["sid"][order], r["ts"][order])
+        order, sids, ts = self._order
+        lo, hi = np.searchsorted(sids, [sid, sid + 1])
+        first, last = np.searchsorted(ts[lo:hi], [start, end])
+        return order[lo + first : lo + last]
+
+    def cache_bytes(self) -> int:
+        """What a DecodedCache counts for this join: the records and, once made, the order
+        (about as large again), plus the side values."""
+        return 2 * self.records.nbytes + 64 * (len(self.objects) + len(self.reasons)) + 64
 
     def subset(self, idx: np.ndarray) -> tuple[np.ndarray, Side]:
         """Records at idx (in that order) with their side values renumbered."""
@@ -108,6 +121,19 @@ class Chunks:
             return None
         v = float(self.records["v"][i])
         return bool(v) if k == BOOL else v
+
+
+def join_chunks(parts: Sequence[tuple[np.ndarray, dict[int, Any], dict[int, str]]]) -> Chunks:
+    """Join decoded chunks (records, objects, reasons) in the order given."""
+    objects: dict[int, Any] = {}
+    reasons: dict[int, str] = {}
+    offset = 0
+    for records, objs, why in parts:
+        objects.update((offset + i, v) for i, v in objs.items())
+        reasons.update((offset + i, s) for i, s in why.items())
+        offset += len(records)
+    records = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, RECORD)
+    return Chunks(records, objects, reasons)
 
 
 def decode_chunks(rows: Sequence[tuple[bytes, bytes | None]]) -> Chunks:

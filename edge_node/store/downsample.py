@@ -7,11 +7,12 @@ colour, must survive downsampling: an operator zoomed out must still see it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 MINUTE_NS = 60_000_000_000
+HOUR_NS = 60 * MINUTE_NS
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,25 @@ def bucket_width(start: int, end: int, points: int) -> int:
     if points < 1 or end <= start:
         raise ValueError(f"need points >= 1 and end > start (got {points}, [{start}, {end}))")
     return -(-(end - start) // points)  # ceiling: never more than `points` buckets
+
+
+class Grid(NamedTuple):
+    origin: int  # ns, the first bucket's start
+    width: int  # ns
+    stop: int  # ns, the range widened to whole units
+    unit: int  # MINUTE_NS or HOUR_NS: which rollups answer
+
+
+def rollup_grid(start: int, end: int, points: int) -> Grid | None:
+    """The buckets the rollups answer [start, end) with: hour
+    rollups when a bucket spans an hour or more, else minute rollups; the width rounded up
+    to whole units and the range widened to whole units. None under a minute: only the raw
+    readings can answer then."""
+    width = bucket_width(start, end, points)
+    if width < MINUTE_NS:
+        return None
+    unit = HOUR_NS if width >= HOUR_NS else MINUTE_NS
+    return Grid(start - start % unit, -(-width // unit) * unit, end + (-end) % unit, unit)
 
 
 def min_max_mean(ts: np.ndarray, values: np.ndarray, start: int, end: int, points: int) -> Buckets:

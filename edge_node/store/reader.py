@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from edge_node.store import rollups
 from edge_node.store.cache import DecodedCache
-from edge_node.store.chunks import BOOL, NONE, NUM, Chunks, decode_chunks
+from edge_node.store.chunks import BOOL, OBJECT, Chunks, decode_chunks, join_chunks
 from edge_node.store.codec import decode_block
-from edge_node.store.downsample import MINUTE_NS, Buckets, bucket_width, combine
+from edge_node.store.downsample import Buckets, combine, rollup_grid
 from edge_node.store.model import (
     HOUR_NS,
     QUALITY_NAME,
@@ -64,12 +64,55 @@ def heard(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT gateway, at FROM gateway_heard"))
 
 
-def open_chunks(conn: sqlite3.Connection, start: int, end: int) -> Chunks:
-    """Every not-yet-compacted chunk with readings that may fall in [start, end)."""
-    rows = conn.execute(
-        "SELECT data, side FROM chunks WHERE t_max >= ? AND t_min < ? ORDER BY id", (start, end)
-    ).fetchall()
-    return decode_chunks(rows)
+def open_chunks(
+    conn: sqlite3.Connection, start: int, end: int, cache: DecodedCache | None = None
+) -> Chunks:
+    """Every not-yet-compacted chunk with readings that may fall in [start, end), joined.
+
+    With a cache, each chunk is decoded once and the join (with its by-series order) is kept
+    for the same set of chunks: a warm query over the open hour then reads only the chunks'
+    ids and sizes. A chunk is rewritten only by merging, which changes its count and size."""
+    if cache is None:
+        rows = conn.execute(
+            "SELECT data, side FROM chunks WHERE t_max >= ? AND t_min < ? ORDER BY id",
+            (start, end),
+        ).fetchall()
+        return decode_chunks(rows)
+    keys = tuple(
+        conn.execute(
+            "SELECT id, n, length(data), t_min, t_max FROM chunks"
+            " WHERE t_max >= ? AND t_min < ? ORDER BY id",
+            (start, end),
+        ).fetchall()
+    )
+    if not keys:
+        return join_chunks([])
+    return cache.get(("chunks", keys), lambda: _join_chunks(conn, keys, cache))
+
+
+def _join_chunks(conn: sqlite3.Connection, keys: tuple, cache: DecodedCache) -> Chunks:
+    """Decoded chunks (each from the cache, or fetched in one query for those it lacks)."""
+    lacking = [k[0] for k in keys if not cache.holds(("chunk", *k))]
+    rows = _fetch(conn, "SELECT id, data, side FROM chunks WHERE id IN ({})", lacking)
+    found = {i: (data, side) for i, data, side in rows}
+
+    def one(key: tuple) -> tuple:
+        row = found.get(key[0])
+        if row is None:  # evicted since holds() by another thread: fetch it alone
+            row = conn.execute("SELECT data, side FROM chunks WHERE id = ?", key[:1]).fetchone()
+        c = decode_chunks([row])
+        return c.records, c.objects, c.reasons
+
+    return join_chunks([cache.get(("chunk", *k), lambda k=k: one(k)) for k in keys])
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, ids: list[int]) -> list[tuple]:
+    """Rows for `ids` in batches within SQLite's limit on bound parameters."""
+    out: list[tuple] = []
+    for lo in range(0, len(ids), 500):
+        batch = ids[lo : lo + 500]
+        out += conn.execute(sql.format(",".join("?" * len(batch))), batch).fetchall()
+    return out
 
 
 def history(
@@ -82,31 +125,72 @@ def history(
     """Raw readings of each series with start <= ts < end, blocks and chunks merged.
 
     Decoded blocks come from `cache` when given (key: series, hour, reading count and blob
-    size; a block only ever changes by growing). A thread pool for decoding measured slower
-    than this one thread (GIL hand-offs between many small numpy calls)."""
-    chunks = open_chunks(conn, start, end)
-    out = []
-    for info in series:
-        rows = conn.execute(
-            "SELECT hour, n, data FROM blocks WHERE series_id = ? AND hour >= ? AND hour < ?"
-            " AND t_max >= ? AND t_min < ? ORDER BY hour",
-            (info.id, start - start % HOUR_NS, end, start, end),
-        )
-        decoded = [
-            cache.get(("block", info.id, hour, n, len(blob)), lambda b=blob: decode_block(b))
-            if cache is not None
-            else decode_block(blob)
-            for hour, n, blob in rows
-        ]
-        out.append(_one(info, decoded, start, end, chunks))
+    size; a block only ever changes by growing): a warm query then reads only the blocks'
+    sizes, not their blobs. A thread pool for decoding measured slower than this one thread
+    (GIL hand-offs between many small numpy calls)."""
+    chunks = open_chunks(conn, start, end, cache)
+    blocks = _blocks(conn, [info.id for info in series], start, end, cache)
+    return [_one(info, blocks.get(info.id, []), start, end, chunks) for info in series]
+
+
+Decoded = tuple[tuple, bool]  # decode_block's tuple, and whether all of it is in range
+
+
+def _blocks(
+    conn: sqlite3.Connection, ids: list[int], start: int, end: int, cache: DecodedCache | None
+) -> dict[int, list[Decoded]]:
+    """Per series id, its decoded blocks overlapping [start, end) in hour order; two queries
+    for all series (sizes, then the blobs the cache lacks) instead of one per series."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    where = f"series_id IN ({marks}) AND hour >= ? AND hour < ? AND t_max >= ? AND t_min < ?"
+    args = (*ids, start - start % HOUR_NS, end, start, end)
+    if cache is None:
+        sql = f"SELECT series_id, hour, n, t_min, t_max, data FROM blocks WHERE {where}"
+        rows = conn.execute(sql + " ORDER BY series_id, hour", args).fetchall()
+        return _group(rows, start, end, lambda row: decode_block(row[5]))
+    sql = f"SELECT series_id, hour, n, t_min, t_max, length(data) FROM blocks WHERE {where}"
+    rows = conn.execute(sql + " ORDER BY series_id, hour", args).fetchall()
+    lacking = [r for r in rows if not cache.holds(("block", r[0], r[1], r[2], r[5]))]
+    blobs: dict[tuple[int, int], bytes] = {}
+    if lacking:
+        sql = f"SELECT series_id, hour, data FROM blocks WHERE {where}"
+        wanted = {(r[0], r[1]) for r in lacking}
+        blobs = {(s, h): b for s, h, b in conn.execute(sql, args) if (s, h) in wanted}
+
+    def blob(row: tuple) -> bytes:
+        found = blobs.get((row[0], row[1]))
+        if found is None:  # evicted since holds() by another thread: fetch it alone
+            sql = "SELECT data FROM blocks WHERE series_id = ? AND hour = ?"
+            found = conn.execute(sql, row[:2]).fetchone()[0]
+        return found
+
+    def decoded(row: tuple) -> tuple:
+        key = ("block", row[0], row[1], row[2], row[5])
+        return cache.get(key, lambda: decode_block(blob(row)))
+
+    return _group(rows, start, end, decoded)
+
+
+def _group(
+    rows: list[tuple], start: int, end: int, decode: Callable[[tuple], tuple]
+) -> dict[int, list[Decoded]]:
+    out: dict[int, list[Decoded]] = {}
+    for row in rows:
+        whole = row[3] >= start and row[4] < end
+        out.setdefault(row[0], []).append((decode(row), whole))
     return out
 
 
 def _one(
-    info: SeriesInfo, decoded: list[tuple], start: int, end: int, chunks: Chunks
+    info: SeriesInfo, decoded: list[Decoded], start: int, end: int, chunks: Chunks
 ) -> SeriesData:
     parts: list[tuple[np.ndarray, Values, np.ndarray]] = []
-    for ts, values, quality, _reasons in decoded:
+    for (ts, values, quality, _reasons), whole in decoded:
+        if whole:  # the block lies inside the range: no search needed
+            parts.append((ts, values, quality))
+            continue
         lo, hi = np.searchsorted(ts, [start, end])
         parts.append((ts[lo:hi], values[lo:hi], quality[lo:hi]))
     idx = chunks.select(info.id, start, end)
@@ -119,7 +203,7 @@ def _one(
 def _chunk_values(chunks: Chunks, idx: np.ndarray, kind: str) -> Values:
     """As a block would give them: float64 for numbers (NaN: none), bool array, else a list."""
     kinds = chunks.records["k"][idx]
-    if kind == "num" and np.isin(kinds, (NUM, NONE, BOOL)).all():
+    if kind == "num" and (kinds < OBJECT).all():  # numbers, None (NaN) or booleans
         return chunks.records["v"][idx].copy()
     if kind == "bool" and (kinds == BOOL).all():
         return chunks.records["v"][idx] != 0
@@ -162,12 +246,10 @@ def downsample(
     more (width rounded up to whole hours, range widened to whole hours), else minute rollups
     (whole minutes likewise). None when rollups cannot answer: buckets under a minute, or
     strings; the caller then reduces the raw history instead."""
-    width = bucket_width(start, end, points)
-    if width < MINUTE_NS or info.kind == "str":
+    grid = rollup_grid(start, end, points)
+    if grid is None or info.kind == "str":
         return None
-    unit = HOUR_NS if width >= HOUR_NS else MINUTE_NS
-    width = -(-width // unit) * unit
-    origin, stop = start - start % unit, end + (-end) % unit
+    origin, width, stop, unit = grid
     if unit == HOUR_NS:
         agg = rollups.from_rows(
             conn.execute(

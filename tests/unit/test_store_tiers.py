@@ -178,3 +178,32 @@ def test_decoded_blocks_are_cached_until_a_block_grows(tmp_path: Path) -> None:
     grown = store.history([info(store)], T0, T0 + HOUR_NS)[0]
     assert len(grown) == 3601 and grown.values[1] == 0.5
     store.close()
+
+
+def test_the_open_hour_read_through_the_cache_follows_new_and_merged_chunks(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    one, other = info_after(store, batch(0, [0.0, 1.0])), None
+    assert store.history([one], T0, T0 + HOUR_NS)[0].values.tolist() == [0.0, 1.0]
+    store.write([batch(2, [2.0]), batch(3, [3.0], tag="level")])  # a new chunk, a new series
+    other = info(store, "gw1/bath/level")
+    first, second = store.history([one, other], T0, T0 + HOUR_NS)
+    assert first.values.tolist() == [0.0, 1.0, 2.0] and second.values.tolist() == [3.0]
+    for seq in range(4, 8):  # small chunks that compaction merges into the first one's id
+        store.write([batch(seq, [float(seq)])])
+    assert store.compact(T0) == 0
+    merged = store.history([one, other], T0, T0 + HOUR_NS)
+    assert merged[0].values.tolist() == [0.0, 1.0, 2.0, 4.0, 5.0, 6.0, 7.0]
+    assert merged[1].values.tolist() == [3.0]
+    fresh = Store(tmp_path / "s.sqlite", read_only=True)  # no cache: the same answer
+    assert [d.values.tolist() for d in fresh.history([one, other], T0, T0 + HOUR_NS)] == [
+        d.values.tolist() for d in merged
+    ]
+    fresh.close()
+    store.close()
+
+
+def info_after(store: Store, first: Batch):
+    store.write([first])
+    return info(store)
