@@ -3,7 +3,6 @@ Benchmarks are not tests: this checks they work end to end, not their figures.""
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +31,20 @@ def test_ingest_bench_runs_tiny() -> None:
 
 
 @pytest.mark.slow
-def test_paper_query_bench_runs_tiny() -> None:
-    database = f"bench_smoke_{secrets.token_hex(4)}"  # never the real run's bench_central
-    out = run("bench/paper_query.py", "--tiny", "--no-record", "--database", database, "--drop")
+def test_paper_query_bench_runs_tiny(tmp_path: Path) -> None:
+    require_binary("mariadbd", "apt-get install mariadb-server")
+    # Its own server in tmp_path: never the full-scale run's datadir.
+    out = run("bench/paper_query.py", "--tiny", "--no-record", "--central-dir", str(tmp_path))
     for query in ("raw 23", "raw 3", "down 23", "down 3"):
         assert query in out
+    assert out.count("│         yes │") == 4  # both designs gave the edge's answers
+
+
+@pytest.mark.slow
+def test_edge_query_bench_runs_tiny() -> None:
+    out = run("bench/edge_query.py", "--tiny", "--no-record")
+    for row in ("raw 23 -> numpy", "down 23 -> JSON", "raw 23 -> JSON", "GET /api/health"):
+        assert row in out
 
 
 @pytest.mark.slow

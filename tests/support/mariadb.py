@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +66,8 @@ class Database:
 class MariaDBServer:
     """A private mariadbd on a free loopback port; stop() and start() keep its data and port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, options: Sequence[str] = ()) -> None:
+        """`options`: extra mariadbd arguments, after (so overriding) the small defaults."""
         self.mariadbd = require_binary("mariadbd", INSTALL_HINT)
         self.install_db = require_binary("mariadb-install-db", INSTALL_HINT)
         self.workdir = workdir
@@ -79,6 +80,7 @@ class MariaDBServer:
         self.host = "127.0.0.1"
         self.user = "root"
         self.password = ""
+        self.options = list(options)
         self.process: subprocess.Popen[bytes] | None = None
 
     def install(self) -> None:
@@ -121,6 +123,7 @@ class MariaDBServer:
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=16M",
                 "--innodb-log-file-size=8M",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -142,15 +145,17 @@ class MariaDBServer:
     def _log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
 
-    def stop(self, kill: bool = False) -> None:
-        """Shut down (SIGTERM, clean) or kill (SIGKILL, like a power cut); data stays."""
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
+        """Shut down (SIGTERM, clean) or kill (SIGKILL, like a power cut); data stays.
+        A clean shutdown taking longer than `timeout` is killed (a big dirty buffer pool
+        takes minutes to flush: pass more)."""
         if self.process is not None and self.process.poll() is None:
             if kill:
                 self.process.kill()
             else:
                 self.process.terminate()
             try:
-                self.process.wait(30)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
