@@ -60,3 +60,8 @@ def test_fleet_rollout_bench_runs_tiny() -> None:
     out = run("bench/fleet_rollout.py", "--gateways", "4", "--no-record")
     for what in ("`fleet status --json`, 4 gateways", "staged rollout to 4", "naive: one"):
         assert what in out
+
+
+def test_buffer_bench_runs_tiny() -> None:
+    out = run("bench/buffer.py", "--tiny", "--no-record")
+    assert "| one connector: one poll at a time |" in out and "| batches of 500 |" in out
