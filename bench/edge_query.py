@@ -72,8 +72,8 @@ def in_process(path: Path, store: Store, span: tuple[int, int], args: Any) -> di
     start, end = span
     calls: dict[str, Callable[[Store], Any]] = {
         "raw 23 -> numpy": lambda s: s.history(infos, start, end),
-        "down 23 -> JSON": lambda s: _json.encode(
-            downsampled_json(s, infos, start, end, args.points)
+        "down 23 -> JSON": lambda s: _json.encode(  # the series list of the API's body
+            list(downsampled_json(s, infos, start, end, args.points).values())
         ),
         "raw 3 -> numpy": lambda s: s.history(infos[:3], start, end),
     }

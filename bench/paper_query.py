@@ -102,7 +102,9 @@ def edge_queries(
         return lambda s: s.history(chosen, start, end)
 
     def down(chosen: list) -> Callable[[Store], Any]:
-        return lambda s: _json.encode(downsampled_json(s, chosen, start, end, points))
+        return lambda s: _json.encode(
+            list(downsampled_json(s, chosen, start, end, points).values())
+        )
 
     return {"raw 23": raw(every), "raw 3": raw(few), "down 23": down(every), "down 3": down(few)}
 
