@@ -209,7 +209,11 @@ class Runner:
                 continue
             if revert:
                 target = replace(target, downgrade=True)  # going back is a deliberate downgrade
-            asks.append(Ask(self.inventory.get(gw), target, request_id(rollout, gw, revert)))
+            entry = self.inventory.gateways.get(gw)
+            if entry is None:  # removed from the inventory while the rollout held it
+                errors[gw] = f"{gw} is no longer in the inventory: `fleet devices add` it again"
+                continue
+            asks.append(Ask(entry, target, request_id(rollout, gw, revert)))
         workers = self.inventory.config.backends.ssh.max_parallel
         many = getattr(self.backend, "request_many", None)
         errors.update(many(asks, workers) if many else send_parallel(self.backend, asks, workers))
@@ -270,7 +274,11 @@ class Runner:
 
     def _check(self, rollout: Rollout, gateways: tuple[str, ...]) -> tuple[Rollout, bool]:
         heard = self.feed.snapshot()
-        problems = self.backend.problems([self.inventory.get(g) for g in gateways])
+        known = [self.inventory.gateways[g] for g in gateways if g in self.inventory.gateways]
+        problems = self.backend.problems(known)
+        problems.update(
+            {g: "no longer in the inventory" for g in gateways if g not in self.inventory.gateways}
+        )
         now = self.clock()
         policy = rollout.policy
         events: list[Event] = []
