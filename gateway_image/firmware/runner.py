@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -25,6 +26,7 @@ from gateway_image.firmware.connectors.base import (
 from gateway_image.firmware.exception_filter import ExceptionFilter
 
 Sink = Callable[[list[Reading]], Awaitable[None]]
+LATENESS_KEPT = 1000
 # What a connector failure may look like; anything else is a bug, logged with its traceback.
 EXPECTED = (ConnectorError, TimeoutError, OSError)
 
@@ -140,6 +142,9 @@ class ConnectorRunner:
         self.backoff = backoff or Backoff()
         self.settle = settle
         self.overruns = 0
+        # Seconds each of the last LATENESS_KEPT polls started after its tick (the bench's
+        # schedule figures; the sink returns at once, so the disk cannot make this grow).
+        self.lateness: deque[float] = deque(maxlen=LATENESS_KEPT)
         self._sink = sink
         self._h = _Health(connector.name, connector_type)
         self._log = get_logger(gateway=gateway, connector=connector.name)
@@ -184,6 +189,7 @@ class ConnectorRunner:
         next_tick = loop.time()
         while True:
             started = loop.time()
+            self.lateness.append(started - next_tick)
             try:
                 async with self.io_lock:
                     readings = await asyncio.wait_for(connector.poll(), self.poll_timeout)

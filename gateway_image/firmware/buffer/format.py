@@ -36,6 +36,7 @@ class DropCause(StrEnum):
     TTL = "ttl"  # waited longer than the ttl
     DISK_FULL = "disk_full"  # the OS refused to grow the file (the budget shrank to fit)
     CORRUPT = "corrupt"  # lost with a damaged part of the file
+    QUEUE_FULL = "queue_full"  # handed over faster than commits could take them (intake.py)
 
 
 class BufferClosed(RuntimeError):

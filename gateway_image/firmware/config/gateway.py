@@ -96,6 +96,8 @@ class BufferConfig(StrictModel):
     policy: Literal["drop_oldest", "refuse_newest"] = "drop_oldest"
     ttl: float | None = Field(default=None, gt=0)
     sync_interval: float = Field(default=0.1, ge=0)
+    # Readings waiting for the next group commit; beyond it the policy applies (queue_full).
+    queue_max: int = Field(default=50_000, ge=1)
 
     @field_validator("max_bytes", mode="before")
     @classmethod

@@ -1,0 +1,82 @@
+"""The SQL the buffer runs on its `readings` and `meta` tables, one small function per query."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+
+from gateway_image.firmware.buffer.budget import expired_prefix, prefix_to_free
+from gateway_image.firmware.buffer.format import ROW_OVERHEAD
+
+Rows = list[tuple[int, int]]  # (seq, body size)
+
+
+def freed(rows: Rows) -> int:
+    """Bytes the budget counts for `rows`."""
+    return sum(size for _, size in rows) + ROW_OVERHEAD * len(rows)
+
+
+def expired(conn: sqlite3.Connection, cutoff: int) -> Rows:
+    """The leading rows stored before `cutoff` (ns)."""
+    cursor = conn.execute("SELECT seq, stored_at, length(body) FROM readings ORDER BY seq")
+    rows: Rows = []
+    while chunk := cursor.fetchmany(512):
+        found = expired_prefix(chunk, cutoff)
+        rows += found
+        if len(found) < len(chunk):
+            break
+    cursor.close()
+    return rows
+
+
+def oldest(conn: sqlite3.Connection, excess: int) -> Rows:
+    """drop_oldest: the oldest rows whose deletion frees `excess` bytes."""
+    if excess <= 0:
+        return []
+    cursor = conn.execute("SELECT seq, length(body) FROM readings ORDER BY seq")
+    rows: Rows = []
+    while (need := excess - freed(rows)) > 0 and (chunk := cursor.fetchmany(512)):
+        rows += prefix_to_free(chunk, need)
+    cursor.close()
+    return rows
+
+
+def delete_prefix(conn: sqlite3.Connection, rows: Rows) -> int | None:
+    """Delete every row up to the last of `rows` (a prefix); returns its seq, None if none."""
+    if not rows:
+        return None
+    conn.execute("DELETE FROM readings WHERE seq <= ?", (rows[-1][0],))
+    return rows[-1][0]
+
+
+def insert(conn: sqlite3.Connection, first: int, stored_at: int, bodies: list[bytes]) -> None:
+    conn.executemany(
+        "INSERT INTO readings VALUES (?, ?, ?)",
+        [(first + i, stored_at, body) for i, body in enumerate(bodies)],
+    )
+
+
+def delete_ranges(conn: sqlite3.Connection, ranges: Sequence[tuple[int, int]]) -> list[int]:
+    """Delete the seq ranges; returns the body size of each row deleted."""
+    return [
+        size
+        for first, last in ranges
+        for (size,) in conn.execute(
+            "DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING length(body)",
+            (first, last),
+        )
+    ]
+
+
+def save_meta(
+    conn: sqlite3.Connection, next_seq: int, depth: int, nbytes: int, drops: Mapping[str, int]
+) -> None:
+    rows = [("next_seq", next_seq), ("depth", depth), ("bytes", nbytes)]
+    rows += [(f"dropped.{k}", v) for k, v in drops.items()]
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
+
+
+def after(conn: sqlite3.Connection, seq: int | None, limit: int) -> list[tuple[int, bytes]]:
+    """Up to `limit` (seq, body) rows with seq above `seq`, in seq order."""
+    query = "SELECT seq, body FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
+    return conn.execute(query, (-1 if seq is None else seq, limit)).fetchall()
