@@ -1,24 +1,16 @@
-"""MQTT uplink: buffered readings out as QoS-1 batches, deleted on PUBACK; status and commands.
+"""MQTT uplink: buffered readings out as QoS-1 batches, deleted on receipt; status and commands.
 
-- Batches are contiguous seq runs read from the durable buffer, at most `inflight_batches`
-  unacknowledged at once, in the order plan.SendPlan decides (by default live data
-  ahead of a backlog, which is replayed in seq order, rate-limited). A failed PUBACK keeps the
-  rows (MQTT 5 reason codes: a broker refusing a publish, e.g. by ACL, or answering "No
-  matching subscribers", i.e. dropping it because the edge never subscribed). A successful
-  one deletes them with `confirm: broker`; with `confirm: edge` (the default) rows are deleted
-  only when the edge's receipt lists them, and a batch a later receipt shows lost is sent
-  again (confirmations.py). With `protocol: "3.1.1"`
-  a PUBACK has no reason code, so a refused publish looks delivered: use it only with brokers
-  that speak nothing newer (the embedded amqtt of the simulated line).
-- Reconnect: paho keeps unacknowledged QoS-1 messages and re-sends them, in order, when the
-  connection is back; after a process restart the buffer itself is the source (everything still
-  in it is sent again). Duplicates on the wire are fine: the edge deduplicates on (gateway, seq).
-- Backoff: paho's doubling delay, with its start re-drawn at random after every connection
-  loss, so a fleet of gateways does not reconnect in lockstep after a broker restart.
-- Status: retained `GatewayStatus(online=True)` on connect and every `status_interval`; the
-  MQTT last will is the same message with online=False.
-- Threads: paho runs its network thread; every callback crosses into asyncio in one place,
-  `_bridge`, with loop.call_soon_threadsafe.
+docs/reliability.md states what this promises. The decisions are pure objects beside it:
+`SendPlan` (what to send next: live data ahead of a replayed backlog), `Window` (at most
+`inflight_batches` without PUBACK; what a PUBACK's reason code means), `ReceiptPolicy` and
+`Confirmations` (what an edge receipt confirms or shows lost), `batches` (contiguous runs,
+size limit, status). This class only moves bytes: batches come from memory when the uplink is
+caught up (buffer/recent.py), else from SQLite. paho runs its network thread; every callback
+crosses into asyncio in one place, `_bridge`, with loop.call_soon_threadsafe. paho re-sends
+unacknowledged QoS-1 messages after a reconnect, with its doubling back-off re-drawn at random
+after every connection loss, so a fleet does not reconnect in lockstep; after a restart the
+buffer is the source. With `protocol: "3.1.1"` a PUBACK has no reason code, so a refused
+publish looks delivered: use it only with brokers that speak nothing newer.
 """
 
 from __future__ import annotations
@@ -26,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +27,11 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from factory_common import wire
 from factory_common.logs import get_logger
-from gateway_image.firmware.buffer.store import BufferClosed, DurableBuffer
+from gateway_image.firmware.buffer.store import DurableBuffer
 from gateway_image.firmware.clock import clock_synced
 from gateway_image.firmware.config import MqttConfig
+from gateway_image.firmware.uplink import batches
+from gateway_image.firmware.uplink.batches import Entries, Identity, Origin
 from gateway_image.firmware.uplink.client import (
     BACKOFF_MAX,
     BACKOFF_MIN,
@@ -47,13 +40,14 @@ from gateway_image.firmware.uplink.client import (
 )
 from gateway_image.firmware.uplink.commands import CommandHandler, answer
 from gateway_image.firmware.uplink.confirmations import Confirmations, Sent
+from gateway_image.firmware.uplink.deletes import Deleter
 from gateway_image.firmware.uplink.plan import SAMPLE_EVERY, SendPlan, Slice
+from gateway_image.firmware.uplink.receipts import ReceiptPolicy
+from gateway_image.firmware.uplink.window import Verdict, Window, verdict
 
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
 GOODBYE_TIMEOUT = 3.0  # seconds a clean shutdown waits for PUBACKs before disconnecting
-NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code (a success code, but dropped)
-SWEEP_EVERY = 1.0  # seconds between deletes of everything a receipt lists
 
 
 class Uplink:
@@ -77,36 +71,45 @@ class Uplink:
         self.boot = boot
         self.health = health
         self.command_handler = command_handler
-        self.version = version or firmware_version()
-        self.started_at = wire.now_ns()
+        self.origin = Origin(self.gateway_id, boot)
+        self.identity = Identity(self.origin, version or firmware_version(), wire.now_ns())
         self._started_mono = time.monotonic()
         self.connected = False
         self._stopping = False
         self._unreachable_logged = False
-        self.batches_acked = 0
-        self.batches_refused = 0
-        self.batches_unrouted = 0
-        self._unrouted_logged = False
-        self.readings_acked = 0
-        self.batches_resent = 0
-        self.batches_unconfirmed = 0  # lost MAX_RESENDS times: kept in the buffer, reported
-        self._inflight: dict[int, Sent] = {}  # paho mid -> the batch it carries
-        self.confirmations = Confirmations()
-        self._resend: list[Sent] = []  # batches a receipt showed lost, to publish again
-        self._swept_at = -SWEEP_EVERY
+        self.window = Window(config.inflight_batches)
+        self.receipts = ReceiptPolicy(self.window.counters)
         self.plan = plan or SendPlan.from_config(config)
-        self._retry_from: int | None = None  # a refused batch: re-send from here
         self._room = asyncio.Event()  # connected and the window has room
         self._online = asyncio.Event()
         self._drained = asyncio.Event()  # no batch in flight
         self._waiters: dict[int, asyncio.Future[None]] = {}  # mids someone awaits the PUBACK of
-        self._ack_tasks: set[asyncio.Task[None]] = set()
-        self._acks: list[tuple[int, int]] = []  # PUBACKed seq ranges not deleted yet
-        self._acking = False
+        self.deleter = Deleter(buffer, self.window.counters, self.gateway_id)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self.log = get_logger(component="uplink", gateway=gateway_id)
+
+    # Counters, as attributes (tests and benches read them).
+    @property
+    def confirmations(self) -> Confirmations:
+        return self.receipts.confirmations
+
+    @property
+    def readings_acked(self) -> int:
+        return self.window.counters.readings_acked
+
+    @property
+    def batches_refused(self) -> int:
+        return self.window.counters.batches_refused
+
+    @property
+    def batches_resent(self) -> int:
+        return self.window.counters.batches_resent
+
+    @property
+    def batches_unrouted(self) -> int:
+        return self.window.counters.batches_unrouted
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -144,8 +147,7 @@ class Uplink:
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         self.connected = False
-        # Deletions for PUBACKs already received; the caller closes the buffer after this.
-        await asyncio.gather(*self._ack_tasks, return_exceptions=True)
+        await self.deleter.finish()  # confirmations already received; the buffer closes next
 
     def _make_client(self) -> mqtt.Client:
         will = wire.encode(self.status(online=False))
@@ -206,7 +208,7 @@ class Uplink:
         if self._stopping:
             self.log.info("mqtt_closed")
         elif self.connected:
-            self.log.warning("mqtt_disconnected", reason=str(reason), inflight=len(self._inflight))
+            self.log.warning("mqtt_disconnected", reason=str(reason), inflight=len(self.window))
         else:
             self._on_connect_fail(str(reason))
         self.connected = False
@@ -217,26 +219,18 @@ class Uplink:
         waiter = self._waiters.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        sent = self._inflight.pop(mid, None)
+        said = verdict(reason.is_failure, reason.value)
+        sent, log_it = self.window.answered(mid, said)
         if sent is None:  # a status or command ack
             return
-        if reason.is_failure:
-            # Not stored by the broker: keep the rows and send them again later.
-            self.batches_refused += 1
+        if said is Verdict.REFUSED:  # not stored by the broker: keep the rows, send again
             self.log.error("batch_refused", reason=str(reason), first=sent.first, last=sent.last)
-            self._retry_from = min(sent.first, self._retry_from or sent.first)
-        elif reason.value == NO_MATCHING_SUBSCRIBERS:
-            # Accepted, but nobody (not even an offline persistent session) will ever get it:
-            # the edge has never subscribed. Keep the rows until it has.
-            self.batches_unrouted += 1
-            if not self._unrouted_logged:
-                self._unrouted_logged = True
-                self.log.warning("batch_unrouted", reason=str(reason), first=sent.first)
-            self._retry_from = min(sent.first, self._retry_from or sent.first)
-        else:
-            self._unrouted_logged = False
-            if self.config.confirm == "broker" or self.confirmations.broker_acked(sent):
-                self._start_ack(sent.first, sent.last)
+        elif said is Verdict.UNROUTED and log_it:
+            self.log.warning("batch_unrouted", reason=str(reason), first=sent.first)
+        elif said is Verdict.STORED and (
+            self.config.confirm == "broker" or self.confirmations.broker_acked(sent)
+        ):
+            self.deleter.delete(sent.first, sent.last)
         self._update_room()
 
     def _on_receipt(self, payload: bytes) -> None:
@@ -248,53 +242,16 @@ class Uplink:
             return
         if receipt.gateway != self.gateway_id:
             return
-        outcome = self.confirmations.receipt(receipt.ranges, receipt.status_ts)
-        for sent in outcome.confirmed:
-            self._start_ack(sent.first, sent.last)
-        now = time.monotonic()
-        if now - self._swept_at >= SWEEP_EVERY and self.buffer.depth:
-            # Also rows no batch of this process carried (sent before a restart) or no longer
-            # watched: whatever the edge holds may go. Seq-range deletes on the primary key.
-            self._swept_at = now
-            for lo, hi in receipt.ranges:
-                self._start_ack(lo, hi)
-        for sent in outcome.lost:
-            self.batches_resent += 1
-            self.log.warning(
-                "batch_resent", first=sent.first, last=sent.last, attempt=sent.attempts + 1
-            )
-            self._resend.append(sent)
-        for sent in outcome.given_up:
+        actions = self.receipts.receipt(
+            receipt.ranges, receipt.status_ts, time.monotonic(), self.buffer.depth
+        )
+        for first, last in actions.delete:
+            self.deleter.delete(first, last)
+        for sent in actions.resend:
+            self.log.warning("batch_resent", first=sent.first, attempt=sent.attempts + 1)
+        for sent in actions.given_up:
             # Kept in the buffer (sent again after a restart); the edge may be refusing it.
-            self.batches_unconfirmed += 1
             self.log.error("batch_unconfirmed", first=sent.first, last=sent.last)
-
-    def _start_ack(self, first: int, last: int) -> None:
-        self._acks.append((first, last))
-        if self._acking:
-            return  # the running deleter takes it with the next transaction
-        self._acking = True
-        # Not in the TaskGroup: a PUBACK that arrives while shutting down must still delete.
-        task = asyncio.get_running_loop().create_task(self._ack_loop())
-        self._ack_tasks.add(task)
-        task.add_done_callback(self._ack_tasks.discard)
-
-    async def _ack_loop(self) -> None:
-        """Delete acknowledged batches, every PUBACK that arrived meanwhile in one transaction
-        (a drain after an outage brings hundreds a second)."""
-        try:
-            while self._acks:
-                ranges, self._acks = self._acks, []
-                try:
-                    removed = await asyncio.to_thread(self.buffer.ack_ranges, ranges)
-                except (sqlite3.Error, BufferClosed) as exc:
-                    # The rows stay and are sent again after a restart: a duplicate, not a loss.
-                    self.log.error("ack_not_applied", ranges=ranges[:3], error=str(exc))
-                    continue
-                self.batches_acked += len(ranges)
-                self.readings_acked += removed
-        finally:
-            self._acking = False  # no await since the loop's check: no PUBACK slips between
 
     def _on_message(self, message: mqtt.MQTTMessage) -> None:
         if message.topic == wire.stored_topic(self.gateway_id):
@@ -314,26 +271,21 @@ class Uplink:
             self._client.publish(wire.ack_topic(self.gateway_id), wire.encode(ack), qos=1)
 
     def _update_room(self) -> None:
-        if self._inflight:
-            self._drained.clear()
-        else:
-            self._drained.set()
-        if self.connected and len(self._inflight) < self.config.inflight_batches:
-            self._room.set()
-        else:
-            self._room.clear()
+        _set(self._drained, not len(self.window))
+        _set(self._room, self.window.has_room(self.connected))
 
     # ------------------------------------------------------------------ sending
 
     async def _send_loop(self) -> None:
         while True:
             await self._room.wait()
-            if self._retry_from is not None:
+            if self.window.retry_from is not None:
                 await asyncio.sleep(REJECTED_RETRY)
-                self.plan.rewind(self._retry_from)
-                self._retry_from = None
-            if self._resend:
-                await self._send_again(self._resend.pop(0))
+                retry = self.window.take_retry()
+                if retry is not None:
+                    self.plan.rewind(retry)
+            if (lost := self.receipts.next_resend()) is not None:
+                await self._send_again(lost)
                 continue
             part = self.plan.next(self.buffer.last_seq, self.buffer.depth, time.monotonic())
             if not isinstance(part, Slice):  # replay tokens exhausted: wait for the bucket
@@ -343,31 +295,31 @@ class Uplink:
             if entries and self.connected and self._room.is_set():
                 self._publish_batch(entries, part.replay)
 
-    async def _next_entries(self, part: Slice) -> list[tuple[int, wire.Reading]]:
+    async def _next_entries(self, part: Slice) -> Entries:
         """The next readings to send; waits (bounded) for data, and for a batch to fill."""
         self.buffer.committed.clear()
         entries = await self._read(part)
         if not entries and part.replay:
             self.plan.finish_replay()  # the rest of the backlog was acked or dropped meanwhile
         elif not entries:
-            # Appends through put() set `committed`; the timeout covers direct append() calls.
+            # Group commits set `committed`; the timeout covers direct append() calls.
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.buffer.committed.wait()
-        elif self._worth_waiting(entries, part):
+        elif batches.worth_waiting(
+            len(entries), part.replay, self.config.batch_max_readings, self.config.batch_max_delay
+        ):
             await asyncio.sleep(self.config.batch_max_delay)
             entries = await self._read(part)
-        return _contiguous(entries)
+        return batches.contiguous(entries)
 
-    def _worth_waiting(self, entries: list, part: Slice) -> bool:
-        """A live batch that is not full yet may wait batch_max_delay for more readings."""
-        full = len(entries) >= self.config.batch_max_readings
-        return not full and not part.replay and self.config.batch_max_delay > 0
-
-    async def _read(self, part: Slice) -> list[tuple[int, wire.Reading]]:
+    async def _read(self, part: Slice) -> Entries:
         limit = self.config.batch_max_readings
-        entries = await asyncio.to_thread(self.buffer.pending, limit, part.after)
+        # Caught up: what comes next was committed a moment ago and is still in memory.
+        entries = self.buffer.recent(part.after, limit)
+        if entries is None:
+            entries = await asyncio.to_thread(self.buffer.pending, limit, part.after)
         if part.upto is not None:
             entries = [e for e in entries if e[0] <= part.upto]
         return entries
@@ -376,33 +328,18 @@ class Uplink:
         """Publish a lost batch's rows again (those still buffered), outside the send plan."""
         size = lost.last - lost.first + 1
         entries = await asyncio.to_thread(self.buffer.pending, size, lost.first - 1)
-        entries = _contiguous([e for e in entries if e[0] <= lost.last])
+        entries = batches.contiguous([e for e in entries if e[0] <= lost.last])
         if entries and self.connected and self._room.is_set():
             self._publish_batch(entries, replay=True, attempts=lost.attempts + 1)
         elif entries:
-            self._resend.insert(0, lost)  # disconnected meanwhile: keep it for later
+            self.receipts.resend_later(lost)
 
-    def _publish_batch(
-        self, entries: list[tuple[int, wire.Reading]], replay: bool, attempts: int = 0
-    ) -> None:
+    def _publish_batch(self, entries: Entries, replay: bool, attempts: int = 0) -> None:
         """Publish one batch; `attempts` > 0 re-sends a lost one (the plan's cursors stay)."""
         assert self._client is not None
-        while True:
-            batch = wire.Batch(
-                v=wire.WIRE_VERSION,
-                gateway=self.gateway_id,
-                boot=self.boot,
-                first_seq=entries[0][0],
-                last_seq=entries[-1][0],
-                readings=[r for _, r in entries],
-                sent_at=wire.now_ns(),
-                replay=replay,
-                clock_synced=clock_synced(),
-            )
-            payload = wire.encode(batch)
-            if len(payload) <= wire.MAX_PAYLOAD_BYTES or len(entries) == 1:
-                break
-            entries = entries[: len(entries) // 2]  # the edge refuses oversized batches
+        batch, payload = batches.encode_batch(
+            self.origin, entries, replay, clock_synced(), wire.now_ns()
+        )
         info = self._client.publish(wire.data_topic(self.gateway_id), payload, qos=1)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             # Not queued by paho: leave the cursor so the same rows are tried again.
@@ -410,7 +347,7 @@ class Uplink:
             return
         # NO_CONN: paho queued it and sends it after the reconnect; count it as in flight.
         order = self.confirmations.next_order()
-        self._inflight[info.mid] = Sent(batch.first_seq, batch.last_seq, order, attempts)
+        self.window.published(info.mid, Sent(batch.first_seq, batch.last_seq, order, attempts))
         if not attempts:
             self.plan.sent(batch.first_seq, batch.last_seq, replay)
         self._update_room()
@@ -418,24 +355,15 @@ class Uplink:
     # ------------------------------------------------------------------ status
 
     def status(self, online: bool = True) -> wire.GatewayStatus:
-        stats = self.buffer.stats()
-        return wire.GatewayStatus(
-            v=wire.WIRE_VERSION,
-            gateway=self.gateway_id,
+        return batches.status(
+            self.identity,
             online=online,
-            ts=wire.now_ns(),
-            version=self.version,
-            boot=self.boot,
-            started_at=self.started_at,
-            uptime_s=round(time.monotonic() - self._started_mono, 3),
-            buffer_depth=stats.depth,
-            buffer_bytes=stats.bytes,
-            last_seq=stats.last_seq,
-            dropped=stats.dropped,
+            now=wire.now_ns(),
+            uptime_s=time.monotonic() - self._started_mono,
+            stats=self.buffer.stats(),
             connectors=self.health(),
-            clock_synced=clock_synced(),
-            resent=self.batches_resent,
-            unconfirmed=self.batches_unconfirmed,
+            counters=self.window.counters,
+            synced=clock_synced(),
         )
 
     def _publish_status(self) -> None:
@@ -466,9 +394,5 @@ class Uplink:
         await self._online.wait()
 
 
-def _contiguous(entries: list[tuple[int, wire.Reading]]) -> list[tuple[int, wire.Reading]]:
-    """The leading run of consecutive seqs (drops by budget or ttl leave gaps; a Batch can't)."""
-    for i in range(1, len(entries)):
-        if entries[i][0] != entries[0][0] + i:
-            return entries[:i]
-    return entries
+def _set(event: asyncio.Event, on: bool) -> None:
+    (event.set if on else event.clear)()
