@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,7 +119,8 @@ class Gateway:
         )
 
         async def sink(readings: list[Reading]) -> None:
-            await buffer.put(readings)
+            # Queued for the next group commit; polling goes on without waiting for the disk.
+            buffer.offer(readings)
 
         self.runners = [runner_for(c, sink, self.wire_id) for c in self.connectors]
         # Default command handler: writes through this process's own connectors (commands.py).
@@ -154,8 +156,16 @@ class Gateway:
             self.log.info("gateway_stopped", depth=buffer.depth, last_seq=buffer.last_seq)
 
 
+# The event loop mostly waits on sockets while worker threads do CPU work (the buffer's
+# commits, paho's network thread). At Python's default 5 ms switch interval every socket
+# wake-up of the loop may wait that long for the GIL: with eight Modbus requests per poll
+# that was half of one connector's time (docs/benchmarks.md, "Gateway").
+SWITCH_INTERVAL = 0.0002
+
+
 async def serve(gateway: Gateway) -> None:
-    """Run a gateway until SIGTERM or SIGINT."""
+    """Run a gateway until SIGTERM or SIGINT (this process's loop is the gateway's)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
