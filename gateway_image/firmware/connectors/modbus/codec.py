@@ -30,6 +30,7 @@ _FORMATS = {
     DataType.FLOAT32: ">f",
     DataType.FLOAT64: ">d",
 }
+_WORDS = (DataType.INT16, DataType.UINT16)
 _INT_RANGES = {
     DataType.INT16: (-(2**15), 2**15 - 1),
     DataType.UINT16: (0, 2**16 - 1),
@@ -69,9 +70,21 @@ def decode_number(registers: Sequence[int], data_type: DataType, order: ByteOrde
     need = register_count(data_type)
     if len(registers) != need:
         raise CodecError(f"{data_type} needs {need} registers, got {len(registers)}")
+    if data_type in _WORDS:
+        # One word, no bytes object: most tags are 16-bit, and this ran for every one of them.
+        return _decode_word(registers[0], data_type, order)
     data = _reorder(registers_to_bytes(registers), order)
     value = struct.unpack(_FORMATS[data_type], data)[0]
     return shortest_float32(value, data) if data_type is DataType.FLOAT32 else value
+
+
+def _decode_word(word: int, data_type: DataType, order: ByteOrder) -> int:
+    """An int16 or uint16 from one register: the same as the struct path, without bytes."""
+    if not 0 <= word <= 0xFFFF:
+        raise CodecError(f"register value {word} is not a 16-bit word")
+    if order.byte_swap:
+        word = ((word & 0xFF) << 8) | (word >> 8)
+    return word - 0x10000 if data_type is DataType.INT16 and word & 0x8000 else word
 
 
 def shortest_float32(value: float, data: bytes) -> float:
