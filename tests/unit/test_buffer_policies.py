@@ -85,11 +85,20 @@ def test_recent_answers_only_a_gapless_run_after_the_cursor() -> None:
     recent: RecentCommits[str] = RecentCommits(capacity=5)
     assert recent.after(9, 10) is None  # nothing known: read SQLite
     recent.committed(10, ["a", "b", "c"])
+    assert recent.after(8, 10) is None  # seq 9 may be in SQLite only
+    assert recent.after(None, 10) is None  # the first read after start goes to SQLite
     assert recent.after(9, 10) == [(10, "a"), (11, "b"), (12, "c")]
     assert recent.after(10, 1) == [(11, "b")]
     assert recent.after(12, 10) == []  # caught up
-    assert recent.after(8, 10) is None  # seq 9 may be in SQLite only
-    assert recent.after(None, 10) is None  # the first read after start goes to SQLite
+
+
+def test_recent_forgets_what_the_reader_has_sent() -> None:
+    recent: RecentCommits[str] = RecentCommits(capacity=100)
+    recent.committed(1, ["a", "b", "c", "d"])
+    assert recent.after(2, 1) == [(3, "c")]
+    assert len(recent) == 2  # seqs 1 and 2 were sent
+    assert recent.after(2, 10) == [(3, "c"), (4, "d")]  # the same read again (not yet sent)
+    assert recent.after(1, 10) is None  # a rewind below memory: SQLite
 
 
 def test_recent_keeps_only_the_newest_and_forgets_dropped_rows() -> None:

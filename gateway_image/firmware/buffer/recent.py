@@ -2,7 +2,7 @@
 
 Once the uplink has sent everything older, what it sends next is what was committed a moment
 ago: reading those rows back from SQLite and decoding them cost about a fifth of the
-gateway's CPU. The group commit records each committed run here (only after its COMMIT
+gateway's CPU. What the uplink has sent is forgotten as it reads on. The group commit records each committed run here (only after its COMMIT
 returned, so nothing reaches the uplink before it is on disk); `after()` answers only when it
 holds the run that follows the uplink's cursor without a gap, else the caller reads SQLite.
 Rows the budget or the ttl deleted are never answered (`forget_through`). Pure.
@@ -48,9 +48,10 @@ class RecentCommits(Generic[T]):
             return None
         if not self._items:
             return None
-        first = self._items[0][0]
-        if seq + 1 < first:
+        if seq + 1 < self._items[0][0]:
             return None  # rows between the cursor and memory: only SQLite has them
-        start = seq + 1 - first
-        stop = min(len(self._items), start + limit)
-        return [self._items[i] for i in range(start, stop)]
+        # The caller has sent everything up to `seq`: memory need not keep it (a re-send or
+        # a rewind reads SQLite), so memory holds about what the uplink lags behind, no more.
+        while self._items and self._items[0][0] <= seq:
+            self._items.popleft()
+        return [self._items[i] for i in range(min(limit, len(self._items)))]
