@@ -5,7 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 
-import structlog
+# structlog imports rich's traceback and pretty-printer (with pygments) when rich is
+# installed, only to colour tracebacks on a console: 2.4 MB of a Pi gateway's RSS, which logs
+# JSON. Hidden while structlog loads (console tracebacks are plain); importable afterwards.
+_HIDDEN = [name for name in ("rich.traceback", "rich.pretty") if name not in sys.modules]
+sys.modules.update(dict.fromkeys(_HIDDEN))  # a None entry makes that import fail
+try:
+    import structlog
+finally:
+    for _name in _HIDDEN:
+        del sys.modules[_name]
 
 _SECRET_KEYS = frozenset(
     {"password", "secret", "token", "passphrase", "authorization", "private_key", "cookie"}
