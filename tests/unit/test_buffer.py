@@ -185,6 +185,29 @@ async def test_put_group_commits_concurrent_callers(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 500
 
 
+async def test_offer_returns_at_once_and_one_commit_takes_what_arrived(tmp_path: Path) -> None:
+    buf = open_buffer(tmp_path / "b.sqlite", sync_interval=0.05, commit_delay=0.05)
+    for i in range(10):
+        assert buf.offer(readings(i * 10, 10)) == 0
+    assert buf.depth == 0  # handed over, not committed: offer did not wait for the disk
+    await buf.flush()
+    assert buf.depth == 100
+    assert [r for _, r in buf.pending(1000)] == readings(0, 100)
+    await buf.aclose()
+
+
+async def test_a_full_queue_applies_the_policy_and_counts_queue_full(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite"
+    buf = open_buffer(path, queue_max=50)
+    assert buf.offer(readings(0, 80)) == 30
+    assert buf.stats().dropped == {"queue_full": 30}  # shown before the commit saves it
+    await buf.aclose()
+    again = open_buffer(path)
+    assert again.dropped == {"queue_full": 30}  # saved with the commit
+    assert [r for _, r in again.pending(100)] == readings(30, 50)  # drop_oldest: newest kept
+    again.close()
+
+
 # ---------------------------------------------------------------- contract: a model comparison
 
 ops = st.lists(
