@@ -2,10 +2,11 @@
 
 Once the uplink has sent everything older, what it sends next is what was committed a moment
 ago: reading those rows back from SQLite and decoding them cost about a fifth of the
-gateway's CPU. What the uplink has sent is forgotten as it reads on. The group commit records each committed run here (only after its COMMIT
+gateway's CPU. The group commit records each committed run here (only after its COMMIT
 returned, so nothing reaches the uplink before it is on disk); `after()` answers only when it
-holds the run that follows the uplink's cursor without a gap, else the caller reads SQLite.
-Rows the budget or the ttl deleted are never answered (`forget_through`). Pure.
+holds the run that follows the uplink's cursor without a gap, else the caller reads SQLite,
+and forgets what the uplink has sent. Rows the budget or the ttl deleted are never answered
+(`forget_through`). Pure.
 """
 
 from __future__ import annotations
