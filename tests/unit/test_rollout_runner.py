@@ -49,23 +49,24 @@ class MemoryFleet:
         return None
 
 
-def run(
+def prepared(
     tmp_path: Path, ids: list[str], fleet: MemoryFleet, inventory_ids: list[str]
-) -> tuple[Rollout, StateStore]:
+) -> tuple[Runner, StateStore, Rollout]:
+    """A stored rollout of 2.0 to `ids` and a runner over the in-process fleet."""
     tmp_path.mkdir(exist_ok=True)
     layout = FleetLayout(tmp_path)
     inventory = Inventory(layout, FleetConfig(), {g: GatewayEntry(id=g) for g in inventory_ids})
     store = StateStore(normalise_url(None, tmp_path / "state.db"))
     rollout = plan("r1", "release", "2.0", dict.fromkeys(ids, "1.0"), Policy())
     store.create(rollout, "", "test")
-    runner = Runner(
-        store,
-        inventory,
-        fleet,
-        fleet,
-        lambda kind, value, gw: Target(kind, value),  # type: ignore[arg-type]
-        "test",
-    )
+    target = lambda kind, value, gw: Target(kind, value)  # noqa: E731
+    return Runner(store, inventory, fleet, fleet, target, "test"), store, rollout  # type: ignore[arg-type]
+
+
+def run(
+    tmp_path: Path, ids: list[str], fleet: MemoryFleet, inventory_ids: list[str]
+) -> tuple[Rollout, StateStore]:
+    runner, store, rollout = prepared(tmp_path, ids, fleet, inventory_ids)
     return runner.run(rollout), store
 
 
@@ -94,23 +95,11 @@ def test_unreachable_or_removed_gateways_fail_their_step_not_the_run(tmp_path: P
 def test_a_crash_between_intent_and_outcome_asks_again_on_resume(tmp_path: Path) -> None:
     ids = ["gw-0", "gw-1", "gw-2"]
     fleet = MemoryFleet(ids)
-    layout = FleetLayout(tmp_path)
-    inventory = Inventory(layout, FleetConfig(), {g: GatewayEntry(id=g) for g in ids})
-    store = StateStore(normalise_url(None, tmp_path / "state.db"))
-    rollout = plan("r1", "release", "2.0", dict.fromkeys(ids, "1.0"), Policy())
-    store.create(rollout, "", "test")
+    runner, store, rollout = prepared(tmp_path, ids, fleet, ids)
     # The intent for the canary was saved, then the process died before asking.
     steps = dict(rollout.steps)
     steps["gw-0"] = dataclasses.replace(steps["gw-0"], phase=Phase.REQUESTING)
     store.save(dataclasses.replace(rollout, steps=steps), ["gw-0"])
-    runner = Runner(
-        store,
-        inventory,
-        fleet,
-        fleet,
-        lambda kind, value, gw: Target(kind, value),  # type: ignore[arg-type]
-        "test",
-    )
     done = runner.run(store.load("r1"))
     assert done.state is State.DONE
     assert fleet.asked[0] == ("gw-0", "2.0") and len(fleet.asked) == 3
