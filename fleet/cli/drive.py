@@ -19,7 +19,7 @@ from rich.table import Table
 from fleet.backends.base import Target
 from fleet.backends.dispatch import backends_for
 from fleet.cli.common import Exit, emit_json, err, fail, out
-from fleet.inventory import Inventory, RolloutDefaults
+from fleet.inventory import Inventory, RolloutDefaults, Window
 from fleet.rollout.engine import summary
 from fleet.rollout.model import FINAL, Phase, Policy, Rollout, State
 from fleet.rollout.policy import Amount, WindowSpec
@@ -58,8 +58,6 @@ def parse_window(text: str) -> WindowSpec:
     try:
         if not sep:
             raise ValueError
-        from fleet.inventory import Window
-
         w = Window(days=days, start=start, end=end)  # type: ignore[arg-type]
     except ValueError:
         raise ValueError(f"--window {text!r}: write 'mon,tue 22:00-04:00' (UTC)") from None
