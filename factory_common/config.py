@@ -6,13 +6,20 @@ config that passes on an ops laptop passes on the device.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from factory_common.yaml_read import YamlProblem, read_yaml
+
 M = TypeVar("M", bound=BaseModel)
+_SHORT = reprlib.Repr()  # bounded: reprs at most a few items of a few levels
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = 4
+_SHORT.maxlevel = 2
 
 
 class StrictModel(BaseModel):
@@ -87,8 +94,9 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return "required key is missing"
     if "input" in error and error["type"] not in {"union_tag_invalid", "model_type"}:
-        shown = repr(error["input"])
-        if len(shown) <= 60:
+        # Never repr the whole input: it may be a huge string or an expanded structure.
+        shown = _SHORT.repr(error["input"])
+        if len(shown) <= 60 and "..." not in shown:
             msg += f" (got {shown})"
     return msg
 
@@ -105,28 +113,13 @@ def validation_problems(
     return problems
 
 
-# libyaml's loader when PyYAML was built with it (every wheel is): same data, a fraction of the
-# pure-Python loader's time and peak memory.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _load(text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_LOADER)
-    except yaml.YAMLError:
-        # Say what is wrong in the pure-Python loader's words (the ones documented and tested).
-        return yaml.load(text, Loader=yaml.SafeLoader)
-
-
 def parse_yaml_model(text: str, model: type[M], source: str = "<config>") -> M:
     """Validate YAML text into `model`; raises ConfigError listing every problem found."""
     try:
-        data = _load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}: not valid YAML: {problem}"]) from None
+        data = read_yaml(text)
+    except YamlProblem as exc:
+        where = f"{source}:{exc.line}" if exc.line else source
+        raise ConfigError(source, [f"{where}: {exc.message}"]) from None
     if data is None:
         raise ConfigError(source, [f"{source}: the file is empty"])
     if not isinstance(data, dict):

@@ -119,3 +119,44 @@ def test_loader_never_raises_anything_but_config_error(text: str) -> None:
     except ConfigError as exc:
         assert exc.problems
         assert all(p.startswith("fuzz.yaml") for p in exc.problems)
+
+
+# A "billion laughs": nine anchors, each a list of ten aliases of the one before (10^9 values).
+ALIAS_BOMB = "gateway: g1\nlol0: &l0 [lol]\n" + "".join(
+    f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)
+) + "connectors: *l9\n"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (ALIAS_BOMB, "gw.yaml:8: aliases here expand to more than 1,000,000 values"),
+        ("gateway: &a [*a]\n", "gw.yaml:1: an alias refers to itself"),
+        ("gateway: g1\nconnectors: " + "[" * 10_000 + "]" * 10_000 + "\n", "gw.yaml:2: nested"),
+        ("gateway: g1\nx: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", "gw.yaml:2: nested"),
+        ("gateway: g1\nconnectors:\n  - type: gpio\n    pin: " + "9" * 5000 + "\n",
+         "gw.yaml:4: integer of 5000 characters is too long"),
+        ("gateway: g1\nconnectors: []\ngateway: g2\n",
+         "gw.yaml:3: duplicate key 'gateway': first at line 1, again here"),
+        ("gateway: g1\nconnectors:\n  - type: gpio\n    pin: 3\n    pin: 4\n",
+         "gw.yaml:5: duplicate key 'pin': first at line 4"),
+    ],
+)  # fmt: skip
+def test_hostile_yaml_is_a_clear_error_with_its_line(text: str, expected: str) -> None:
+    (problem,) = problems_of(text)
+    assert problem.startswith(expected)
+
+
+def test_merge_keys_may_be_overridden_without_a_duplicate_error() -> None:
+    text = "base: &b {type: gpio, pin: 3}\ngateway: g1\nconnectors:\n  - <<: *b\n    pin: 4\n"
+    with pytest.raises(ConfigError) as info:  # `base` is an unknown key; the merge is fine
+        parse_yaml_model(text, Sample, "gw.yaml")
+    assert [p.split(": ")[1] for p in info.value.problems] == ["base"]
+
+
+def test_errors_never_print_a_whole_input() -> None:
+    huge = "x" * 200_000
+    problems = problems_of(f"gateway: [{huge}, {huge}]\n")
+    assert len("".join(problems)) < 500
+    problems = problems_of("gateway: g1\nconnectors:\n  - type: gpio\n    pin: " + huge + "\n")
+    assert len("".join(problems)) < 500 and "gw.yaml:4: connectors[0].pin" in problems[0]
