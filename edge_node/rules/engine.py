@@ -280,18 +280,25 @@ class RuleEngine:
                                                                           spec.cron)))  # fmt: skip
 
     async def _schedule(self, rule: CompiledRule, every: float | None, cron: str | None) -> None:
+        """Fire a schedule rule until cancelled. A fault in one round is this rule's error
+        (counted, logged once, retried a minute later): the task never dies unseen."""
         parsed = Cron.parse(cron) if cron else None
         while True:
-            if parsed is not None:
-                now = datetime.now(UTC)
-                await asyncio.sleep((parsed.next_after(now) - now).total_seconds())
-            else:
-                await asyncio.sleep(every or 60.0)
-            ctx = {
-                "value": None, "previous": None, "ts": now_ns(), "series": "", "gateway": "",
-                "device": "", "tag": "", "quality": "good", "alarm": None,
-            }  # fmt: skip
-            self._dispatch(rule, "schedule", ctx)
+            try:
+                if parsed is not None:
+                    now = datetime.now(UTC)
+                    await asyncio.sleep((parsed.next_after(now) - now).total_seconds())
+                else:
+                    await asyncio.sleep(every or 60.0)
+                ctx = {
+                    "value": None, "previous": None, "ts": now_ns(), "series": "",
+                    "gateway": "", "device": "", "tag": "", "quality": "good", "alarm": None,
+                }  # fmt: skip
+                self._dispatch(rule, "schedule", ctx)
+            except Exception as exc:  # the isolation boundary, as for every trigger
+                status = self.status[rule.rule.id]
+                self._rule_error(rule.rule.id, status, f"schedule: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(60.0)
 
     # ------------------------------------------------------------ firing
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +88,33 @@ def test_a_bad_rules_file_names_file_line_and_key() -> None:
     assert "rules.yaml:8: rules[1].actions[0].webhook.url" in problems
 
 
-def test_cron_lite() -> None:
+def test_cron_schedules() -> None:
     cron = Cron.parse("*/15 8-17 * * 1-5")
     saturday_noon = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     assert cron.next_after(saturday_noon) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     assert cron.next_after(datetime(2026, 11, 30, 8, 0, 30, tzinfo=UTC)).minute == 15
-    assert Cron.parse("0 0 * * 7").weekday == frozenset({0})
-    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *"):
+    sunday = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
+    assert Cron.parse("0 0 * * 7").next_after(sunday - timedelta(hours=1)) == sunday
+    # Day and weekday combine with AND: the 13th only when it is a Friday.
+    friday_13 = Cron.parse("0 12 13 * 5").next_after(datetime(2026, 1, 1, tzinfo=UTC))
+    assert friday_13 == datetime(2026, 2, 13, 12, 0, tzinfo=UTC)
+    assert Cron.parse("0 0 29 2 *").next_after(datetime(2097, 1, 1, tzinfo=UTC)).year == 2104
+    for bad in ("* * * *", "61 * * * *", "*/0 * * * *", "a * * * *", "* * * * * *"):
         with pytest.raises(ValueError, match="cron"):
             Cron.parse(bad)
+
+
+@pytest.mark.parametrize("impossible", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6,9,11 *"])
+def test_impossible_schedules_are_refused_when_the_rules_load(impossible: str) -> None:
+    with pytest.raises(ValueError, match="never matches"):
+        Cron.parse(impossible)
+    text = (
+        f"rules:\n  - id: nightly\n    trigger: {{schedule: {{cron: '{impossible}'}}}}\n"
+        "    actions: [{log: {message: hi}}]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_yaml_model(text, RulesFile, "rules.yaml")
+    assert "rules.yaml:3: rules[0].trigger.schedule.cron" in "\n".join(info.value.problems)
 
 
 # ---------------------------------------------------------------- the engine
