@@ -277,9 +277,9 @@ def create_app(
     app.state.edge = EdgeState(store, stats, edge_id)
     app.include_router(router)
     routes.install(app, auth)
-    app.include_router(masterdata_routes.router)  # H1: /api/master/*, /api/sync
-    app.include_router(alarm_routes.router)  # H2: /api/alarms (services: rules/runtime.py)
-    app.include_router(rule_routes.router)  # H2: /api/rules, /api/rules/firings, /api/defects
+    app.include_router(masterdata_routes.router)  # /api/master/*, /api/sync
+    app.include_router(alarm_routes.router)  # /api/alarms (services: rules/runtime.py)
+    app.include_router(rule_routes.router)  # /api/rules, /api/rules/firings, /api/defects
     app.include_router(product_routes.router)  # /api/products: a product's whole story
     if web:  # last: the page's static files are mounted at "/" and would hide later routes
         routes.mount_web(app)

@@ -91,7 +91,7 @@ async def run_edge(
     )
     auth = open_auth(config.auth, data_dir)
     cloud = CloudLink(config.cloud, config.edge.id, data_dir, store)  # master data, outbox
-    # Alarms, SPC monitoring, rules and the command sender (H2: edge_node/rules/runtime.py).
+    # Alarms, SPC monitoring, rules and the command sender (edge_node/rules/runtime.py).
     ops = open_operations(
         config, data_dir, store, role=role, masterdata=cloud.masterdata, outbox=cloud.outbox
     )

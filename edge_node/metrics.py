@@ -2,7 +2,7 @@
 
 Values are read from the live objects when Prometheus scrapes (a custom collector), so ingest
 and the store keep no second set of counters. Each app has its own registry: tests build many.
-Optional parts (alarms, rules: H2) are read through app.state when present.
+Optional parts (alarms, rules) are read through app.state when present.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class EdgeCollector(Collector):
         yield active
 
     def _rules(self, rules: Any) -> Iterable[Metric]:
-        status = getattr(rules, "status", None)  # H2's RuleEngine: rule id -> RuleStatus
+        status = getattr(rules, "status", None)  # the RuleEngine's: rule id -> RuleStatus
         if not isinstance(status, dict):
             return
         labels = ["rule"]

@@ -1,6 +1,6 @@
 """Pick and describe the MQTT broker for the simulated line: Mosquitto if installed, else amqtt.
 
-Mosquitto is the product's broker (DESIGN.md); amqtt, a maintained pure-Python broker, only
+Mosquitto is the product's broker (deploy/mosquitto); amqtt, a maintained pure-Python broker, only
 lets a machine without the Debian package still bring the line up. Either runs as its own
 child process on 127.0.0.1, with its files under the run's data directory.
 """

@@ -25,7 +25,8 @@ RULE_PREFIX = "spc."
 
 
 class LimitsSource(Protocol):
-    """H1's MasterData, or StaticLimits: `version()` may be absent (never changes)."""
+    """The synced master data (edge_node/masterdata), or StaticLimits: `version()` may be
+    absent (never changes)."""
 
     def limits(self, series_name: str) -> LimitsLike | None: ...
 

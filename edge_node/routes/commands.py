@@ -1,7 +1,7 @@
 """POST /api/commands: an engineer sends a setpoint or recipe (writes) to a gateway's devices.
 
 The role is checked before anything else, so a viewer's or operator's request never reaches
-the command sender (H2's edge_node/commands.py), let alone the broker. The gateway executes,
+the command sender (edge_node/commands.py), let alone the broker. The gateway executes,
 reads back and acks; the response is that ack.
 """
 
@@ -34,7 +34,7 @@ class Outcome(Protocol):
 
 
 class Sender(Protocol):
-    """H2's edge_node.commands.CommandSender: publishes, waits for the ack, logs the outcome."""
+    """edge_node.commands.CommandSender: publishes, waits for the ack, logs the outcome."""
 
     async def send(
         self,
@@ -62,7 +62,7 @@ class CommandIn(BaseModel):
 
 
 class CommandOut(BaseModel):
-    """The outcome as H2's CommandLog records it (times in ns, as on the wire)."""
+    """The outcome as edge_node.commands.CommandLog records it (times in ns, as on the wire)."""
 
     id: str
     gateway: str

@@ -1,6 +1,6 @@
 """GET /api/limits: the limits monitoring applies to each stored series, for the UI's gauges.
 
-Monitoring (H2) chains master data's control limits (H1, synced from the cloud) with the
+Monitoring chains master data's control limits (synced from the cloud) with the
 config's `monitoring.limits` fallback; the page shows exactly what raises alarms.
 """
 

@@ -25,7 +25,7 @@ from factory_common.wire import WireError, Write
 
 
 class Outbox(Protocol):
-    """H1's CloudOutbox (edge_node/cloud): `add` may be sync or async."""
+    """The CloudOutbox (edge_node/cloud): `add` may be sync or async."""
 
     def add(self, kind: str, payload: dict[str, Any], key: str) -> Any: ...
 

@@ -94,7 +94,7 @@ def open_operations(
     masterdata: Any = None,
     outbox: Outbox | None = None,
 ) -> Operations:
-    """`masterdata` (H1's MasterData) gives limits and recipes; `outbox` (H1's CloudOutbox)
+    """`masterdata` (edge_node/masterdata) gives limits and recipes; `outbox` (the CloudOutbox)
     takes alarm changes and the rules' cloud events. Both may be None (no cloud configured)."""
     mon = config.monitoring
     db = mon.resolve_db(data_dir)

@@ -4,12 +4,13 @@ Shutdown (SIGTERM/SIGINT) is ordered so nothing is lost or needlessly duplicated
 stop first, readings still waiting for their group commit are committed, the uplink waits
 briefly for in-flight PUBACKs and publishes a retained offline status, then the buffer closes.
 
-Process groups (`--only a,b`): a hung connector (issue 3) can be isolated in its own process.
-Such a process is, on the wire, its own gateway `<id>.<group>` (group defaults to the connector
-names joined by '-'), with its own buffer file `<buffer>.<group>.sqlite`, client id, status and
-sequence numbers, so two processes never share a sequence space or overwrite each other's
-retained status. The edge therefore lists each group as a gateway of its own; the broker ACL
-must allow `<id>.*` for that gateway's certificate.
+Process groups (`--only a,b`): a hung connector (a driver stuck in a blocking call) can be
+isolated in its own process. Such a process is, on the wire, its own gateway `<id>.<group>`
+(group defaults to the connector names joined by '-'), with its own buffer file
+`<buffer>.<group>.sqlite`, client id, status and sequence numbers, so two processes never
+share a sequence space or overwrite each other's retained status. The edge therefore lists
+each group as a gateway of its own; the broker ACL must allow `<id>.*` for that gateway's
+certificate.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Gateway:
         self.wire_id = group_identity(config, only, group)
         self.boot = uuid.uuid4().hex
         self.command_handler = command_handler
-        self.plan = plan  # None: in seq order; SendPlan(live_first=True, ...) for issue 4
+        self.plan = plan  # None: in seq order; SendPlan(live_first=True): live before backlog
         path = config.buffer.resolve_path(data_dir)
         if self.wire_id != config.gateway.id:
             suffix = self.wire_id.removeprefix(config.gateway.id + ".")

@@ -36,7 +36,7 @@ from tests.support.requirements import require_binary
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 GATEWAY = "gw1"
 TEMP = f"{GATEWAY}/bath/temp"
-# Limits for the bath temperature: given in the edge config when monitoring (H2) is present.
+# Limits for the bath temperature: given in the edge config when monitoring is present.
 LIMITS = {"mean": 20.0, "sigma": 1.5, "lcl": 15.5, "ucl": 24.5, "lsl": 12.0, "usl": 28.0}
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -142,10 +142,10 @@ def edge_yaml(broker: Mosquitto) -> str:
         "store: {path: edge.sqlite, flush_interval: 0.1}\n"
         "http: {host: 127.0.0.1, port: 0}\n"
     )
-    if "monitoring" in EdgeConfig.model_fields:  # H2's alarms: limits for the bath temperature
+    if "monitoring" in EdgeConfig.model_fields:  # alarms: limits for the bath temperature
         entries = ", ".join(f"{k}: {v}" for k, v in LIMITS.items())
         text += f"monitoring: {{limits: {{{TEMP}: {{{entries}}}}}}}\n"
-    if "rules" in EdgeConfig.model_fields:  # H2's rules engine
+    if "rules" in EdgeConfig.model_fields:  # the rules engine
         text += "rules: {path: rules.yaml}\n"
     return text
 

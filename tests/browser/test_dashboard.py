@@ -128,7 +128,7 @@ def test_alarm_appears_within_two_seconds_of_a_limit_violation(
     log_in(page, edge, "otto")
     page.goto(edge.url + "#alarms")
     if page.is_visible("#alarm-note:has-text('not available')"):
-        pytest.skip("this edge node has no alarm routes yet (H2: /api/alarms)")
+        pytest.skip("this edge node has no alarm routes yet (/api/alarms)")
     page.wait_for_timeout(1000)  # the live stream is open; the history may have raised
     spec = "#alarm-active tbody tr:has-text('spc.spec')"  # SPC pattern alarms (a sine wave)
     assert page.locator(spec).count() == 0
@@ -195,7 +195,7 @@ def test_engineer_sends_a_setpoint_from_the_page_and_sees_the_ack(
         log_in(engineer, edge, "erin")
         probe = engineer.request.post(edge.url + "api/commands", data={**COMMAND, "timeout_s": 5})
         if probe.status == 503:
-            pytest.skip("this edge node has no command sender yet (H2: edge_node/commands.py)")
+            pytest.skip("this edge node has no command sender yet (edge_node/commands.py)")
         assert probe.status == 200, probe.text()
         engineer.goto(edge.url + "#commands")
         engineer.wait_for_selector(f"#cmd-gateway option[value={GATEWAY}]", state="attached")
@@ -224,7 +224,7 @@ def test_defect_log_shows_a_defect_product_and_its_label(
         log_in(page, edge, "vic")
         page.goto(edge.url + "#defects")
         if page.is_visible("#defect-note:has-text('not available')"):
-            pytest.skip("this edge node has no rules yet (H2: /api/defects)")
+            pytest.skip("this edge node has no rules yet (/api/defects)")
         ts = now_ns()
         publisher.readings(
             [

@@ -1,1 +1,1 @@
-"""Fault-injection tests with real processes (issue 4): kill -9, outages, full disks, damage."""
+"""Fault-injection tests with real processes: kill -9, outages, full disks, damage."""

@@ -1,6 +1,6 @@
 """Deployment files, checked offline: the kustomize render validates against the Kubernetes
-schemas and has what issue 5 asks (replicas, probes, PVC, PDB, limits, non-root); the compose
-file is structurally sound and points at files that exist."""
+schemas and has what a cluster deployment needs (replicas, probes, PVC, PDB, limits,
+non-root); the compose file is structurally sound and points at files that exist."""
 
 from __future__ import annotations
 

@@ -304,7 +304,7 @@ def test_last_will_is_retained_offline_status_after_kill9(
 async def test_live_readings_overtake_a_backlog(
     tmp_path: Path, mosquitto: Mosquitto, listener: Listener
 ) -> None:
-    """issue 4: after an outage, current readings go ahead of the (rate-limited) replay."""
+    """Live data first: after an outage, current readings go ahead of the (rate-limited) replay."""
     buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8, sync_interval=0.01)
     _, backlog_last = buffer.append([reading(i) for i in range(4000)])
     plan = SendPlan(live_first=True, backlog=1000, replay_rate=4000, burst=200)

@@ -45,7 +45,7 @@ class Outcome:
 
 
 class RecordingSender:
-    """Stands in for H2's CommandSender at the route seam: records what reached it."""
+    """Stands in for edge_node.commands.CommandSender at the route seam: records what reached it."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[Write], str]] = []

@@ -1,5 +1,5 @@
 """Routes the page needs beyond the data API: the limits monitoring applies, the command log,
-and rule counters in /metrics; each read from the real H1/H2 objects."""
+and rule counters in /metrics; each read from the real master-data, alarm and rule objects."""
 
 from __future__ import annotations
 

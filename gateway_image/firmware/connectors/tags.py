@@ -65,8 +65,8 @@ class TagBase(StrictModel):
     min: float | None = None
     max: float | None = None
     deadband: Deadband | None = None
-    # Report by exception (issue 3), seconds: at most this often, and at least this often
-    # (an unchanged value is reported again as alive). Null: no limit.
+    # Report by exception (exception_filter.py), seconds: at most this often, and at least this
+    # often (an unchanged value is reported again as alive). Null: no limit.
     min_interval: float | None = Field(default=None, gt=0)
     max_interval: float | None = Field(default=None, gt=0)
 

@@ -1,0 +1,41 @@
+"""Comments and docs give reasons, not tracker codes, and name no file outside the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TREES = ("factory_common", "gateway_image", "edge_node", "fleet", "provisioning", "hardware")
+TREES += ("line_sim", "tests", "docs", "scripts", "bench", "deploy", "examples")
+SUFFIXES = {".py", ".md", ".sh", ".yaml", ".yml", ".toml", ".service"}
+# "issue 3", "issues 4-5", or a work-package code such as "H2": meaningless to a reader of the
+# repository. Assembled so this file does not match itself.
+TRACKER = re.compile(r"\bissues? #?\d|(?<![\w/.-])H\d(?![\w/.-])")
+OUTSIDE = re.compile(r"\bDESIGN\.md\b|\bPAPER\.md\b")
+
+
+def tracked_text_files() -> list[Path]:
+    files = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "Makefile", ROOT / "pyproject.toml"]
+    for tree in TREES:
+        for path in sorted((ROOT / tree).rglob("*")):
+            if path.suffix in SUFFIXES and "vendor" not in path.parts and path.is_file():
+                files.append(path)
+    return files
+
+
+@pytest.mark.parametrize("pattern", [TRACKER, OUTSIDE], ids=["tracker codes", "outside files"])
+def test_no_file_leans_on_what_the_repository_does_not_hold(pattern: re.Pattern[str]) -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in tracked_text_files()
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if pattern.search(line) and path.name != Path(__file__).name
+    ]
+    assert found == [], "say the reason instead:\n" + "\n".join(found)
+
+
+def test_the_case_study_the_docs_cite_is_in_the_repository() -> None:
+    assert "anodizing" in (ROOT / "docs" / "paper.md").read_text()
