@@ -96,13 +96,12 @@ def series_json(
     data: SeriesData, start: int, end: int, points: int | None, meta: TagMeta | None = None
 ) -> dict[str, Any]:
     head = _head(data.series, meta)
-    numeric = isinstance(data.values, np.ndarray)
     integer = meta is not None and meta.type == "int"
     if points is None or len(data) <= points:
         quality = data.quality.tolist() if data.quality.any() else None
         values = _ints(data.values) if integer else _values(data.values)
         return head | {"mode": "raw", "t": _ms(data.ts), "v": values, "q": quality}
-    if not numeric:
+    if not isinstance(data.values, np.ndarray):  # strings: the last value per bucket
         ts, last = last_per_bucket(data.ts, _values(data.values), start, end, points)
         return head | {"mode": "last", "t": _ms(ts), "v": last}
     return head | _buckets_json(min_max_mean(data.ts, data.values, start, end, points), integer)

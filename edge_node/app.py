@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from edge_node.api import create_app
 from edge_node.auth import AuthService, open_auth
@@ -60,10 +61,7 @@ async def compact_forever(store: Store, interval: float, grace: float) -> None:
             log.info("compacted", readings=moved)
 
 
-def _http_server(
-    config: EdgeConfig, store: Store, stats: IngestStats, auth: AuthService
-) -> _EmbeddedServer:
-    app = create_app(store, stats, edge_id=config.edge.id, auth=auth)
+def _http_server(app: FastAPI) -> _EmbeddedServer:
     return _EmbeddedServer(
         uvicorn.Config(
             app,
@@ -122,9 +120,10 @@ async def _run_parts(
 ) -> None:
     log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
-    server = _http_server(config, store, stats, auth)
-    server.config.app.state.cloud = cloud  # /api/master/*, /api/sync
-    ops.install(server.config.app)  # /api/alarms, /api/rules, /api/commands
+    app = create_app(store, stats, edge_id=config.edge.id, auth=auth)
+    server = _http_server(app)
+    app.state.cloud = cloud  # /api/master/*, /api/sync
+    ops.install(app)  # /api/alarms, /api/rules, /api/commands
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     loop = asyncio.get_running_loop()

@@ -13,10 +13,12 @@ import typer
 from edge_node.cli_export import export_command
 from edge_node.cli_users import app as users_app
 from edge_node.config import EdgeConfig, load_edge_config
+from factory_common.cli import FactoryTyper
 from factory_common.config import ConfigError
 from factory_common.logs import configure
 
-app = typer.Typer(
+# FactoryTyper: an uncaught FactoryError becomes its message and exit code (errors.py).
+app = FactoryTyper(
     help="Factory edge node: MQTT ingest, time-series store, HTTP API and web UI.",
     no_args_is_help=True,
     add_completion=False,

@@ -9,7 +9,6 @@ Every command and its outcome is stored in SQLite (`commands` table) and logged.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import uuid
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from edge_node.config import MqttConfig
 from factory_common import wire
 from factory_common.logs import get_logger
 from factory_common.mqtt_settings import apply_login_and_tls
+from factory_common.sqlite import open_db
 from factory_common.wire import Command, CommandAck, TopicKind, Write
 
 _SCHEMA = """
@@ -67,11 +67,7 @@ class CommandLog:
     """The `commands` table (in the monitoring database)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def sent(self, command: Command) -> None:
@@ -154,7 +150,7 @@ class CommandSender:
             loop.call_soon_threadsafe(self._connected.clear)
 
         def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-            loop.call_soon_threadsafe(self._on_ack, msg.payload)  # the one thread crossing
+            loop.call_soon_threadsafe(self._on_ack, bytes(msg.payload))  # the one thread crossing
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect

@@ -48,6 +48,9 @@ from factory_common.wire import (
     subscription,
 )
 
+# What a flush's worker thread reports: per message written, and those the store refused.
+_Written = tuple[list[WriteResult], list[tuple[Batch | GatewayStatus | TagCatalogue, Exception]]]
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -55,7 +58,7 @@ class Incoming:
 
     generation: int  # which connection delivered it: acks are per connection
     topic: str
-    payload: bytes
+    payload: bytes | bytearray
     mid: int
     qos: int
 
@@ -130,7 +133,7 @@ class Ingest:
         self._client: mqtt.Client | None = None
         # Bound here, not at import: a logger bound before logs.configure() prints to stdout.
         self._log = get_logger(component="ingest")
-        self._writing: asyncio.Future[tuple[list[WriteResult], list[str]]] | None = None
+        self._writing: asyncio.Future[_Written] | None = None
         # Called with the batches of each committed flush (monitoring, rules): each must only
         # hand them off (edge_node/alarms/feed.py: a bounded queue), never block or raise.
         self.observers: list[Callable[[Sequence[Batch]], None]] = []
@@ -307,7 +310,8 @@ class Ingest:
         # must not stop ingest for the line.
         results: list[WriteResult] = []
         refused: list[tuple[Batch | GatewayStatus | TagCatalogue, Exception]] = []
-        for message in [*batches, *statuses, *catalogues]:
+        messages: list[Batch | GatewayStatus | TagCatalogue] = [*batches, *statuses, *catalogues]
+        for message in messages:
             try:
                 if isinstance(message, Batch):
                     results.append(self.store.write([message]))
@@ -348,7 +352,7 @@ class Ingest:
         return batches, statuses, catalogues
 
     def _decode(
-        self, gateway: str, kind: TopicKind, payload: bytes
+        self, gateway: str, kind: TopicKind, payload: bytes | bytearray
     ) -> Batch | GatewayStatus | TagCatalogue | None:
         model = _MODELS.get(kind, GatewayStatus)
         try:

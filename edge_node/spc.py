@@ -27,14 +27,22 @@ TREND_LENGTH = 6  # rule 4: points, i.e. TREND_LENGTH - 1 strict steps
 
 
 class LimitsLike(Protocol):
-    """Master data's ControlLimits, or anything with these attributes (None when unknown)."""
+    """Master data's ControlLimits, or anything with these attributes (None when unknown).
 
-    mean: float | None
-    sigma: float | None
-    lcl: float | None
-    ucl: float | None
-    lsl: float | None
-    usl: float | None
+    Read-only properties, so frozen dataclasses such as Limits satisfy it too."""
+
+    @property
+    def mean(self) -> float | None: ...
+    @property
+    def sigma(self) -> float | None: ...
+    @property
+    def lcl(self) -> float | None: ...
+    @property
+    def ucl(self) -> float | None: ...
+    @property
+    def lsl(self) -> float | None: ...
+    @property
+    def usl(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,13 +117,13 @@ def merge(
         known = out.get(name) or _from_series(s.gateway, s.device, s.tag, s.kind, s.unit, s.latest)
         out[name] = _replace(known, has_data=True)
     for m in master:
-        known = out.get(m.name)
-        if known is None:
+        declared = out.get(m.name)
+        if declared is None:
             continue  # master data of a tag no gateway here declares: nothing to show yet
         out[m.name] = _replace(
-            known,
-            unit=m.unit or known.unit,
-            description=m.description or known.description,
+            declared,
+            unit=m.unit or declared.unit,
+            description=m.description or declared.description,
             equipment_id=m.equipment_id,
         )
     return dict(sorted(out.items()))

@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+from factory_common.errors import FactoryError
 
 from factory_common.yaml_read import YamlProblem, read_yaml
 
@@ -28,7 +31,8 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ConfigError(ValueError):
+class ConfigError(FactoryError, ValueError):
+    exit_code = 2  # like a usage error: the input is wrong, not the program
     """A config that cannot be used. `problems` lists each one as 'file:line: path: message'."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
@@ -74,9 +78,11 @@ def _clean_loc(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
     out: list[int | str] = []
     cursor = data
     for part in loc:
-        if (isinstance(cursor, dict) and part in cursor) or (
-            isinstance(cursor, list) and isinstance(part, int) and part < len(cursor)
-        ):
+        # Two branches, not one `or`: each narrows `cursor` for its own index type.
+        if isinstance(cursor, dict) and part in cursor:  # noqa: SIM114
+            cursor = cursor[part]
+            out.append(part)
+        elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
             cursor = cursor[part]
             out.append(part)
         elif isinstance(cursor, dict) and isinstance(part, str) and cursor.get("type") == part:
@@ -87,7 +93,7 @@ def _clean_loc(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
     return tuple(out)
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     msg = str(error["msg"])
     if error["type"] == "extra_forbidden":
         return "unknown key (check spelling; see the sample config for the allowed keys)"

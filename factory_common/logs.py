@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 # structlog imports rich's traceback and pretty-printer (with pygments) when rich is
 # installed, only to colour tracebacks on a console: 2.4 MB of a Pi gateway's RSS, which logs
@@ -21,7 +23,9 @@ _SECRET_KEYS = frozenset(
 )
 
 
-def _redact_secrets(_logger: object, _name: str, event: dict) -> dict:
+def _redact_secrets(
+    _logger: object, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Secrets must never reach a log file, whoever passes them in."""
     for key in event.keys() & _SECRET_KEYS:
         event[key] = "***"
@@ -68,4 +72,5 @@ def configure(json: bool | None = None, level: str = "info") -> None:
 
 def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
     # A lazy proxy: safe at import time, it binds to whatever configure() set up later.
-    return structlog.get_logger(**context)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(**context)
+    return logger

@@ -24,6 +24,8 @@ from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
+from factory_common.errors import FactoryError
+
 WIRE_VERSION: Final = 1
 TOPIC_ROOT: Final = f"factory/v{WIRE_VERSION}"
 # A batch larger than this is refused before parsing: it protects the edge's memory and
@@ -48,7 +50,7 @@ Name = Annotated[str, msgspec.Meta(pattern=r"^[^/+#\x00-\x1f\x7f]{1,255}$")]
 Value = bool | Int64 | float | str | None
 
 
-class WireError(ValueError):
+class WireError(FactoryError, ValueError):
     """A payload or topic that does not follow this contract; the message says what and where."""
 
 
@@ -415,9 +417,6 @@ _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
 
-M = TypeVar(
-    "M", Batch, GatewayStatus, Command, CommandAck, Stored, UpdateRequest, UpdateState, TagCatalogue
-)
 Message = (
     Batch
     | GatewayStatus
@@ -428,6 +427,9 @@ Message = (
     | UpdateState
     | TagCatalogue
 )
+# Bound, not constrained: decode(payload, kind) with kind typed as a union of message classes
+# (a topic -> class table) returns that union.
+M = TypeVar("M", bound=Message)
 
 
 class _VersionOnly(msgspec.Struct):
@@ -445,7 +447,7 @@ def encode(message: Message) -> bytes:
     return _encoder.encode(message)
 
 
-def decode(payload: bytes, kind: type[M]) -> M:
+def decode(payload: bytes | bytearray, kind: type[M]) -> M:
     """Decode and validate one message; every failure is a WireError naming what and where."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireError(
@@ -455,7 +457,7 @@ def decode(payload: bytes, kind: type[M]) -> M:
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
-        message = decoder.decode(payload)
+        message: M = decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         _raise_version_error(payload, kind)
         raise WireError(f"malformed {kind.__name__}: {exc}") from None
@@ -480,7 +482,7 @@ def _version_message(kind: type, version: int) -> str:
     )
 
 
-def _raise_version_error(payload: bytes, kind: type) -> None:
+def _raise_version_error(payload: bytes | bytearray, kind: type) -> None:
     """A payload of another version may fail shape checks first; report the version instead."""
     try:
         version = _version_decoder.decode(payload).v

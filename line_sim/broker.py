@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from factory_common.errors import SimError
+
 # "external": use a broker already running on --mqtt-port (tests that stop and restart it).
 BrokerChoice = Literal["auto", "mosquitto", "embedded", "external"]
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(SimError, RuntimeError):
     """The requested broker cannot run here; the message says what to install."""
 
 

@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from factory_common import logs
+from factory_common.cli import FactoryTyper
 from line_sim.anodizing import LineParams
 
-app = typer.Typer(
+# FactoryTyper: an uncaught FactoryError becomes its message and exit code (errors.py).
+app = FactoryTyper(
     help="The simulated anodizing line: simulator, broker, gateway and edge node on one machine.",
     no_args_is_help=True,
     add_completion=False,

@@ -17,6 +17,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from edge_node.auth import Role, UserError, UserStore
+from factory_common.errors import SimError
 
 USERS: tuple[tuple[str, Role], ...] = (("engineer", Role.ENGINEER), ("viewer", Role.VIEWER))
 HEADER = (
@@ -33,7 +34,7 @@ class Login:
     new: bool  # created or reset by this run: the run prints the password
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(SimError, RuntimeError):
     """The credentials file cannot be read or written; the message says where and why."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from edge_node.auth import UserError
+from factory_common.errors import SimError
 from line_sim.broker import BrokerChoice, BrokerUnavailable, plan_broker
 from line_sim.logins import CredentialsError, Login, ensure_logins, login_lines
 from line_sim.processes import Child
@@ -34,7 +35,7 @@ RULES_FILE = "anodizing-defect.yaml"
 CREDENTIALS = "credentials.txt"
 
 
-class StartupError(RuntimeError):
+class StartupError(SimError, RuntimeError):
     """The line could not come up; the message says which part and what to do."""
 
 
@@ -323,7 +324,7 @@ class Line:
 
     async def supervise(self) -> None:
         """Wait for Ctrl-C/SIGTERM, the --duration, or a part dying on its own."""
-        waits = [asyncio.create_task(self.stop.wait())]
+        waits: list[asyncio.Task[Any]] = [asyncio.create_task(self.stop.wait())]
         waits += [asyncio.create_task(c.wait(), name=c.name) for c in self.children]
         timeout = self.options.duration
         done, pending = await asyncio.wait(

@@ -22,7 +22,7 @@ DT = ModbusTcpClient.DATATYPE
 
 DEVICES: dict[int, str] = {1: "bath1", 2: "meter1"}  # unit id -> device name in the gateway
 
-_TYPES: dict[str, DT] = {
+_TYPES: dict[str, ModbusTcpClient.DATATYPE] = {
     "int16": DT.INT16,
     "uint16": DT.UINT16,
     "int32": DT.INT32,

@@ -13,13 +13,14 @@ import enum
 import io
 from dataclasses import dataclass
 
+from factory_common.errors import FleetError
 from factory_common.wire import WireError, check_id
 
 REQUIRED_COLUMNS = ("gateway_id",)
 KNOWN_COLUMNS = ("gateway_id", "serial", "site", "line", "board", "labels")
 
 
-class BatchError(ValueError):
+class BatchError(FleetError, ValueError):
     """The CSV cannot be used; every problem names its line."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

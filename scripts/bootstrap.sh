@@ -8,7 +8,7 @@
 # Idempotent and quick: the install step is skipped while pyproject.toml, uv.lock and the
 # extras are unchanged (a stamp in .venv keyed on their hash). Environment:
 #   PYTHON=python3.12   interpreter to build .venv with (default: newest python3.x >= 3.11)
-#   EXTRAS=gateway,edge,fleet,sim,dev   extras to install
+#   EXTRAS=gateway,edge,export,fleet,sim,dev   extras to install
 #   CI=true             a missing Debian package is an error instead of a hint
 set -euo pipefail
 
@@ -36,7 +36,7 @@ APT_PACKAGES=(
     openssh-server  # fleet SSH backend tests start their own sshd on loopback (no system sshd)
     nodejs          # runs node-opcua, an OPC UA server this project did not write, for tests
 )
-EXTRAS="${EXTRAS:-gateway,edge,fleet,sim,dev}"
+EXTRAS="${EXTRAS:-gateway,edge,export,fleet,sim,dev}"
 VENV=".venv"
 STAMP="$VENV/.bootstrap-stamp"
 

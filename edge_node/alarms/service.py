@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -23,7 +22,9 @@ from typing import Any, Protocol
 
 import msgspec
 
+from factory_common.errors import EdgeError
 from factory_common.logs import get_logger
+from factory_common.sqlite import open_db
 from factory_common.wire import now_ns
 
 SUBSCRIBER_QUEUE = 1000
@@ -59,12 +60,12 @@ _COLUMNS = (
 )
 
 
-class AlarmError(LookupError):
+class AlarmError(EdgeError, LookupError):
     """An alarm id that does not exist."""
 
 
 class Outbox(Protocol):
-    """H1's CloudOutbox: alarm changes go up to the central database through it."""
+    """The cloud outbox (edge_node/cloud): alarm changes go up to the central database."""
 
     def add(self, kind: str, payload: dict[str, Any], key: str) -> Any: ...
 
@@ -145,11 +146,7 @@ class _Subscriber:
 class AlarmService:
     def __init__(self, path: Path, outbox: Outbox | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA)
         self._lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
         self._ended = False
@@ -271,7 +268,8 @@ class AlarmService:
         self, since: int = 0, until: int | None = None, source: str | None = None, limit: int = 500
     ) -> list[Alarm]:
         """Alarms raised in [since, until), newest first."""
-        where, args = "raised_at >= ? AND raised_at < ?", [since, until or 2**63 - 1]
+        where = "raised_at >= ? AND raised_at < ?"
+        args: list[int | str] = [since, until or 2**63 - 1]
         if source is not None:
             where += " AND source = ?"
             args.append(source)

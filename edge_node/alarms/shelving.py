@@ -8,12 +8,13 @@ which is when it matters. Stored beside the alarms, in the same SQLite file.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from factory_common.errors import EdgeError
+from factory_common.sqlite import open_db
 from factory_common.wire import now_ns
 
 MAX_SHELF_S = 12 * 3600  # one shift at most: a longer hiding is suppression, an engineering act
@@ -39,17 +40,14 @@ _COLUMNS = (
 )
 
 
-class ShelfError(ValueError):
+class ShelfError(EdgeError, ValueError):
     """A shelving request that cannot be honoured; the message says why."""
 
 
 class Shelves:
     def __init__(self, path: Path, clock: Callable[[], int] = now_ns) -> None:
         self._clock = clock  # ns; tests move it to an expiry instead of waiting for it
-        self._db = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(Path(path), _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -20,6 +20,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from factory_common.errors import EdgeError
+from factory_common.sqlite import open_db
+
 MIN_PASSWORD = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _SCHEMA = """
@@ -69,7 +72,7 @@ class User:
         return self.role >= role
 
 
-class UserError(ValueError):
+class UserError(EdgeError, ValueError):
     """A user cannot be added or changed as asked; the message says what to do instead."""
 
 
@@ -97,9 +100,7 @@ class UserStore:
 
     def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path)
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pymysql
 
 from edge_node.cloud.config import CloudConfig
+from factory_common.errors import EdgeError
 
 
-class CloudError(RuntimeError):
+class CloudError(EdgeError, RuntimeError):
     """The cloud database is unreachable or refused a statement; the message says which."""
 
 

@@ -9,13 +9,15 @@ nothing is pushed twice after a restart).
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from factory_common.errors import EdgeError
+from factory_common.sqlite import open_db
 
 KINDS = ("alarm", "defect", "event")
 
@@ -45,7 +47,7 @@ CREATE TABLE IF NOT EXISTS pushed_changes (
 """
 
 
-class OutboxError(ValueError):
+class OutboxError(EdgeError, ValueError):
     """A record cannot go into the outbox; the message says what to change."""
 
 
@@ -63,14 +65,10 @@ class CloudOutbox:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        self._conn.executescript(DDL)
+        self._conn = open_db(self.path, DDL)
         self._lock = threading.Lock()
         # Called after each add (from the adding thread): the link wakes the push with it.
-        self.on_add: Callable[[], None] | None = None
+        self.on_add: Callable[[], object] | None = None
 
     # ------------------------------------------------------------ the outbox
 

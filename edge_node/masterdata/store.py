@@ -24,6 +24,7 @@ from edge_node.masterdata.model import (
 )
 from edge_node.masterdata.tables import BY_NAME, TABLES
 from edge_node.store import StoreError
+from factory_common.sqlite import open_db
 
 SCHEMA_VERSION = 1
 Listener = Callable[[ChangeSet], None]
@@ -83,10 +84,7 @@ class MasterData:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn = open_db(self.path)
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise MasterDataError(

@@ -21,6 +21,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from factory_common.errors import EdgeError
+
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -50,7 +52,7 @@ _NODES = (
 MAX_LENGTH = 2000
 
 
-class ExprError(ValueError):
+class ExprError(EdgeError, ValueError):
     """An expression that cannot be parsed, or failed while evaluated (says which and why)."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from factory_common.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rule_firings (
@@ -41,11 +42,7 @@ def _fallback(value: Any) -> Any:
 
 class FiringStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def start(self, rule_id: str, trigger: str, key: str | None, inputs: Any, ts: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -215,15 +216,16 @@ def _concat(info: SeriesInfo, parts: list[tuple[np.ndarray, Values, np.ndarray]]
         empty: Values = [] if info.kind == "str" else np.zeros(0, np.float64)
         return SeriesData(info, np.zeros(0, np.int64), empty, np.zeros(0, np.uint8))
     if len(parts) == 1:  # copies: a block's arrays may be the cache's (read-only) ones
-        ts, values, quality = parts[0]
-        values = values.copy() if isinstance(values, np.ndarray) else list(values)
-        return SeriesData(info, ts.copy(), values, quality.copy())
+        ts, only, quality = parts[0]
+        copied = only.copy() if isinstance(only, np.ndarray) else list(only)
+        return SeriesData(info, ts.copy(), copied, quality.copy())
     ts = np.concatenate([p[0] for p in parts])
     quality = np.concatenate([p[2] for p in parts])
     arrays = [p[1] for p in parts]
     values: Values
-    if all(isinstance(a, np.ndarray) for a in arrays) and len({a.dtype for a in arrays}) == 1:
-        values = np.concatenate(arrays)
+    numeric = [a for a in arrays if isinstance(a, np.ndarray)]
+    if len(numeric) == len(arrays) and len({a.dtype for a in numeric}) == 1:
+        values = np.concatenate(numeric)
     else:
         values = [v for a in arrays for v in (a.tolist() if isinstance(a, np.ndarray) else a)]
     if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
@@ -272,7 +274,7 @@ def _minutes(
         (sid, origin - origin % HOUR_NS, stop),
     )
     parts = [
-        cache.get(("minutes", sid, hour, hash(blob)), lambda b=blob: rollups.unpack(b))
+        cache.get(("minutes", sid, hour, hash(blob)), partial(rollups.unpack, blob))
         if cache is not None
         else rollups.unpack(blob)
         for hour, blob in rows

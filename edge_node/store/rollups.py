@@ -171,7 +171,7 @@ def unpack(blob: bytes) -> np.ndarray:
     k = len(raw) // AGG.itemsize
     out = np.empty(k, AGG)
     offset = 0
-    for name in AGG.names:
+    for name in AGG.names or ():
         size = AGG[name].itemsize * k
         out[name] = np.frombuffer(raw[offset : offset + size], AGG[name])
         offset += size

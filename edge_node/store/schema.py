@@ -22,6 +22,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from factory_common.errors import EdgeError
+
 SCHEMA_VERSION = 2
 
 DDL = """
@@ -110,7 +112,7 @@ CREATE TABLE IF NOT EXISTS gateway_heard (
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(EdgeError, RuntimeError):
     """The store cannot be opened or used; the message says which file and what to do."""
 
 

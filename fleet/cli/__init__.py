@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import typer
+from factory_common.cli import FactoryTyper
 
-app = typer.Typer(
+# FactoryTyper: an uncaught FactoryError becomes its message and exit code (errors.py).
+app = FactoryTyper(
     help="Factory edge fleet: inventory, identities, releases, SD images, rollouts.",
     no_args_is_help=True,
     add_completion=False,

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from factory_common import wire
+from factory_common.errors import GatewayError
 from factory_common.logs import get_logger
 from factory_common.wire import Reading
 from gateway_image.firmware.buffer.store import DurableBuffer
@@ -36,7 +37,7 @@ from gateway_image.firmware.uplink.plan import SendPlan
 from gateway_image.firmware.uplink.uplink import Uplink
 
 
-class GatewaySetupError(ValueError):
+class GatewaySetupError(GatewayError, ValueError):
     """The gateway cannot start as asked (e.g. --only names an unknown connector)."""
 
 

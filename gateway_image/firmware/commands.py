@@ -24,6 +24,7 @@ from typing import Any
 
 from factory_common import wire
 from factory_common.logs import get_logger
+from factory_common.sqlite import open_db
 from factory_common.wire import AckStatus, Command, CommandAck, Value, Write, WriteResult
 from gateway_image.firmware.connectors.base import ConnectorError, WritableConnector
 from gateway_image.firmware.connectors.modbus.codec import CodecError, encode_tag
@@ -52,15 +53,12 @@ class ExecutedStore:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # an executed id must survive power loss
-            db.execute(
+            # synchronous=FULL (open_db): an executed id must survive power loss.
+            self._db = open_db(
+                self.path,
                 "CREATE TABLE IF NOT EXISTS executed ("
-                " id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, ack BLOB)"
+                " id TEXT PRIMARY KEY, received_at INTEGER NOT NULL, ack BLOB)",
             )
-            self._db = db
         return self._db
 
     def get(self, command_id: str) -> tuple[int, bytes | None] | None:

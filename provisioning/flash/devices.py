@@ -14,12 +14,14 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from factory_common.errors import FleetError
+
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/boot/firmware", "/usr", "/var", "[SWAP]")
 REMOVABLE_TRANSPORTS = {"usb", "mmc", "sdio"}
 LSBLK_COLUMNS = "NAME,PATH,SIZE,MODEL,VENDOR,TRAN,RM,HOTPLUG,RO,TYPE,MOUNTPOINTS"
 
 
-class RefusedDevice(ValueError):
+class RefusedDevice(FleetError, ValueError):
     """The device must not be written; the message says why and what to do instead."""
 
 

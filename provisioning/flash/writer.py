@@ -10,12 +10,13 @@ import errno
 from dataclasses import dataclass
 from pathlib import Path
 
+from factory_common.errors import FleetError
 from provisioning.image.build import BuildResult, SinkFactory, build
 from provisioning.image.customise import GatewayPayload
 from provisioning.image.sink import ImageSink, Progress, VerifyError, hash_prefix
 
 
-class FlashError(RuntimeError):
+class FlashError(FleetError, RuntimeError):
     """Writing the card failed; the message says what to try."""
 
 

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from factory_common.errors import FleetError
+
 MANIFEST = "flash-set.json"
 
 
@@ -28,7 +30,7 @@ class BootFiles(Protocol):
     def copy_in(self, source: Path, path: str) -> None: ...
 
 
-class SetError(ValueError):
+class SetError(FleetError, ValueError):
     """A flash set that does not fit the base image it is flashed with."""
 
 

@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory_common.errors import FleetError
 from provisioning.image import firstboot
 from provisioning.image.boot_set import BootFiles
 from provisioning.image.flavour import Flavour
 from provisioning.image.settings import ImageSettings
 
 
-class CustomiseError(ValueError):
+class CustomiseError(FleetError, ValueError):
     """The payload does not fit this image."""
 
 

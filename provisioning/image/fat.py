@@ -12,10 +12,12 @@ import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from factory_common.errors import FleetError
+
 INSTALL_HINT = "install mtools (Debian/Ubuntu: sudo apt-get install mtools)"
 
 
-class FatError(RuntimeError):
+class FatError(FleetError, RuntimeError):
     """An mtools command failed on the image."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import enum
 
+from factory_common.errors import FleetError
+
 PI_FIRMWARE_MARKERS = {"start.elf", "start4.elf", "bootcode.bin", "issue.txt"}
 PI_BOOT_FILES = {"config.txt", "cmdline.txt"}
 CLOUD_INIT_FILES = {"user-data", "meta-data", "network-config"}
@@ -25,7 +27,7 @@ class Flavour(enum.Enum):
     BALENA_OS = "balenaOS"
 
 
-class UnknownImageError(ValueError):
+class UnknownImageError(FleetError, ValueError):
     """The boot partition is not one of a Raspberry Pi OS or balenaOS image."""
 
 

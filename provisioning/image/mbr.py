@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from factory_common.errors import FleetError
+
 SECTOR = 512
 MBR_SIGNATURE = b"\x55\xaa"
 PROTECTIVE_GPT = 0xEE
@@ -17,7 +19,7 @@ FAT_TYPES = {0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E}
 LINUX_TYPE = 0x83
 
 
-class PartitionTableError(ValueError):
+class PartitionTableError(FleetError, ValueError):
     """The first sector is not an MBR this tool can read."""
 
 

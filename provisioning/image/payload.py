@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from factory_common.errors import FleetError
 from fleet.layout import FleetLayout
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config
 from provisioning.image.customise import GatewayPayload
@@ -20,7 +21,7 @@ PI_UARTS = ("/dev/serial0", "/dev/serial1", "/dev/ttyS0", "/dev/ttyAMA")
 RELEASE_SUFFIX = ".release.tar"
 
 
-class PayloadError(ValueError):
+class PayloadError(FleetError, ValueError):
     """Something the card needs is missing; the message names the command that makes it."""
 
 

@@ -13,13 +13,15 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from factory_common.errors import FleetError
+
 CHUNK = 4 << 20
 ZERO_CHUNK = bytes(CHUNK)
 
 Progress = Callable[[int], None]
 
 
-class VerifyError(RuntimeError):
+class VerifyError(FleetError, RuntimeError):
     """What was read back differs from what was written."""
 
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from factory_common.errors import FleetError
+
 XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
-class SourceError(ValueError):
+class SourceError(FleetError, ValueError):
     """The base image cannot be read."""
 
 

@@ -10,7 +10,9 @@ from typing import Final
 
 import msgspec
 
+from factory_common.errors import GatewayError
 from factory_common.logs import get_logger
+from factory_common.sqlite import open_db
 from factory_common.wire import Reading
 
 # Bytes SQLite spends on a row besides its body (rowid, stored_at, record header, cell
@@ -39,7 +41,7 @@ class DropCause(StrEnum):
     QUEUE_FULL = "queue_full"  # handed over faster than commits could take them (intake.py)
 
 
-class BufferClosed(RuntimeError):
+class BufferClosed(GatewayError, RuntimeError):
     """The buffer was used after close()."""
 
 
@@ -64,9 +66,7 @@ def is_disk_full(exc: sqlite3.OperationalError) -> bool:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn = open_db(path)
     # Appends touch the right edge of the seq index, deletes its left edge: a few pages. 512 KiB
     # instead of SQLite's 2 MiB per connection keeps the gateway's RSS down on a Pi.
     conn.execute("PRAGMA cache_size=-512")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import typer
+from factory_common.cli import FactoryTyper
 
-app = typer.Typer(help="Factory edge gateway firmware.", no_args_is_help=True, add_completion=False)
+# FactoryTyper: an uncaught FactoryError becomes its message and exit code (errors.py).
+app = FactoryTyper(
+    help="Factory edge gateway firmware.", no_args_is_help=True, add_completion=False
+)
 
 # Each command lives in its own module so the CLI stays a thin index.
 from gateway_image.firmware.cli import check, run, wiring  # noqa: E402

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from factory_common.config import ConfigError
+from factory_common.errors import GatewayError
 from factory_common.wire import Quality, Reading
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config
 from gateway_image.firmware.connectors.base import ConnectorError, PollingConnector
@@ -153,24 +154,26 @@ async def probe_one(config: Any, probe_timeout: float) -> list[Row]:
     return rows
 
 
-class _Skipped(Exception):
+class _Skipped(GatewayError):
     """The connector cannot be read on demand."""
 
 
 async def _read_once(config: Any, probe_timeout: float) -> list[Reading]:
     connector = build_connector(config)
     read_once = getattr(connector, "probe", None)  # a streaming connector that can read on demand
-    if read_once is None and not isinstance(connector, PollingConnector):
+    polling = connector if isinstance(connector, PollingConnector) else None
+    if read_once is None and polling is None:
         raise _Skipped("streaming connector: see `gateway run` logs")
     async with asyncio.timeout(probe_timeout):
         if read_once is not None:
             readings: list[Reading] = await read_once()
             return readings
-        await connector.open()
+        assert polling is not None  # checked above: not streaming-only
+        await polling.open()
         try:
-            return await connector.poll()
+            return await polling.poll()
         finally:
-            await connector.close()
+            await polling.close()
 
 
 def _row(connector: str, reading: Reading) -> Row:

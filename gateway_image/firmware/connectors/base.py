@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
+from factory_common.errors import GatewayError
 from factory_common.wire import Reading, Value
 
 Emit = Callable[[list[Reading]], Awaitable[None]]
 
 
-class ConnectorError(Exception):
+class ConnectorError(GatewayError):
     """A device or transport failed; the message names the device and what to check."""
 
 

@@ -30,7 +30,8 @@ def build_client(client_id: str, cfg: MqttConfig, will_topic: str, will: bytes) 
     client.connect_timeout = 5.0
     # Our own window bounds the batches; leave paho room for status and acks too.
     client.max_inflight_messages_set(cfg.inflight_batches + 8)
-    client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
+    # paho sleeps fractional seconds though its hints say int.
+    client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)  # type: ignore[arg-type]
     apply_login_and_tls(client, cfg)
     client.will_set(will_topic, will, qos=1, retain=True)
     return client

@@ -174,7 +174,8 @@ class Uplink:
     ) -> None:
         # Runs in paho's thread on purpose: the jittered backoff must be set before paho waits.
         jitter = random.uniform(0.5, 1.5)
-        client.reconnect_delay_set(BACKOFF_MIN * jitter, BACKOFF_MAX * min(jitter, 1.0))
+        delays = BACKOFF_MIN * jitter, BACKOFF_MAX * min(jitter, 1.0)
+        client.reconnect_delay_set(*delays)  # type: ignore[arg-type]  # paho sleeps floats
         self._bridge(self._on_disconnect, rc)
 
     # ------------------------------------------------------------------ callbacks (loop thread)
@@ -233,7 +234,7 @@ class Uplink:
             self.deleter.delete(sent.first, sent.last)
         self._update_room()
 
-    def _on_receipt(self, payload: bytes) -> None:
+    def _on_receipt(self, payload: bytes | bytearray) -> None:
         """The edge's receipt: delete what it stored, queue again what it shows was lost."""
         try:
             receipt = wire.decode(payload, wire.Stored)

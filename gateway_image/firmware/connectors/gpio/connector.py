@@ -118,7 +118,8 @@ class GpioConnector:
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            for spec in [*self.config.inputs, *self.config.counters]:
+            specs: list[GpioInput | GpioCounter] = [*self.config.inputs, *self.config.counters]
+            for spec in specs:
                 self._lines.append(self._open_input(spec, loop))
             for out in self.config.outputs:
                 self._outputs[out.name] = self._open_output(out)

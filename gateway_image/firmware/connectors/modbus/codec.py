@@ -12,6 +12,7 @@ import math
 import struct
 from collections.abc import Sequence
 
+from factory_common.errors import GatewayError
 from factory_common.wire import Value
 from gateway_image.firmware.connectors.modbus.config import (
     ByteOrder,
@@ -41,7 +42,7 @@ _INT_RANGES = {
 }
 
 
-class CodecError(ValueError):
+class CodecError(GatewayError, ValueError):
     """A value that cannot be encoded, or registers that do not fit the tag."""
 
 

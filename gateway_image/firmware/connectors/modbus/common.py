@@ -20,6 +20,7 @@ from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
+from factory_common.errors import GatewayError
 from factory_common.wire import Quality, Reading, Value, now_ns
 from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError
@@ -45,11 +46,11 @@ EXCEPTION_NAMES = {
 }
 
 
-class UnitTimeout(Exception):
+class UnitTimeout(GatewayError):
     """One unit did not answer within the timeout; the connection itself may be fine."""
 
 
-class ModbusExceptionResponse(Exception):
+class ModbusExceptionResponse(GatewayError):
     def __init__(self, unit: int, code: int) -> None:
         self.code = code
         name = EXCEPTION_NAMES.get(code, "unknown exception")

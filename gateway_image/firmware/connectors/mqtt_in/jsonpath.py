@@ -15,15 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from factory_common.errors import GatewayError
+
 Key = str | int
 _NAME_STOP: Final = frozenset(".[]\"' \t\r\n")
 
 
-class PathSyntaxError(ValueError):
+class PathSyntaxError(GatewayError, ValueError):
     """The path text cannot be parsed; the message shows where."""
 
 
-class PathMissing(LookupError):
+class PathMissing(GatewayError, LookupError):
     """The document has no value at the path; the message names the first missing step."""
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
+from factory_common.errors import GatewayError
 from factory_common.wire import Reading, TimeSource, WireError, check_id
 from gateway_image.firmware.connectors.mqtt_in.config import (
     MqttInMapping,
@@ -22,7 +23,7 @@ _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _UNIT_NS: Final = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
-class BadTimestamp(ValueError):
+class BadTimestamp(GatewayError, ValueError):
     """A payload timestamp that is neither an epoch number nor ISO 8601."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from factory_common.errors import GatewayError
+
 Algorithm = Literal["xor8", "sum8", "crc16_modbus", "crc16_ccitt"]
 Encoding = Literal["hex", "binary"]
 
@@ -57,7 +59,7 @@ ALGORITHMS: dict[str, tuple[Callable[[bytes], int], int]] = {
 }
 
 
-class ChecksumMismatch(ValueError):
+class ChecksumMismatch(GatewayError, ValueError):
     """The line's checksum field does not match its data."""
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from factory_common.errors import GatewayError
 from gateway_image.firmware.connectors.serial_line.checksum import (
     ChecksumMismatch,
     ChecksumSpec,
@@ -27,7 +28,7 @@ class Garbled(StrEnum):
     BAD_CHECKSUM = "bad_checksum"  # the line's checksum does not match its data
 
 
-class LineError(ValueError):
+class LineError(GatewayError, ValueError):
     """A line that cannot be turned into readings; `kind` says which counter it goes to."""
 
     def __init__(self, kind: Garbled, detail: str) -> None:

@@ -28,7 +28,14 @@ class SerialPort(StrictModel):
     baudrate: int = Field(default=9600, ge=50, le=4_000_000)
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Parity = "N"
-    stopbits: Literal[1, 1.5, 2] = 1
+    stopbits: float = 1  # 1, 1.5 or 2 (a Literal cannot hold 1.5 for type checkers)
+
+    @field_validator("stopbits")
+    @classmethod
+    def _stopbits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError(f"stopbits must be 1, 1.5 or 2 (got {value})")
+        return int(value) if float(value).is_integer() else value
 
     @field_validator("parity", mode="before")
     @classmethod
