@@ -252,17 +252,28 @@ def downsample(
     if grid is None or info.kind == "str":
         return None
     origin, width, stop, unit = grid
-    if unit == HOUR_NS:
-        agg = rollups.from_rows(
+    name = "hour" if unit == HOUR_NS else "minute"
+    return _buckets(rollups_between(conn, info.id, name, origin, stop, cache), origin, width)
+
+
+def rollups_between(
+    conn: sqlite3.Connection,
+    sid: int,
+    unit: str,
+    origin: int,
+    stop: int,
+    cache: DecodedCache | None = None,
+) -> np.ndarray:
+    """The series' "minute" or "hour" rollups (rollups.AGG rows) starting in [origin, stop)."""
+    if unit == "hour":
+        return rollups.from_rows(
             conn.execute(
                 f"SELECT hour, {_AGG_COLUMNS} FROM rollup_hour"
                 " WHERE series_id = ? AND hour >= ? AND hour < ? ORDER BY hour",
-                (info.id, origin, stop),
+                (sid, origin, stop),
             ).fetchall()
         )
-    else:
-        agg = _minutes(conn, info.id, origin, stop, cache)
-    return _buckets(agg, origin, width)
+    return _minutes(conn, sid, origin, stop, cache)
 
 
 def _minutes(
