@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from factory_common.errors import FleetError
+
 _KEY = r"[A-Za-z0-9][A-Za-z0-9_.\-/]*"
 _VALUE = r"[A-Za-z0-9_.\-]*"
 _EQ = re.compile(rf"^({_KEY})\s*(==|=|!=)\s*({_VALUE})$")
@@ -18,7 +20,7 @@ _SET = re.compile(rf"^({_KEY})\s+(in|notin)\s*\(([^()]*)\)$")
 _EXISTS = re.compile(rf"^(!?)\s*({_KEY})$")
 
 
-class SelectorError(ValueError):
+class SelectorError(FleetError, ValueError):
     """A selector that cannot be parsed; the message names the requirement and the grammar."""
 
 

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
+from factory_common.errors import FleetError
 from factory_common.mqtt_settings import BrokerConfig, apply_login_and_tls
 
 KINDS = (wire.TopicKind.STATUS, wire.TopicKind.STORED, wire.TopicKind.UPDATE)
@@ -25,7 +26,7 @@ KINDS = (wire.TopicKind.STATUS, wire.TopicKind.STORED, wire.TopicKind.UPDATE)
 SENTINEL = f"{wire.TOPIC_ROOT}/gw/-end-of-retained/status"
 
 
-class FeedError(RuntimeError):
+class FeedError(FleetError, RuntimeError):
     """The broker could not be reached or refused the fleet; the message says what to check."""
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Protocol
 
 from factory_common import wire
+from factory_common.errors import FleetError
 from fleet.inventory import GatewayEntry
 
 
-class BackendError(RuntimeError):
+class BackendError(FleetError, RuntimeError):
     """The gateway could not be asked; the message names it and what to check."""
 
 

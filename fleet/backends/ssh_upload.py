@@ -12,10 +12,12 @@ import shlex
 from pathlib import Path
 from typing import Protocol
 
+from factory_common.errors import FleetError
+
 CHUNK = 256 * 1024
 
 
-class UploadError(RuntimeError):
+class UploadError(FleetError, RuntimeError):
     """The upload could not be completed or did not verify."""
 
 

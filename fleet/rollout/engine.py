@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from factory_common.errors import FleetError
 from fleet.rollout.model import (
     FINAL,
     IN_FLIGHT,
@@ -37,7 +38,7 @@ from fleet.rollout.policy import in_window, next_window_open, plan_waves
 _TOUCHED = frozenset({Phase.REQUESTING, Phase.GATING, Phase.HEALTHY, Phase.FAILED})
 
 
-class EngineError(ValueError):
+class EngineError(FleetError, ValueError):
     """An operator command or event that does not fit the rollout's state."""
 
 

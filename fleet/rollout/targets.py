@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from factory_common.errors import FleetError
 from fleet.backends.base import Target
 from fleet.layout import FleetLayout
 
@@ -12,7 +13,7 @@ from fleet.layout import FleetLayout
 ARTIFACT_SUFFIX = ".release.tar"
 
 
-class TargetError(LookupError):
+class TargetError(FleetError, LookupError):
     """The release or config named is not in the fleet directory."""
 
 

@@ -10,12 +10,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from factory_common.errors import FleetError
 from fleet.rollout.model import FINAL, Phase, Policy, Rollout, State, Step
 from fleet.rollout.policy import Amount, WindowSpec
 from fleet.store.schema import audit, claims, open_engine, rollouts, steps
 
+# Named outside the class: inside it, `list` is StateStore.list.
+AuditRows = list[dict[str, Any]]
 
-class ClaimRefused(RuntimeError):
+
+class ClaimRefused(FleetError, RuntimeError):
     """Another live rollout holds some of the gateways; `holders` maps gateway -> (rollout, who)."""
 
     def __init__(self, holders: dict[str, tuple[str, str]]) -> None:
@@ -290,7 +294,7 @@ class StateStore:
                 )
             )
 
-    def audit_log(self, subject: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def audit_log(self, subject: str | None = None, limit: int = 1000) -> AuditRows:
         query = sa.select(audit).order_by(audit.c.id)
         if subject:
             query = query.where(audit.c.subject == subject)
