@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -286,7 +286,7 @@ class AlarmService:
 
     # ------------------------------------------------------------ live push
 
-    def subscribe(self) -> AsyncIterator[AlarmChange]:
+    def subscribe(self) -> AsyncGenerator[AlarmChange, None]:
         """Every change from now on: registered at this call, not at the first next(), so a
         stream that has told its client it is connected misses nothing raised after that.
         Ends if this reader falls SUBSCRIBER_QUEUE behind or at shutdown (end_subscriptions)."""
@@ -295,7 +295,7 @@ class AlarmService:
             self._subscribers.add(subscriber)
         return self._changes(subscriber)
 
-    async def _changes(self, subscriber: _Subscriber) -> AsyncIterator[AlarmChange]:
+    async def _changes(self, subscriber: _Subscriber) -> AsyncGenerator[AlarmChange, None]:
         if self._ended:
             self._subscribers.discard(subscriber)
             return

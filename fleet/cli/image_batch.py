@@ -34,7 +34,7 @@ class _Identity:
                 "CA passphrase", hide_input=True, err=True
             )
             self._ca = load_ca(self.layout, passphrase)
-        provision(self.layout, self._ca, row.gateway_id, NetworkSettings(hostname=row.gateway_id))  # type: ignore[arg-type]
+        provision(self.layout, self._ca, row.gateway_id, NetworkSettings(hostname=row.gateway_id))
 
 
 def batch(
