@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,21 @@ def _cites(line: str) -> bool:
 
 
 def tracked_text_files() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "Makefile", ROOT / "pyproject.toml"]
-    for tree in TREES:
-        for path in sorted((ROOT / tree).rglob("*")):
-            if path.suffix in SUFFIXES and "vendor" not in path.parts and path.is_file():
-                files.append(path)
-    return files
+    """The repository's own text files (git ls-files: not node_modules, .venv or vendored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", *TREES, "README.md", "Dockerfile", "Makefile", "pyproject.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    files = [ROOT / name for name in listed.split("\0") if name]
+    return [
+        path
+        for path in files
+        if (path.suffix in SUFFIXES or path.name in {"Dockerfile", "Makefile"})
+        and "vendor" not in path.parts
+        and path.is_file()
+    ]
 
 
 @pytest.mark.parametrize("pattern", [TRACKER, OUTSIDE], ids=["tracker codes", "outside files"])
