@@ -104,7 +104,7 @@ def _join_chunks(conn: sqlite3.Connection, keys: tuple, cache: DecodedCache) -> 
         c = decode_chunks([row])
         return c.records, c.objects, c.reasons
 
-    return join_chunks([cache.get(("chunk", *k), lambda k=k: one(k)) for k in keys])
+    return join_chunks([cache.get(("chunk", *k), partial(one, k)) for k in keys])
 
 
 def _fetch(conn: sqlite3.Connection, sql: str, ids: list[int]) -> list[tuple]:
