@@ -14,12 +14,13 @@ import time
 
 import sqlalchemy as sa
 
+from factory_common.errors import FleetError
 from fleet.store.schema import rollouts
 
 LEASE_S = 30.0
 
 
-class LeaseHeld(RuntimeError):
+class LeaseHeld(FleetError, RuntimeError):
     """Another CLI is driving the rollout; `holder` names it ("who@host:pid")."""
 
     def __init__(self, message: str, holder: str) -> None:
