@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from factory_common.errors import FactoryError
-
 from factory_common.yaml_read import YamlProblem, read_yaml
 
 M = TypeVar("M", bound=BaseModel)

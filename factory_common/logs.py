@@ -11,7 +11,8 @@ from typing import Any
 # installed, only to colour tracebacks on a console: 2.4 MB of a Pi gateway's RSS, which logs
 # JSON. Hidden while structlog loads (console tracebacks are plain); importable afterwards.
 _HIDDEN = [name for name in ("rich.traceback", "rich.pretty") if name not in sys.modules]
-sys.modules.update(dict.fromkeys(_HIDDEN))  # a None entry makes that import fail
+for _name in _HIDDEN:
+    sys.modules[_name] = None  # type: ignore[assignment]  # None: that import fails
 try:
     import structlog
 finally:

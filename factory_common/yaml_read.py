@@ -63,7 +63,7 @@ class _Checks(yaml.constructor.SafeConstructor):
 _FAST_BASE: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _FastLoader(_Checks, _FAST_BASE):  # type: ignore[misc, valid-type]
+class _FastLoader(_Checks, _FAST_BASE):
     pass
 
 
@@ -71,8 +71,9 @@ class _PyLoader(_Checks, yaml.SafeLoader):
     pass
 
 
-for _loader in (_FastLoader, _PyLoader):
-    _loader.add_constructor("tag:yaml.org,2002:int", _Checks.construct_yaml_int)
+# The stubs type a constructor by the loader class; ours is the mixin both loaders share.
+_FastLoader.add_constructor("tag:yaml.org,2002:int", _Checks.construct_yaml_int)  # type: ignore[type-var]
+_PyLoader.add_constructor("tag:yaml.org,2002:int", _Checks.construct_yaml_int)  # type: ignore[type-var]
 
 
 def _short(value: Any) -> str:
@@ -88,7 +89,7 @@ def check_depth(text: str, loader: type = _FAST_BASE) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 raise YamlProblem(
-                    event.start_mark.line + 1,
+                    event.start_mark.line + 1 if event.start_mark else 0,
                     f"nested more than {MAX_DEPTH} levels deep: a config never needs this",
                 )
         elif isinstance(event, yaml.CollectionEndEvent):

@@ -58,7 +58,7 @@ def parse_window(text: str) -> WindowSpec:
     try:
         if not sep:
             raise ValueError
-        w = Window(days=days, start=start, end=end)  # type: ignore[arg-type]
+        w = Window(days=days, start=start, end=end)
     except ValueError:
         raise ValueError(f"--window {text!r}: write 'mon,tue 22:00-04:00' (UTC)") from None
     return WindowSpec.parse(list(w.days), w.start, w.end)
