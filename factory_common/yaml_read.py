@@ -15,6 +15,8 @@ from typing import Any, Final
 
 import yaml
 
+from factory_common.errors import FactoryError
+
 # Deeper than any real config; far below Python's recursion limit in the composer.
 MAX_DEPTH: Final = 64
 # Values in the document with every alias expanded: a large line config has a few thousand.
@@ -22,7 +24,7 @@ MAX_EXPANDED: Final = 1_000_000
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 
 
-class YamlProblem(Exception):
+class YamlProblem(FactoryError):
     """Why a text is not usable YAML; `line` is 1-based (None: the whole document)."""
 
     def __init__(self, line: int | None, message: str) -> None:
