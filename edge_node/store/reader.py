@@ -153,25 +153,19 @@ def _blocks(
         return _group(rows, start, end, lambda row: decode_block(row[5]))
     sql = f"SELECT series_id, hour, n, t_min, t_max, length(data) FROM blocks WHERE {where}"
     rows = conn.execute(sql + " ORDER BY series_id, hour", args).fetchall()
-    lacking = [r for r in rows if not cache.holds(("block", r[0], r[1], r[2], r[5]))]
-    blobs: dict[tuple[int, int], bytes] = {}
+    keys = [("block", r[0], r[1], r[2], r[5]) for r in rows]
+    found = cache.peek_many(keys)
+    lacking = {(rows[i][0], rows[i][1]) for i, value in enumerate(found) if value is None}
     if lacking:
         sql = f"SELECT series_id, hour, data FROM blocks WHERE {where}"
-        wanted = {(r[0], r[1]) for r in lacking}
-        blobs = {(s, h): b for s, h, b in conn.execute(sql, args) if (s, h) in wanted}
-
-    def blob(row: tuple) -> bytes:
-        found = blobs.get((row[0], row[1]))
-        if found is None:  # evicted since holds() by another thread: fetch it alone
-            sql = "SELECT data FROM blocks WHERE series_id = ? AND hour = ?"
-            found = conn.execute(sql, row[:2]).fetchone()[0]
-        return found
-
-    def decoded(row: tuple) -> tuple:
-        key = ("block", row[0], row[1], row[2], row[5])
-        return cache.get(key, lambda: decode_block(blob(row)))
-
-    return _group(rows, start, end, decoded)
+        blobs = {(s, h): b for s, h, b in conn.execute(sql, args) if (s, h) in lacking}
+        for i, value in enumerate(found):
+            blob = blobs.get(rows[i][:2]) if value is None else None
+            if blob is not None:  # None: retention dropped it between the two queries
+                found[i] = cache.get(keys[i], lambda b=blob: decode_block(b))
+    rows = [row for row, value in zip(rows, found, strict=True) if value is not None]
+    decoded = dict(zip(keys, found, strict=True))
+    return _group(rows, start, end, lambda row: decoded[("block", *row[:3], row[5])])
 
 
 def _group(
@@ -205,7 +199,7 @@ def _chunk_values(chunks: Chunks, idx: np.ndarray, kind: str) -> Values:
     """As a block would give them: float64 for numbers (NaN: none), bool array, else a list."""
     kinds = chunks.records["k"][idx]
     if kind == "num" and (kinds < OBJECT).all():  # numbers, None (NaN) or booleans
-        return chunks.records["v"][idx].copy()
+        return chunks.records["v"][idx]  # fancy indexing copies already
     if kind == "bool" and (kinds == BOOL).all():
         return chunks.records["v"][idx] != 0
     return chunks.values(idx)
