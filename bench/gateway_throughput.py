@@ -168,6 +168,17 @@ def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
         proc.wait()
 
 
+def first_readings(counter: Counter, log: Path, patience: float = 120.0) -> None:
+    """Wait for the gateway's first readings at the broker: on a loaded machine its start-up
+    alone can take longer than a fixed warm-up (the window then counted nothing)."""
+    deadline = time.monotonic() + patience
+    while not counter.take()[0]:
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+            raise RuntimeError("no readings from the gateway:\n" + "\n".join(tail))
+        time.sleep(0.2)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -209,7 +220,8 @@ def run_tcp(
                 stdout=subprocess.DEVNULL,
                 stderr=(work / "gateway.log").open("wb"),
             )
-            time.sleep(min(3.0, seconds / 2))  # start-up and warm-up
+            first_readings(counter, work / "gateway.log")
+            time.sleep(min(3.0, seconds / 2))  # warm-up
             counter.take()
             cpu0, t0 = cpu_seconds(gateway.pid), time.monotonic()
             time.sleep(seconds)
