@@ -208,13 +208,13 @@ def prepare_central(
     else:
         with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="paper_query_") as tmp:
             central_load.load(central, line, args.lines, args.others_rate, Path(tmp), console)
-        analyze(central)
+    analyze(central)  # cheap (sampled pages); a load cut short after its last file lacks it
     return time.perf_counter() - started, reused
 
 
 def size_pool(central: Central, args: argparse.Namespace) -> int:
     """The pool for the timed part: given, or the DBA's rule; the server restarts with it."""
-    largest = max(size for _, size in sizes(central).values())
+    largest = max(sizes(central).values())
     pool = int(float(args.buffer_pool) * GIB) if args.buffer_pool != "auto" else 0
     pool = pool or dba_pool(largest, ram_bytes())
     if central.server is not None:

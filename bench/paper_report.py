@@ -75,10 +75,11 @@ def report(
 
 
 def _sizes(setup: dict[str, Any]) -> str:
-    return "; ".join(
-        f"{DESIGN_TITLES[d]} `{d}`: {rows:,} rows, {size / GIB:.2f} GiB data + indexes"
-        for d, (rows, size) in setup["sizes"].items()
+    rows = round(23 * 3600 * setup["hours"] * (1 + (setup["lines"] - 1) * setup["others_rate"]))
+    per = "; ".join(
+        f"{DESIGN_TITLES[d]} `{d}` {size / GIB:.2f} GiB" for d, size in setup["sizes"].items()
     )
+    return f"{rows:,} rows in each design (data + indexes: {per})"
 
 
 def markdown(setup: dict[str, Any], tables: str) -> str:
