@@ -23,6 +23,7 @@ HTTP floor (GET /api/health on the same connection).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -232,6 +233,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--cold-repeat", type=int, default=7)
     parser.add_argument("--tiny", action="store_true", help="a minute-long smoke run")
+    parser.add_argument("--edge-store", default="", help="copy this store instead of building")
     parser.add_argument("--no-record", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
     if args.tiny:
@@ -241,7 +243,11 @@ def main() -> None:
     span = (t0, t0 + args.hours * HOUR_NS)
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="edge_query_") as tmp:
         path = Path(tmp) / "edge.sqlite"
-        store = build_edge(path, ts, values, t0, console, live=120 if args.tiny else 3600)
+        if args.edge_store:  # one this line's build left (bench/edge_store.py), copied
+            shutil.copyfile(args.edge_store, path)
+            store = Store(path)
+        else:
+            store = build_edge(path, ts, values, t0, console, live=120 if args.tiny else 3600)
         file_mb = store.stats()["file_bytes"] / 1e6
         local = in_process(path, store, span, args)
         http = over_http(path, list(names.values()), span, args)

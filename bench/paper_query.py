@@ -29,6 +29,7 @@ cache) in the same Python process. Results go to docs/benchmarks.md under "## Ed
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -243,6 +244,7 @@ def parse_args() -> argparse.Namespace:
     add("--reuse-central", action="store_true", help="keep tables an earlier run loaded")
     add("--load-only", action="store_true", help="load the central tables, measure nothing")
     add("--drop", action="store_true", help="drop the database at the end")
+    add("--edge-store", default="", help="copy this store of the same line instead of building")
     add("--tiny", action="store_true", help="a minute-long smoke run")
     add("--no-record", action="store_true", help="do not write docs/benchmarks.md")
     add("--section", default="paper_query", help="docs/benchmarks.md block to write")
@@ -270,7 +272,11 @@ def main() -> None:
         table_sizes = sizes(central)
         with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="paper_query_") as tmp:
             path = Path(tmp) / "edge.sqlite"
-            store = build_edge(path, ts, values, t0, console)
+            if args.edge_store:  # one this line's build left (bench/edge_store.py), copied
+                shutil.copyfile(args.edge_store, path)
+                store = Store(path)
+            else:
+                store = build_edge(path, ts, values, t0, console)
             asked = edge_queries(store, list(names.values()), span, args.points)
             edge, edge_answers = measure_edge(path, store, asked, args.repeat, args.cold_repeat)
             edge_setup = edge_stats(store)
