@@ -23,6 +23,7 @@ from edge_node import routes, tagindex
 from edge_node.api_time import MS, parse_time
 from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
+from edge_node.paths import NormalisePaths
 from edge_node.routes import alarms as alarm_routes
 from edge_node.routes import masterdata as masterdata_routes
 from edge_node.routes import products as product_routes
@@ -282,4 +283,5 @@ def create_app(
     app.include_router(product_routes.router)  # /api/products: a product's whole story
     if web:  # last: the page's static files are mounted at "/" and would hide later routes
         routes.mount_web(app)
+    app.add_middleware(NormalisePaths)  # outermost: routing and the login see one path
     return app

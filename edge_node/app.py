@@ -69,6 +69,10 @@ def _http_server(app: FastAPI) -> _EmbeddedServer:
             access_log=False,
             lifespan="off",
             log_level="warning",
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local client
+            # could then choose its address and evade the per-address login throttle.
+            proxy_headers=bool(config.http.trusted_proxies),
+            forwarded_allow_ips=config.http.trusted_proxies or None,
         )
     )
 

@@ -57,6 +57,9 @@ class StoreConfig(StrictModel):
 class HttpConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: pick a free port (tests)
+    # Reverse proxies (IP addresses) whose X-Forwarded-For / -Proto headers are believed.
+    # Empty (default): none, so a client cannot pick the address the login throttle counts.
+    trusted_proxies: list[str] = []
 
 
 class AuthConfig(StrictModel):

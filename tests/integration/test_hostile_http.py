@@ -268,3 +268,28 @@ def test_out_of_range_times_are_a_422_naming_the_range(
     response = api.get(path, params=params)
     assert response.status_code == 422, response.text
     assert str(MAX_MS) in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/./index.html", "//index.html", "/index.html/", "/a/../index.html"]
+)
+def test_odd_spellings_of_the_dashboard_still_need_a_login(edge: EdgeProcess, path: str) -> None:
+    with httpx.Client(base_url=edge.url, timeout=30) as anonymous:
+        response = anonymous.get(path)
+    assert response.status_code == 303 and response.headers["location"] == "/login", (
+        f"{path}: {response.status_code}"
+    )
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_evade_the_login_throttle(
+    edge: EdgeProcess,
+) -> None:
+    """Failures from one address (an address may fail 4 x auth.max_failures times), each
+    claiming another via X-Forwarded-For, with a new user name each time: still throttled."""
+    with httpx.Client(base_url=edge.url, timeout=30) as client:
+        codes = []
+        for i in range(22):
+            body = {"username": f"ghost-{i}", "password": "wrong-password", "client": "api"}
+            forged = {"X-Forwarded-For": f"10.9.8.{i}"}
+            codes.append(client.post("/api/login", json=body, headers=forged).status_code)
+    assert codes[-1] == 429, codes
