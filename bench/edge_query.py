@@ -26,7 +26,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_report import machine, now, record_section  # noqa: E402
-from edge_store import build_edge, evict, line_day  # noqa: E402
+from edge_store import build_edge, cold_times, evict, line_day, timed  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -54,17 +53,6 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 _json = msgspec.json.Encoder()
 MS = 1_000_000
 GOALS = {"raw 23 -> numpy": (10, 60), "down 23 -> JSON": (10, None)}
-
-
-def timed(fn: Callable[[], Any], runs: int, before: Callable[[], Any] | None = None) -> list[float]:
-    out = []
-    for _ in range(runs):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def in_process(path: Path, store: Store, span: tuple[int, int], args: Any) -> dict[str, dict]:
@@ -82,7 +70,7 @@ def in_process(path: Path, store: Store, span: tuple[int, int], args: Any) -> di
     for name, call in calls.items():
         call(store)  # warm-up
         warm = timed(lambda c=call: c(store), args.repeat)
-        out[name] = {"warm": warm, "cold": cold(path, call, args.cold_repeat)}
+        out[name] = {"warm": warm, "cold": cold_times(path, call, args.cold_repeat)}
     parts = [(d.ts, np.asarray(d.values), d.quality) for d in store.history(infos, start, end)]
     hours = max(1, (end - start) // HOUR_NS)
     pieces = [[np.array_split(a, hours) for a in p] for p in parts]  # as the day's blocks
@@ -93,18 +81,6 @@ def in_process(path: Path, store: Store, span: tuple[int, int], args: Any) -> di
                 np.concatenate(arrays)
 
     out["floor: concatenate decoded arrays (23)"] = {"warm": timed(floor, args.repeat), "cold": []}
-    return out
-
-
-def cold(path: Path, call: Callable[[Store], Any], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        evict(path)
-        reader = Store(path, read_only=True)
-        try:
-            out += timed(lambda r=reader: call(r), 1)
-        finally:
-            reader.close()
     return out
 
 

@@ -4,7 +4,10 @@ leaves it, plus evicting the store file from the page cache for cold runs."""
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from line_data import DEVICE, GATEWAY, SECOND, batches, columns, tag_names
@@ -68,3 +71,30 @@ def evict(path: Path) -> None:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
+
+
+def timed(
+    fn: Callable[[], Any], runs: int, before: Callable[[], None] | None = None
+) -> list[float]:
+    """Milliseconds of each run; `before` (not timed) prepares each run, e.g. evicts caches."""
+    out = []
+    for _ in range(runs):
+        if before:
+            before()
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def cold_times(path: Path, query: Callable[[Store], Any], runs: int) -> list[float]:
+    """Each run on a fresh read-only Store after evicting the file from the page cache."""
+    out = []
+    for _ in range(runs):
+        evict(path)
+        reader = Store(path, read_only=True)
+        try:
+            out.extend(timed(lambda r=reader: query(r), 1))
+        finally:
+            reader.close()
+    return out

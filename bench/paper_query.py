@@ -57,7 +57,7 @@ from central_db import (  # noqa: E402
     sizes,
 )
 from central_query import queries  # noqa: E402
-from edge_store import build_edge, evict, line_day  # noqa: E402
+from edge_store import build_edge, cold_times, line_day, timed  # noqa: E402
 from paper_report import markdown, report  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
@@ -70,20 +70,6 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 _json = msgspec.json.Encoder()
 QUERIES = ("raw 23", "raw 3", "down 23", "down 3")
 Times = dict[str, list[float]]
-
-
-def timed(
-    fn: Callable[[], Any], runs: int, before: Callable[[], None] | None = None
-) -> list[float]:
-    """Milliseconds of each run; `before` (not timed) prepares each run, e.g. evicts caches."""
-    out = []
-    for _ in range(runs):
-        if before:
-            before()
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 # ---------------------------------------------------------------------------------- edge
@@ -122,19 +108,6 @@ def measure_edge(
         warm = timed(lambda q=query: q(store), runs)
         results[name] = {"warm": warm, "cold": cold_times(path, query, cold)}
     return results, answers
-
-
-def cold_times(path: Path, query: Callable[[Store], Any], runs: int) -> list[float]:
-    """Each run on a fresh read-only Store after evicting the file from the page cache."""
-    out = []
-    for _ in range(runs):
-        evict(path)
-        reader = Store(path, read_only=True)
-        try:
-            out.extend(timed(lambda r=reader: query(r), 1))
-        finally:
-            reader.close()
-    return out
 
 
 # ------------------------------------------------------------------------------- central
