@@ -7,8 +7,9 @@ run`, its own process) polling every tag once a second (mixed types: uint16, int
 uint32, float32, a bit of a holding register, input registers, coils), a private Mosquitto
 with a subscriber that counts what arrives (so the uplink really sends). RSS is read from
 /proc/<pid>/status once the gateway has run 10 s: VmRSS (now) and VmHWM (its peak). In the
-same run, the floors: a bare interpreter, and one that only imports the gateway CLI. Results
-go to docs/benchmarks.md, "## Gateway memory".
+same run, the floors (a bare interpreter, and one that only imports the gateway CLI) and the
+firmware at --baseline with 1,000 tags. Results
+go to docs/benchmarks.md, under "## Gateway".
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_report import machine, now  # noqa: E402
+from bench_report import DOC, machine, now, record_section  # noqa: E402
+from gateway_load import source_tree  # noqa: E402
 from gateway_throughput import GATEWAY_CMD, Counter, stop  # noqa: E402
 
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_for_port  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
-HEADING = "## Gateway memory"
 UNITS = 5
 SETTLE = 10.0  # seconds the gateway runs before RSS is read
 # (table, type, extra) cycled over the tags; registers each takes
@@ -141,7 +141,7 @@ def floor_kib(code: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def run_one(count: int) -> tuple[int, int, float]:
+def run_one(count: int, src: Path = ROOT) -> tuple[int, int, float]:
     """(VmRSS KiB, VmHWM KiB, readings/s arriving at the broker) with `count` tags."""
     with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
         work = Path(tmp)
@@ -160,7 +160,7 @@ def run_one(count: int) -> tuple[int, int, float]:
             counter = Counter(broker.port)
             gateway = subprocess.Popen(
                 [*GATEWAY_CMD, "run", str(work / "gateway.yaml"), "--data-dir", str(work)],
-                cwd=ROOT,
+                cwd=src,
                 stdout=subprocess.DEVNULL,
                 stderr=(work / "gateway.log").open("wb"),
             )
@@ -179,50 +179,55 @@ def run_one(count: int) -> tuple[int, int, float]:
     return rss, hwm, arrived / (SETTLE / 2)
 
 
-def report(rows: list[tuple[int, int, int, float]], bare: int, cli: int) -> str:
+def report(
+    rows: list[tuple[int, int, int, float]], bare: int, cli: int, baseline: tuple[str, int]
+) -> str:
     mib = 1024
     lines = [
-        f"### Run {now()}",
+        f"### Memory by tag count (`bench/gateway_memory.py`), {now()}",
         "",
         f"Machine: {machine()}. The real `gateway run` process, one Modbus TCP connector, tags "
         f"spread over {UNITS} unit ids, mixed types, polled every second; RSS after {SETTLE:g} s "
         "(MiB; 60 MB = 57.2 MiB).",
         "",
         f"Floors in the same run: a bare interpreter {bare / mib:.1f} MiB; importing the "
-        f"gateway CLI {cli / mib:.1f} MiB.",
+        f"gateway CLI {cli / mib:.1f} MiB. Baseline: the firmware at `{baseline[0]}` with "
+        f"1,000 tags, {baseline[1] / mib:.1f} MiB.",
         "",
         "| tags | RSS | peak RSS (VmHWM) | readings/s at the broker |",
         "|---:|---:|---:|---:|",
     ]
     for count, rss, hwm, rate in rows:
         lines.append(f"| {count:,} | {rss / mib:.1f} MiB | {hwm / mib:.1f} MiB | {rate:,.0f} |")
-    lines += ["", "Reproduce: `.venv/bin/python bench/gateway_memory.py`."]
+    lines += [
+        "",
+        "What keeps it there: connectors are imported only when a config uses them (a Modbus "
+        "gateway loads no asyncua, about 38 MiB); the config is parsed by libyaml, with the "
+        "line-number tree built only for an error message (the pure-Python parser's peak for "
+        "1,000 tags stayed as RSS); structlog loads without rich's traceback renderer and "
+        "pygments (2.4 MB, for console colours only); the buffer's SQLite connections cache "
+        "512 KiB of pages each, and its memory of recent commits holds only what the uplink "
+        "has not sent yet. The rest is the interpreter, asyncio with OpenSSL, pydantic and "
+        "the config models (about 1.4 KiB per tag).",
+        "",
+        "Reproduce: `.venv/bin/python bench/gateway_memory.py`.",
+    ]
     return "\n".join(lines) + "\n"
-
-
-def record(section: str) -> None:
-    """Replace the '## Gateway memory' section (added at the end when missing)."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    intro = f"{HEADING}\n\nProduced by `bench/gateway_memory.py`.\n\n"
-    if HEADING in text:
-        head, rest = text.split(HEADING, 1)
-        cut = rest.find("\n## ")
-        tail = "" if cut < 0 else rest[cut:]
-        text = head.rstrip("\n") + "\n\n" + intro + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + intro + section
-    DOC.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tags", default="1,100,1000,5000")
+    parser.add_argument("--baseline", default="HEAD~1", help="git ref of the firmware before")
     parser.add_argument("--no-record", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--serve-modbus", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_modbus:
         serve_modbus(*args.serve_modbus)
         return
+    with tempfile.TemporaryDirectory(prefix="bench-mem-src-") as tmp:
+        print(f"running: 1000 tags, firmware at {args.baseline} ...", flush=True)
+        before = run_one(1000, source_tree(args.baseline, Path(tmp) / "src"))[0]
     bare = floor_kib("pass")
     cli = floor_kib("from gateway_image.firmware.cli import app")
     rows = []
@@ -230,10 +235,10 @@ def main() -> None:
         print(f"running: {count} tags ...", flush=True)
         rss, hwm, rate = run_one(count)
         rows.append((count, rss, hwm, rate))
-    section = report(rows, bare, cli)
+    section = report(rows, bare, cli, (args.baseline, before))
     print(section)
     if not args.no_record:
-        record(section)
+        record_section("memory", section, heading="## Gateway")
         print(f"recorded in {DOC.relative_to(ROOT)}")
 
 

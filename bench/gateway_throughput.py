@@ -1,6 +1,7 @@
 """Benchmark (not a test): gateway readings/s from Modbus TCP to the broker, and RTU cycle time.
 
-    .venv/bin/python bench/gateway_throughput.py [--seconds 10] [--registers 1000] [--no-record]
+    .venv/bin/python bench/gateway_throughput.py [--seconds 10] [--registers 1000]
+        [--baseline REF] [--skip-load] [--no-record]
 
 Modbus TCP: a pymodbus server process with `--registers` holding registers on loopback, the
 real gateway (`gateway run`, its own process: poll -> durable buffer -> MQTT uplink), a private
@@ -14,7 +15,10 @@ Modbus RTU: the gateway's modbus_rtu connector polls a pymodbus RTU server proce
 socat pty pairs joined by a "wire" process that delays every byte by its character time at
 the configured baud rate (a pty alone moves bytes instantly). The median poll cycle is set
 against the wire-time minimum: every request and response frame plus the inter-frame
-silences. Results are appended to docs/benchmarks.md under "## Gateway".
+silences. Then bench/gateway_load.py (unless --skip-load): throughput with edge receipts and
+with several connectors, µs of CPU per reading, and the poll schedule under a slow fsync, each
+against the firmware at --baseline in the same run. Results go to docs/benchmarks.md under
+"## Gateway".
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_for_port  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gateway_load  # noqa: E402
 from bench_report import DOC, machine, record_section  # noqa: E402
 from rtu_cycle import (  # noqa: E402
     COALESCED,
@@ -63,10 +68,6 @@ SCENARIOS = {  # name -> (max_registers, max_gap)
     COALESCED: (125, 10),
     PER_REGISTER: (1, 0),
 }
-# Each poll's sink awaits the buffer's fsync'd group commit (every buffer.sync_interval, 0.1 s
-# by default), which caps one connector at 1/sync_interval polls a second: a third TCP row
-# shows the pipeline with that cap lowered.
-FAST_SYNC = 0.01
 
 
 # ---------------------------------------------------------------- the Modbus server process
@@ -278,9 +279,9 @@ def report(tcp: list[TcpResult], rtu: list, registers: int, seconds: float) -> s
             "",
             "Coalesced against one request per register (a poller that does not coalesce; not"
             " what commercial gateways do, most read contiguous registers together):"
-            f" {speedup:.1f}x at default settings. Each poll waits for the buffer's fsync'd group"
-            " commit (buffer.sync_interval, default 0.1 s), so one connector polls at most"
-            " 10 times a second by default; the last row lowers it.",
+            f" {speedup:.1f}x at default settings. A poll hands its readings to the buffer and"
+            " polls again; the group commit takes them behind it (the next block, from"
+            " bench/gateway_load.py, has the schedule and the CPU per reading).",
         ]
     lines += ["", *(rtu_markdown(rtu) if rtu else ["(pending: no modbus_rtu connector)"])]
     return "\n".join(lines) + "\n"
@@ -291,6 +292,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--registers", type=int, default=1000)
     parser.add_argument("--no-record", action="store_true", help="do not touch docs/benchmarks.md")
+    parser.add_argument("--baseline", default="HEAD~1", help="git ref of the firmware before")
+    parser.add_argument("--skip-load", action="store_true", help="not bench/gateway_load.py")
     parser.add_argument("--serve-modbus", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_modbus:
@@ -300,9 +303,6 @@ def main() -> None:
     for name, (max_regs, gap) in SCENARIOS.items():
         print(f"running: {name} ...", flush=True)
         tcp.append(run_tcp(name, args.registers, args.seconds, max_regs, gap))
-    name = f"coalesced, buffer sync_interval {FAST_SYNC:g} s"
-    print(f"running: {name} ...", flush=True)
-    tcp.append(run_tcp(name, args.registers, args.seconds, 125, 10, FAST_SYNC))
     rtu = []
     if rtu_connector_available():
         for name, (max_regs, gap) in SCENARIOS.items():
@@ -317,6 +317,8 @@ def main() -> None:
         intro = "Produced by `bench/gateway_throughput.py`."
         record_section("gateway", section, heading=HEADING, intro=intro)
         print(f"recorded in {DOC.relative_to(ROOT)}")
+    if not args.skip_load:  # receipts, several connectors, CPU per reading, the schedule
+        gateway_load.run(args.baseline, args.seconds, record=not args.no_record)
 
 
 if __name__ == "__main__":
