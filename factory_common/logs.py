@@ -7,10 +7,12 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-# structlog imports rich's traceback and pretty-printer (with pygments) when rich is
-# installed, only to colour tracebacks on a console: 2.4 MB of a Pi gateway's RSS, which logs
-# JSON. Hidden while structlog loads (console tracebacks are plain); importable afterwards.
-_HIDDEN = [name for name in ("rich.traceback", "rich.pretty") if name not in sys.modules]
+# structlog imports optional integrations for whatever is installed: rich's traceback and
+# pretty-printer (with pygments) to colour console tracebacks, 2.4 MB of a gateway's RSS that
+# logs JSON; Twisted's log observer (Twisted comes with the fleet extra), which no tier uses.
+# Hidden while structlog loads (console tracebacks are plain); importable afterwards.
+_OPTIONAL = ("rich.traceback", "rich.pretty", "twisted")
+_HIDDEN = [name for name in _OPTIONAL if name not in sys.modules]
 for _name in _HIDDEN:
     sys.modules[_name] = None  # type: ignore[assignment]  # None: that import fails
 try:
