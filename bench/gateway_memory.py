@@ -205,7 +205,8 @@ def report(
         "gateway loads no asyncua, about 38 MiB); the config is parsed by libyaml, with the "
         "line-number tree built only for an error message (the pure-Python parser's peak for "
         "1,000 tags stayed as RSS); structlog loads without rich's traceback renderer and "
-        "pygments (2.4 MB, for console colours only); the buffer's SQLite connections cache "
+        "pygments (2.4 MB, for console colours only) or its Twisted observer (Twisted comes "
+        "with the fleet extra, absent on a Pi); the buffer's SQLite connections cache "
         "512 KiB of pages each, and its memory of recent commits holds only what the uplink "
         "has not sent yet. The rest is the interpreter, asyncio with OpenSSL, pydantic and "
         "the config models (about 1.4 KiB per tag).",
