@@ -11,6 +11,7 @@ from tests.support.broker import Mosquitto, secured_broker
 from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
 from tests.support.pki import TestCA
 from tests.support.postgres import postgres_url  # noqa: F401 (fixture)
+from tests.support.releases import Releases, build_releases
 from tests.support.requirements import require_binary
 from tests.support.wheel import build_wheel
 
@@ -56,3 +57,9 @@ def secure_broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
 def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project wheel, built once per session (packaging and per-extra install tests)."""
     return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
+    """Signed release artifacts built once per session (1.0.0, a good 1.1.0, a crashing 1.2.0)."""
+    return build_releases(tmp_path_factory.mktemp("releases"))
