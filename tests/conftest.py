@@ -47,7 +47,9 @@ def secure_broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
     """Mosquitto running the shipped TLS + ACL config (deploy/mosquitto) with the test's PKI."""
     binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
     server = pki.issue("localhost", server=True)
-    broker = secured_broker(binary, tmp_path / "broker", pki.cert_path, server.cert, server.key)
+    broker = secured_broker(
+        binary, tmp_path / "broker", pki.cert_path, server.cert, server.key, crl=pki.crl()
+    )
     broker.start()
     yield broker
     broker.stop()

@@ -12,7 +12,7 @@ app = FactoryTyper(
 )
 
 # One line per command group; each module owns its commands.
-from fleet.cli import audit, config, devices, image, remote, rollout, status  # noqa: E402
+from fleet.cli import audit, config, devices, identity, image, release, remote, rollout, status  # noqa: E402
 
 app.add_typer(image.app, name="image")
 app.command("init")(devices.init)
@@ -24,3 +24,7 @@ app.command("ssh")(remote.ssh)
 app.command("logs")(remote.logs)
 app.command("exec")(remote.exec_)
 app.add_typer(config.app, name="config")
+app.add_typer(release.app, name="release")
+app.add_typer(identity.ca_app, name="ca")
+app.command("provision")(identity.provision_command)
+app.command("revoke")(identity.revoke_command)

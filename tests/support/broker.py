@@ -74,6 +74,7 @@ def secured_broker(
     broker_cert: Path,
     broker_key: Path,
     acl_text: str | None = None,
+    crl: Path | None = None,
 ) -> Mosquitto:
     """A Mosquitto running the project's shipped TLS + ACL config, with paths made local."""
     shipped = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
@@ -89,6 +90,7 @@ def secured_broker(
             "cafile": f"cafile {ca_cert}",
             "certfile": f"certfile {broker_cert}",
             "keyfile": f"keyfile {broker_key}",
+            "crlfile": f"crlfile {crl}" if crl else "",
             "acl_file": f"acl_file {acl}",
             "persistence": "persistence false",
             "persistence_location": "",

@@ -86,3 +86,17 @@ class TestCA:
         identity.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, identity.key)
         return identity
+
+    def crl(self) -> Path:
+        """An empty CRL signed by this CA, valid for a day (for the shipped `crlfile`)."""
+        now = dt.datetime.now(dt.UTC)
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
+        path = self.directory / "crl.pem"
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        return path

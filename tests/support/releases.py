@@ -40,10 +40,10 @@ def build_releases(workdir: Path) -> Releases:
     shutil.copytree(
         ROOT, broken, ignore=shutil.ignore_patterns(".git", ".venv", "var", "*.egg-info")
     )
-    entry = broken / "gateway_image" / "firmware" / "cli_run.py"
-    source = entry.read_text()
-    assert CRASH_AT in source, f"{entry} changed: put the crash where `gateway run` starts"
-    entry.write_text(source.replace(CRASH_AT, CRASH + CRASH_AT, 1))
+    firmware = broken / "gateway_image" / "firmware"
+    entries = [p for p in firmware.rglob("*.py") if CRASH_AT in p.read_text()]
+    assert len(entries) == 1, f"put the crash where `gateway run` starts (found {entries})"
+    entries[0].write_text(entries[0].read_text().replace(CRASH_AT, CRASH + CRASH_AT, 1))
     crashing = build_release(
         broken, fleet.releases_dir, key, version="1.2.0", platforms=["linux_x86_64"]
     )
