@@ -1,10 +1,12 @@
 """`fleet release build`: the gateway package and every dependency as wheels, signed, in one file.
 
-Dependencies are resolved from the project's lock when there is one (requirements/gateway.txt,
-written by `make lock`), else from pyproject's core dependencies plus the gateway extra. Each
-platform is resolved by pip with `--only-binary=:all:` for that platform and Python, so a
-package without a wheel for the Pi fails the build here, not on the shop floor. Downloads are
-cached per platform under releases/.cache and tried offline first, so a rebuild needs no network.
+Dependencies are resolved from the project's lock when there is one (uv.lock, written by
+`make lock`, exported with exact versions and hashes so pip fetches exactly what CI tested;
+`--locked` makes a lock older than pyproject.toml fail the build), else from pyproject's core
+dependencies plus the gateway extra. Each platform is resolved by pip with
+`--only-binary=:all:` for that platform and Python, so a package without a wheel for the Pi
+fails the build here, not on the shop floor. Downloads are cached per platform under
+releases/.cache and tried offline first, so a rebuild needs no network.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from packaging.markers import Marker
 
 from gateway_image.agent.artifact import SUFFIX, Manifest, Platform, key_id, write_artifact
 
@@ -32,17 +35,21 @@ PLATFORMS: dict[str, Platform] = {
         "linux_aarch64",
         "3.11",
         ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"],
+        "aarch64",
     ),
     "linux_x86_64": Platform(
         "linux_x86_64",
         "3.11",
         ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"],
+        "x86_64",
     ),
 }
 DEFAULT_PLATFORMS = ("linux_aarch64", "linux_x86_64")
 # Bump when a gateway config written for an older release no longer loads in this one.
 CONFIG_SCHEMA = 1
-LOCK_FILES = ("requirements/gateway.txt",)
+LOCK = "uv.lock"
+UV_EXPORT = ["export", "--locked", "--format", "requirements-txt", "--extra", "gateway"]
+UV_EXPORT += ["--no-dev", "--no-emit-project", "--no-header"]
 _SKIP = shutil.ignore_patterns(
     ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", "node_modules"
 )
@@ -62,17 +69,59 @@ class LockSource:
 
 
 def lock_source(source: Path) -> LockSource:
-    for name in LOCK_FILES:
-        path = source / name
-        if path.exists():
-            text = path.read_text()
-            return LockSource(name, hashlib.sha256(text.encode()).hexdigest(), text)
+    lock = source / LOCK
+    if lock.exists():
+        digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+        return LockSource(LOCK, digest, _uv_export(source))
     pyproject = (source / "pyproject.toml").read_bytes()
     project = tomllib.loads(pyproject.decode())["project"]
     lines = [*project["dependencies"], *project["optional-dependencies"]["gateway"]]
     return LockSource(
         "pyproject.toml[gateway]", hashlib.sha256(pyproject).hexdigest(), "\n".join(lines) + "\n"
     )
+
+
+def for_platform(requirements: str, platform: Platform) -> str:
+    """Requirements with environment markers decided for the target, not for this machine.
+
+    pip evaluates markers against the interpreter it runs in, even with --platform: a
+    `platform_machine == 'aarch64'` dependency (lgpio) would silently be left out of a Pi
+    release built on x86_64.
+    """
+    environment = {
+        "platform_machine": platform.machine,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "python_version": platform.python,
+        "python_full_version": f"{platform.python}.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+    kept = []
+    for line in re.sub(r"\\\n", " ", requirements).splitlines():
+        line = line.split("#", 1)[0].strip() if not line.lstrip().startswith("--") else line
+        if not line:
+            continue
+        requirement, flag, hashes = line.partition(" --hash")
+        spec, _, marker = requirement.partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate(environment):
+            continue
+        kept.append(" ".join((spec + (f"{flag}{hashes}" if flag else "")).split()))
+    return "\n".join(kept) + "\n"
+
+
+def _uv_export(source: Path) -> str:
+    uv = Path(sys.executable).with_name("uv")
+    binary = str(uv) if uv.exists() else shutil.which("uv")
+    if binary is None:
+        raise BuildError(
+            f"{source / LOCK} needs uv to export it: pip install uv (in the dev extra)"
+        )
+    result = subprocess.run([binary, *UV_EXPORT], cwd=source, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"`uv export` of {source / LOCK} failed:\n{result.stderr[-2000:]}")
+    return result.stdout
 
 
 def project_version(source: Path) -> str:
@@ -99,11 +148,12 @@ def build_release(
         work = Path(scratch)
         progress("building the gateway package wheel")
         wheels = [_project_wheel(source, version, work)]
-        (work / "requirements.txt").write_text(lock.requirements)
         for name in platforms:
             progress(f"resolving wheels for {name}")
+            requirements = work / f"requirements-{name}.txt"
+            requirements.write_text(for_platform(lock.requirements, PLATFORMS[name]))
             cache = releases_dir / ".cache" / name
-            wheels += _platform_wheels(PLATFORMS[name], work / "requirements.txt", cache)
+            wheels += _platform_wheels(PLATFORMS[name], requirements, cache)
         unique = {w.name: w for w in wheels}  # pure-Python wheels serve every platform once
         manifest = Manifest(
             name="factory-edge",

@@ -54,6 +54,7 @@ class Platform:
     name: str
     python: str
     pip_platforms: list[str]
+    machine: str = ""  # platform_machine for environment markers (aarch64, x86_64)
 
 
 @dataclass(frozen=True)

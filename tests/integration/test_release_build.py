@@ -12,7 +12,7 @@ import pytest
 
 from gateway_image.agent.artifact import verify_and_extract
 from tests.support.processes import console_script
-from tests.support.releases import Releases, unsigned_copy
+from tests.support.releases import ROOT, Releases, unsigned_copy
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,8 @@ def test_release_list_and_show(releases: Releases, tmp_path: Path) -> None:
     assert {"1.0.0", "1.1.0", "1.2.0"} <= versions
     shown = json.loads(fleet("show", "1.0.0", "--json").stdout)
     assert shown["platforms"] == ["linux_aarch64", "linux_x86_64"]
-    assert shown["lock"]["path"] in ("requirements/gateway.txt", "pyproject.toml[gateway]")
+    lock = "uv.lock" if (ROOT / "uv.lock").exists() else "pyproject.toml[gateway]"
+    assert shown["lock"]["path"] == lock
     assert fleet("show", "9.9.9").returncode == 1
     # An unsigned file in releases/ is listed as invalid and the listing fails.
     bad = unsigned_copy(releases.good, releases.fleet.releases_dir / "bad-1.1.0.release.tar")

@@ -29,7 +29,7 @@ def manifest(version: str = "1.2.0") -> Manifest:
         version=version,
         requirement=f"factory-edge[gateway]=={version}",
         platforms=[Platform("linux_aarch64", "3.11", ["manylinux2014_aarch64"])],
-        lock={"path": "requirements/gateway.txt", "sha256": "0" * 64},
+        lock={"path": "uv.lock", "sha256": "0" * 64},
         min_config_schema=1,
         created_at="2026-12-07T00:00:00+00:00",
         key_id=key_id(KEY.public_key()),
