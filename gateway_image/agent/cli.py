@@ -92,16 +92,16 @@ def run(
 
 @app.command("install-first")
 def install_first(
-    artifact: Path,
-    config: Path,
+    artifact: Annotated[Path, typer.Option("--artifact", help="The signed release artifact.")],
+    config: Annotated[Path, typer.Option("--config", help="The gateway's config file.")],
     release_key: Annotated[list[Path], typer.Option("--release-key", help="release.pub")] = [],  # noqa: B006
     root: Root = DEFAULT_ROOT,
     data_dir: Data = DEFAULT_DATA,
 ) -> None:
-    """First boot: verify ARTIFACT and install it with CONFIG into slot A (offline)."""
+    """First boot: verify the artifact and install it with the config into slot A (offline)."""
     try:
         state = install_first_slot(_paths(root, data_dir), artifact, config, release_key)
-    except (ArtifactError, InstallError, OSError) as exc:
+    except (ArtifactError, InstallError, ConfigError, OSError) as exc:
         typer.echo(f"first install refused: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"release {state.committed.release} installed in slot {state.committed.slot}")
@@ -199,3 +199,7 @@ def state(
     typer.echo(f"{current.phase.value}: release {c.release} (slot {c.slot}, config {c.config})")
     if current.detail:
         typer.echo(current.detail)
+
+
+if __name__ == "__main__":
+    app()
