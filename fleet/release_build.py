@@ -28,21 +28,19 @@ from packaging.markers import Marker
 
 from gateway_image.agent.artifact import SUFFIX, Manifest, Platform, key_id, write_artifact
 
-# Raspberry Pi OS 12 (bookworm) ships CPython 3.11 and glibc 2.36; manylinux_2_17 (2014) and
-# manylinux_2_28 wheels both run there. The x86_64 entry installs on this kind of machine.
+# Raspberry Pi OS 12 (bookworm) ships CPython 3.11 and glibc 2.36: every manylinux tag up to
+# 2_36 runs there. pip does not expand `manylinux_2_36` to the older tags, so all are listed.
+GLIBC_MINORS = range(17, 37)
+
+
+def _manylinux(machine: str) -> list[str]:
+    return [f"manylinux2014_{machine}"] + [f"manylinux_2_{m}_{machine}" for m in GLIBC_MINORS]
+
+
 PLATFORMS: dict[str, Platform] = {
-    "linux_aarch64": Platform(
-        "linux_aarch64",
-        "3.11",
-        ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"],
-        "aarch64",
-    ),
-    "linux_x86_64": Platform(
-        "linux_x86_64",
-        "3.11",
-        ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"],
-        "x86_64",
-    ),
+    "linux_aarch64": Platform("linux_aarch64", "3.11", _manylinux("aarch64"), "aarch64"),
+    # The same OS on x86_64: test benches and this kind of build machine.
+    "linux_x86_64": Platform("linux_x86_64", "3.11", _manylinux("x86_64"), "x86_64"),
 }
 DEFAULT_PLATFORMS = ("linux_aarch64", "linux_x86_64")
 # Bump when a gateway config written for an older release no longer loads in this one.

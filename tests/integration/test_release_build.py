@@ -40,6 +40,8 @@ def test_the_artifact_alone_resolves_the_gateway_for_linux_aarch64(
             "--dry-run",
             "--no-index",
             "--ignore-installed",
+            "--target",  # pip asks for one with --platform, even for a dry run
+            str(tmp_path / "target"),
             "--find-links",
             str(wheels),
             "--only-binary=:all:",

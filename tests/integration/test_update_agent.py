@@ -217,8 +217,9 @@ def test_a_release_that_crashes_at_start_is_returned_by_the_agent(device: Device
         timeout=600,
     )
     assert ask.returncode == 1, ask.stdout + ask.stderr
-    state = device.recorder.state
-    assert state and state.phase is wire.UpdatePhase.ROLLED_BACK, state
+    request_id = ask.stdout.split()[1]  # "request <id> queued"
+    state = device.recorder.outcome(request_id)
+    assert state.phase is wire.UpdatePhase.ROLLED_BACK, state
     assert "crash loop" in state.detail and state.release == "1.0.0"
     device.recorder.reporting("1.0.0", since_ns=since)
 
