@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from factory_common.config import ConfigError
+from fleet.cli.common import Exit, FleetDir, fail
 from fleet.layout import FleetLayout
 from provisioning import ca as pki
 from provisioning.identity import NetworkSettings, ProvisionError, Wifi, provision, revoke
@@ -20,9 +21,6 @@ console = Console()
 errors = Console(stderr=True)
 PASSPHRASE_ENV = "FLEET_CA_PASSPHRASE"
 
-FleetDir = Annotated[
-    Path, typer.Option("--fleet-dir", envvar="FLEET_DIR", help="The fleet directory.")
-]
 PassFile = Annotated[
     Path | None,
     typer.Option("--passphrase-file", help=f"CA passphrase (else ${PASSPHRASE_ENV}, else asked)."),
@@ -37,16 +35,11 @@ def _passphrase(file: Path | None, confirm: bool = False) -> str:
     return str(typer.prompt("CA passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/] {message}")
-    return typer.Exit(1)
-
-
 def _ca(layout: FleetLayout, passphrase_file: Path | None) -> pki.Ca:
     try:
         return pki.load_ca(layout, _passphrase(passphrase_file))
     except pki.CaError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), Exit.REFUSED)
 
 
 @ca_app.command("init")
@@ -60,7 +53,7 @@ def ca_init(
     try:
         made = pki.init_ca(layout, _passphrase(passphrase_file, confirm=True), name)
     except pki.CaError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), Exit.REFUSED)
     console.print(f"CA {name} until {made.cert.not_valid_after_utc:%Y-%m-%d}: {layout.ca_cert}")
     console.print(f"the broker loads {layout.crl} as its crlfile")
 
@@ -109,8 +102,10 @@ def provision_command(
         cert = provision(
             layout, authority, gateway_id, network, days=days, broker=(host, int(port)), renew=renew
         )
-    except (ProvisionError, ConfigError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    except ProvisionError as exc:
+        fail(str(exc), Exit.REFUSED if "already provisioned" in str(exc) else Exit.INPUT)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc), Exit.INPUT)
     console.print(
         f"{gateway_id}: certificate until {cert.not_valid_after_utc:%Y-%m-%d}, "
         f"config {layout.gateway_config(gateway_id)}"
@@ -132,7 +127,7 @@ def revoke_command(
     try:
         revoke(layout, authority, gateway_id)
     except ProvisionError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), Exit.INPUT)
     console.print(f"{gateway_id} revoked in {layout.crl}: copy it to the broker and reload it")
     if broker_host is None:
         errors.print("retained messages not cleared: pass --broker-host to clear them")
@@ -140,5 +135,5 @@ def revoke_command(
     try:
         clear_retained(authority, broker_host, broker_port, gateway_id)
     except (OSError, ConnectionError) as exc:
-        raise _fail(f"revoked, but clearing its retained messages failed: {exc}") from None
+        fail(f"revoked, but clearing its retained messages failed: {exc}", Exit.UNREACHABLE)
     console.print(f"retained status, receipt and update state of {gateway_id} cleared")

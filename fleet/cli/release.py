@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fleet import release_keys
+from fleet.cli.common import Exit, FleetDir, JsonFlag, err, fail
 from fleet.layout import FleetLayout
 from fleet.release_build import DEFAULT_PLATFORMS, PLATFORMS, BuildError, build_release
 from gateway_image.agent.artifact import (
@@ -25,11 +26,7 @@ from gateway_image.agent.artifact import (
 
 app = typer.Typer(help="Build, sign and inspect gateway releases.", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
 
-FleetDir = Annotated[
-    Path, typer.Option("--fleet-dir", envvar="FLEET_DIR", help="The fleet directory.")
-]
 PassFile = Annotated[
     Path | None,
     typer.Option(
@@ -37,12 +34,6 @@ PassFile = Annotated[
         help=f"Release key passphrase (else ${release_keys.PASSPHRASE_ENV}, else asked).",
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 def _passphrase(file: Path | None, confirm: bool = False) -> str:
@@ -60,7 +51,7 @@ def keygen(fleet_dir: FleetDir = Path("."), passphrase_file: PassFile = None) ->
     try:
         ident = release_keys.generate(layout, _passphrase(passphrase_file, confirm=True))
     except release_keys.ReleaseKeyError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc), Exit.REFUSED)
     console.print(f"release key {ident} written; gateways trust {layout.release_pub}")
 
 
@@ -75,7 +66,7 @@ def build(
         list[str], typer.Option(help=f"Target platforms: {', '.join(PLATFORMS)}.")
     ] = list(DEFAULT_PLATFORMS),  # noqa: B006
     passphrase_file: PassFile = None,
-    as_json: Json = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Pack the gateway and every dependency as wheels per platform, signed, into releases/."""
     layout = FleetLayout(fleet_dir)
@@ -85,7 +76,7 @@ def build(
             release_keys.generate(layout, _passphrase(passphrase_file, confirm=True))
         key = release_keys.load(layout, _passphrase(passphrase_file))
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-        with Progress(*columns, console=errors, transient=True) as progress:
+        with Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("starting", total=None)
             path = build_release(
                 source,
@@ -95,8 +86,10 @@ def build(
                 platforms=platform,
                 progress=lambda step: progress.update(task, description=step),
             )
-    except (release_keys.ReleaseKeyError, BuildError, OSError) as exc:
-        raise _fail(str(exc)) from None
+    except release_keys.ReleaseKeyError as exc:
+        fail(str(exc), Exit.INPUT)
+    except (BuildError, OSError) as exc:
+        fail(str(exc), Exit.FAILED)
     manifest = read_manifest(path, [key.public_key()])
     if as_json:
         typer.echo(json.dumps({"path": str(path), **_summary(manifest, path)}))
@@ -133,7 +126,7 @@ def _load_all(layout: FleetLayout) -> list[tuple[Path, Manifest | ArtifactError]
 
 
 @app.command("list")
-def list_(fleet_dir: FleetDir = Path("."), as_json: Json = False) -> None:
+def list_(fleet_dir: FleetDir = Path("."), as_json: JsonFlag = False) -> None:
     """Every artifact in releases/, checked against the fleet's release key."""
     found = _load_all(FleetLayout(fleet_dir))
     if as_json:
@@ -161,11 +154,11 @@ def list_(fleet_dir: FleetDir = Path("."), as_json: Json = False) -> None:
         )
     console.print(table)
     if any(isinstance(m, ArtifactError) for _, m in found):
-        raise typer.Exit(1)
+        raise typer.Exit(int(Exit.FAILED))
 
 
 @app.command()
-def show(version: str, fleet_dir: FleetDir = Path("."), as_json: Json = False) -> None:
+def show(version: str, fleet_dir: FleetDir = Path("."), as_json: JsonFlag = False) -> None:
     """One release's manifest: platforms, lock, config schema, every wheel and its sha256."""
     found: list[tuple[Path, Manifest]] = [
         (p, m)
@@ -173,7 +166,7 @@ def show(version: str, fleet_dir: FleetDir = Path("."), as_json: Json = False) -
         if isinstance(m, Manifest) and m.version == version
     ]
     if not found:
-        raise _fail(f"no valid release {version} in releases/: see `fleet release list`")
+        fail(f"no valid release {version} in releases/: see `fleet release list`")
     path, manifest = found[0]
     if as_json:
         files = {n: {"sha256": e.sha256, "size": e.size} for n, e in manifest.files.items()}

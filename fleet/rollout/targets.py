@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from factory_common.errors import FleetError
 from fleet.backends.base import Target
 from fleet.layout import FleetLayout
 
-# The release artifact's file suffix (`fleet release build` writes factory-edge-<v><suffix>).
-ARTIFACT_SUFFIX = ".release.tar"
+# The artifact format owns its file suffix (`fleet release build` writes factory-edge-<v><suffix>).
+from gateway_image.agent.artifact import SUFFIX as ARTIFACT_SUFFIX
+from gateway_image.agent.artifact import sha256_file
 
 
 class TargetError(FleetError, LookupError):
     """The release or config named is not in the fleet directory."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def config_history(layout: FleetLayout) -> Path:

@@ -208,7 +208,7 @@ def test_cli_ca_init_provision_and_revoke(tmp_path: Path) -> None:
     )
     assert made.returncode == 0, made.stdout + made.stderr
     again = fleet_cli("provision", "gw-9")
-    assert again.returncode == 1 and "--renew" in again.stderr
+    assert again.returncode == 3 and "--renew" in again.stderr  # refused
     config = yaml.safe_load((tmp_path / "fleet" / "configs" / "gw-9.yaml").read_text())
     assert config["mqtt"]["host"] == "10.0.0.5"
     network = yaml.safe_load((tmp_path / "fleet" / "configs" / "gw-9.network.yaml").read_text())

@@ -87,7 +87,7 @@ def test_release_list_and_show(releases: Releases, tmp_path: Path) -> None:
     assert shown["platforms"] == ["linux_aarch64", "linux_x86_64"]
     lock = "uv.lock" if (ROOT / "uv.lock").exists() else "pyproject.toml[gateway]"
     assert shown["lock"]["path"] == lock
-    assert fleet("show", "9.9.9").returncode == 1
+    assert fleet("show", "9.9.9").returncode == 2  # bad input: no such release
     # An unsigned file in releases/ is listed as invalid and the listing fails.
     bad = unsigned_copy(releases.good, releases.fleet.releases_dir / "bad-1.1.0.release.tar")
     try:
