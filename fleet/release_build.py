@@ -26,6 +26,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.markers import Marker
 
+from factory_common.errors import FleetError
 from gateway_image.agent.artifact import SUFFIX, Manifest, Platform, key_id, write_artifact
 
 # Raspberry Pi OS 12 (bookworm) ships CPython 3.11 and glibc 2.36: every manylinux tag up to
@@ -55,7 +56,7 @@ _SKIP = shutil.ignore_patterns(
 Progress = Callable[[str], None]
 
 
-class BuildError(RuntimeError):
+class BuildError(FleetError, RuntimeError):
     """The release could not be built; the message says which step and what pip said."""
 
 

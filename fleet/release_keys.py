@@ -8,6 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from factory_common.errors import FleetError
 from fleet.layout import FleetLayout
 from gateway_image.agent.artifact import key_id
 
@@ -15,7 +16,7 @@ PASSPHRASE_ENV = "FLEET_RELEASE_PASSPHRASE"
 MIN_PASSPHRASE = 8
 
 
-class ReleaseKeyError(ValueError):
+class ReleaseKeyError(FleetError, ValueError):
     """The release key is missing, unreadable, or the passphrase is wrong."""
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from factory_common.errors import FleetError
 from fleet.layout import FleetLayout
 
 CA_DAYS = 3650
@@ -26,7 +27,7 @@ CRL_DAYS = 365
 MIN_PASSPHRASE = 8
 
 
-class CaError(ValueError):
+class CaError(FleetError, ValueError):
     """The CA is missing, already there, or its passphrase is wrong."""
 
 

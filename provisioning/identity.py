@@ -17,6 +17,7 @@ from cryptography import x509
 from pydantic import Field
 
 from factory_common.config import ConfigError, StrictModel, load_yaml_model
+from factory_common.errors import FleetError
 from factory_common.wire import WireError, check_id
 from fleet.layout import FleetLayout
 from gateway_image.firmware.config import GatewayConfig, load_gateway_config
@@ -27,7 +28,7 @@ GATEWAY_DAYS = 825  # the longest leaf lifetime browsers ever accepted; renew we
 DEVICE_PKI = Path("/etc/factory-gateway/pki")
 
 
-class ProvisionError(ValueError):
+class ProvisionError(FleetError, ValueError):
     """A gateway that cannot be provisioned as asked; the message says what to fix."""
 
 

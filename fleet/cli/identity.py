@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from factory_common.config import ConfigError
-from fleet.cli.common import Exit, FleetDir, fail
+from fleet.cli.common import Exit, FleetDir, fail, layout_of
 from fleet.layout import FleetLayout
 from provisioning import ca as pki
 from provisioning.identity import NetworkSettings, ProvisionError, Wifi, provision, revoke
@@ -44,12 +44,12 @@ def _ca(layout: FleetLayout, passphrase_file: Path | None) -> pki.Ca:
 
 @ca_app.command("init")
 def ca_init(
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     name: Annotated[str, typer.Option(help="The CA's common name.")] = "factory-edge-fleet-ca",
     passphrase_file: PassFile = None,
 ) -> None:
     """Create the CA (key encrypted with a passphrase; keep it on this machine) and its CRL."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     try:
         made = pki.init_ca(layout, _passphrase(passphrase_file, confirm=True), name)
     except pki.CaError as exc:
@@ -59,9 +59,9 @@ def ca_init(
 
 
 @ca_app.command("crl")
-def ca_crl(fleet_dir: FleetDir = Path("."), passphrase_file: PassFile = None) -> None:
+def ca_crl(fleet_dir: FleetDir = None, passphrase_file: PassFile = None) -> None:
     """Re-sign the CRL (it is valid for a year) with the same revocations."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     authority = _ca(layout, passphrase_file)
     pki.write_crl(layout, authority, pki.read_crl(layout))
     console.print(f"{layout.crl} re-signed: copy it to the broker and reload it")
@@ -83,11 +83,11 @@ def provision_command(
     renew: Annotated[
         bool, typer.Option(help="Issue a new certificate for a known gateway.")
     ] = False,
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     passphrase_file: PassFile = None,
 ) -> None:
     """Issue GATEWAY_ID's key and certificate (CN = id) once its config passes the checks."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     try:
         wifi = None
         if wifi_ssid:
@@ -118,11 +118,11 @@ def revoke_command(
         str | None, typer.Option(help="Clear its retained messages here.")
     ] = None,
     broker_port: Annotated[int, typer.Option()] = 8883,
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     passphrase_file: PassFile = None,
 ) -> None:
     """Put GATEWAY_ID's certificate on the CRL and clear its retained status and receipt."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     authority = _ca(layout, passphrase_file)
     try:
         revoke(layout, authority, gateway_id)

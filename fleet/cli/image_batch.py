@@ -14,6 +14,7 @@ from rich.table import Table
 from fleet.layout import FleetLayout
 from provisioning.batch import Outcome, card_path, gateway_folder, run_batch
 from provisioning.batch_plan import BatchError, Row, parse_csv
+from provisioning.ca import Ca
 
 console = Console(stderr=True)
 
@@ -23,7 +24,7 @@ class _Identity:
 
     def __init__(self, layout: FleetLayout) -> None:
         self.layout = layout
-        self._ca: object | None = None
+        self._ca: Ca | None = None
 
     def __call__(self, row: Row) -> None:
         from provisioning.ca import load_ca

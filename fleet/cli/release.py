@@ -13,7 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fleet import release_keys
-from fleet.cli.common import Exit, FleetDir, JsonFlag, err, fail
+from fleet.cli.common import Exit, FleetDir, JsonFlag, err, fail, layout_of
 from fleet.layout import FleetLayout
 from fleet.release_build import DEFAULT_PLATFORMS, PLATFORMS, BuildError, build_release
 from gateway_image.agent.artifact import (
@@ -45,9 +45,9 @@ def _passphrase(file: Path | None, confirm: bool = False) -> str:
 
 
 @app.command()
-def keygen(fleet_dir: FleetDir = Path("."), passphrase_file: PassFile = None) -> None:
+def keygen(fleet_dir: FleetDir = None, passphrase_file: PassFile = None) -> None:
     """Make the fleet's Ed25519 release key (keys/release.key, encrypted; keys/release.pub)."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     try:
         ident = release_keys.generate(layout, _passphrase(passphrase_file, confirm=True))
     except release_keys.ReleaseKeyError as exc:
@@ -57,7 +57,7 @@ def keygen(fleet_dir: FleetDir = Path("."), passphrase_file: PassFile = None) ->
 
 @app.command()
 def build(
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     source: Annotated[Path, typer.Option(help="The factory-edge checkout to build.")] = Path("."),
     version: Annotated[
         str | None, typer.Option(help="Release version (default: pyproject's).")
@@ -69,7 +69,7 @@ def build(
     as_json: JsonFlag = False,
 ) -> None:
     """Pack the gateway and every dependency as wheels per platform, signed, into releases/."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     try:
         if not layout.release_key.exists():
             console.print("no release key yet: making one (keep its passphrase safe)")
@@ -126,9 +126,9 @@ def _load_all(layout: FleetLayout) -> list[tuple[Path, Manifest | ArtifactError]
 
 
 @app.command("list")
-def list_(fleet_dir: FleetDir = Path("."), as_json: JsonFlag = False) -> None:
+def list_(fleet_dir: FleetDir = None, as_json: JsonFlag = False) -> None:
     """Every artifact in releases/, checked against the fleet's release key."""
-    found = _load_all(FleetLayout(fleet_dir))
+    found = _load_all(layout_of(fleet_dir))
     if as_json:
         rows = [
             {"path": str(p), **_summary(m, p)}
@@ -158,11 +158,11 @@ def list_(fleet_dir: FleetDir = Path("."), as_json: JsonFlag = False) -> None:
 
 
 @app.command()
-def show(version: str, fleet_dir: FleetDir = Path("."), as_json: JsonFlag = False) -> None:
+def show(version: str, fleet_dir: FleetDir = None, as_json: JsonFlag = False) -> None:
     """One release's manifest: platforms, lock, config schema, every wheel and its sha256."""
     found: list[tuple[Path, Manifest]] = [
         (p, m)
-        for p, m in _load_all(FleetLayout(fleet_dir))
+        for p, m in _load_all(layout_of(fleet_dir))
         if isinstance(m, Manifest) and m.version == version
     ]
     if not found:

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from packaging.version import InvalidVersion, Version
 
+from factory_common.errors import GatewayError
+
 FORMAT = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -37,7 +39,7 @@ SUFFIX = ".release.tar"
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
-class ArtifactError(ValueError):
+class ArtifactError(GatewayError, ValueError):
     """An artifact that must not be installed; the message says which file and why."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from factory_common.errors import GatewayError
 from gateway_image.agent.artifact import (
     ArtifactError,
     Manifest,
@@ -41,7 +42,7 @@ SLOTS = ("a", "b")
 INSTALLED = ".installed-release"
 
 
-class InstallError(RuntimeError):
+class InstallError(GatewayError, RuntimeError):
     """A verified artifact that could not be installed (pip failed, config refused)."""
 
 
