@@ -38,7 +38,7 @@ class Tag(BaseModel):
     device: str
     tag: str
     kind: Literal["num", "bool", "str"]
-    type: Literal["float", "int", "bool", "str"]
+    type: Literal["float", "int", "bool", "str", "any"]
     label: str
     unit: str | None = None
     description: str | None = None

@@ -15,7 +15,13 @@ from typing import Any
 
 from factory_common.wire import TagCatalogue, TagInfo, TagType
 
-KIND_OF_TYPE = {TagType.FLOAT: "num", TagType.INT: "num", TagType.BOOL: "bool", TagType.STR: "str"}
+KIND_OF_TYPE = {
+    TagType.FLOAT: "num",
+    TagType.INT: "num",
+    TagType.BOOL: "bool",
+    TagType.STR: "str",
+    TagType.ANY: "num",  # until a reading says otherwise
+}
 TYPE_OF_KIND = {"num": TagType.FLOAT, "bool": TagType.BOOL, "str": TagType.STR}
 
 
@@ -114,7 +120,12 @@ def merge(
             out[meta.name] = meta
     for s in stored:
         name = f"{s.gateway}/{s.device}/{s.tag}"
-        known = out.get(name) or _from_series(s.gateway, s.device, s.tag, s.kind, s.unit, s.latest)
+        seen = _from_series(s.gateway, s.device, s.tag, s.kind, s.unit, s.latest)
+        known = out.get(name)
+        if known is None:
+            known = seen
+        elif known.type == TagType.ANY.value:  # the values say what the config could not
+            known = _replace(known, kind=seen.kind, type=seen.type)
         out[name] = _replace(known, has_data=True)
     for m in master:
         declared = out.get(m.name)

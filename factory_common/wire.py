@@ -123,7 +123,9 @@ class ConnectorHealth(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class GatewayStatus(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Retained on the status topic; the MQTT last will is the same message with online=False."""
+    """Retained on the status topic. The MQTT last will is a minimal one (online=False, the
+    gateway's identity, version and boot): the broker sends it long after it was registered,
+    so it carries no counters; `ts` 0 says it is not a moment the gateway spoke."""
 
     v: Version
     gateway: str
@@ -252,6 +254,7 @@ class TagType(StrEnum):
     INT = "int"
     BOOL = "bool"
     STR = "str"
+    ANY = "any"  # known only from the device's values (an OPC UA node, a mapped JSON field)
 
 
 class TagInfo(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -27,6 +27,7 @@ from factory_common.errors import GatewayError
 from factory_common.logs import get_logger
 from factory_common.wire import Reading
 from gateway_image.firmware.buffer.store import DurableBuffer
+from gateway_image.firmware.catalogue import catalogue
 from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, store_path_for
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
 from gateway_image.firmware.connectors.registry import BUILDERS
@@ -136,6 +137,7 @@ class Gateway:
             health=lambda: [r.health() for r in self.runners],
             command_handler=self.command_handler or executor,
             plan=self.plan,
+            catalogue=catalogue(self.wire_id, self.connectors),
         )
         try:
             async with asyncio.TaskGroup() as tasks:

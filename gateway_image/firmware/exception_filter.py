@@ -142,6 +142,11 @@ class ExceptionFilter:
         state.pending = False
         return False
 
+    def forget(self) -> None:
+        """After an outage: the first reading of each tag is reported again, whatever its
+        value, so a tag the edge was told is bad does not stay bad until it moves."""
+        self._states.clear()
+
     def _report(self, key: Key, reading: Reading, now: float) -> bool:
         self._states[key] = _State(reading, now, reading)
         return True

@@ -3,6 +3,10 @@
 The runner is the one place where connector failures become health. Whatever a connector
 raises (ConnectorError, a timeout, or a bug), the runner closes it, waits a jittered,
 capped back-off and starts again; it never lets the failure escape to other runners.
+
+When a connector goes down, the runner also emits one bad reading (no value, the reason) per
+tag it reads, once per outage: every consumer of the readings (the edge, its UI, a cloud
+export) then sees the last value is no longer current without having to read the status.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from gateway_image.firmware.connectors.base import (
     StreamingConnector,
 )
 from gateway_image.firmware.exception_filter import ExceptionFilter
+from gateway_image.firmware.tag_index import tags_of
 
 Sink = Callable[[list[Reading]], Awaitable[None]]
 LATENESS_KEPT = 1000
@@ -130,6 +135,7 @@ class ConnectorRunner:
         settle: float = 1.0,
         exception_filter: ExceptionFilter | None = None,
         clock: ClockWatch | None = None,
+        tags: list[tuple[str, str]] | None = None,
     ) -> None:
         self.connector = connector
         self.name = connector.name
@@ -155,6 +161,9 @@ class ConnectorRunner:
         # Held for each poll; a command's write takes it too, so a write never interleaves
         # with this connector's own polling (see commands.py).
         self.io_lock = asyncio.Lock()
+        # (device, tag) of every tag this connector reads: the config's, plus any it reported
+        # (streams whose tags come from the data). Each gets a bad reading when it goes down.
+        self._tags: dict[tuple[str, str], None] = dict.fromkeys(tags or [])
 
     def health(self) -> ConnectorHealth:
         """Health for the status message, with the connector's own error counts by kind."""
@@ -175,11 +184,13 @@ class ConnectorRunner:
                     await self._poll_session(self.connector)
                 else:
                     await self._stream_session(self.connector)
-                self._went_down("connector stopped without an error", None)
+                newly = self._went_down("connector stopped without an error", None)
             except EXPECTED as exc:
-                self._went_down(describe(exc), None)
+                newly = self._went_down(describe(exc), None)
             except Exception as exc:  # a connector bug must not stop the gateway
-                self._went_down(f"{type(exc).__name__}: {exc}", exc)
+                newly = self._went_down(f"{type(exc).__name__}: {exc}", exc)
+            if newly:
+                await self._announce_down()
             await self._close()
             await asyncio.sleep(self.backoff.next_delay())
 
@@ -263,6 +274,8 @@ class ConnectorRunner:
             self._came_up("up")
 
     def _succeeded(self, readings: list[Reading], latency_ms: float | None) -> None:
+        for r in readings:
+            self._tags.setdefault((r.device, r.tag))
         h = self._h
         h.polls += 1
         h.last_success = now_ns()
@@ -291,17 +304,33 @@ class ConnectorRunner:
         elif old == "down":
             self._log.info("device recovered", device=device, state=new.state)
 
-    def _went_down(self, error: str, exc: Exception | None) -> None:
+    def _went_down(self, error: str, exc: Exception | None) -> bool:
+        """Record a failure; True when the connector was not down already."""
         h = self._h
         h.errors += 1
         h.last_error = error
-        if h.state != "down":
-            # Logged once per outage; later failed attempts only count in health.
-            extra = {"exc_info": exc} if exc is not None else {}
-            self._log.warning("connector unavailable", error=error, **extra)
-            self._down_since = time.monotonic()
-            h.state = "down"
-            h.all_devices_down()
+        if h.state == "down":
+            return False
+        # Logged once per outage; later failed attempts only count in health.
+        extra = {"exc_info": exc} if exc is not None else {}
+        self._log.warning("connector unavailable", error=error, **extra)
+        self._down_since = time.monotonic()
+        h.state = "down"
+        h.all_devices_down()
+        return True
+
+    def down_readings(self, ts: int) -> list[Reading]:
+        """One bad reading per tag, saying why: the last value is no longer current."""
+        reason = f"connector down: {self._h.last_error}"[:200]
+        return [
+            Reading(device=d, tag=t, ts=ts, value=None, quality=Quality.BAD, reason=reason)
+            for d, t in self._tags
+        ]
+
+    async def _announce_down(self) -> None:
+        if self.filter is not None:
+            self.filter.forget()
+        await self._deliver(self.down_readings(now_ns()))
 
     async def _deliver(self, readings: list[Reading]) -> None:
         if not readings:
@@ -340,4 +369,5 @@ def runner_for(config: object, sink: Sink, gateway: str) -> ConnectorRunner:
         connector_type=str(getattr(config, "type", "unknown")),
         interval=float(getattr(config, "poll_interval", 1.0)),
         exception_filter=ExceptionFilter.from_config(config),
+        tags=[(t.device, t.tag) for t in tags_of(config)],
     )

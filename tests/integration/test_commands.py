@@ -152,6 +152,9 @@ async def test_coil_write_and_polling_keep_running(rig: Rig) -> None:
         (Write("bath1", "setpoint", "hot"), "numeric: send a finite number"),
         (Write("bath1", "pump", 2), "bool tag: send true or false"),
         (Write("bath1", "level", 4000.0), "int16"),  # 40000 raw does not fit an int16
+        # Not rounded to 22 (which would read back "equal" within half a step): refused.
+        (Write("bath1", "limited", 21.5), "takes a whole number"),
+        (Write("bath1", "level", 1.05), "takes a multiple of 0.1"),
         (Write("bath1", "recipe", 7), "not writable"),
         (Write("bath2", "setpoint", 1.0), "unknown tag bath2/setpoint"),
     ],

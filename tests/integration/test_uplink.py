@@ -218,10 +218,20 @@ async def test_status_retained_and_commands_rejected_without_handler(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8)
-    uplink = Uplink(GW, mqtt_config(mosquitto.port), buffer, boot="b1", version="9.9")
+    tags = [wire.TagInfo("bath1", "temperature", wire.TagType.FLOAT, unit="°C")]
+    catalogue = wire.TagCatalogue(v=wire.WIRE_VERSION, gateway=GW, ts=1, tags=tags)
+    uplink = Uplink(
+        GW, mqtt_config(mosquitto.port), buffer, boot="b1", version="9.9", catalogue=catalogue
+    )
     task = asyncio.create_task(uplink.run())
     await online(uplink, 5)
     await buffer.put([reading(1)])
+    ls = Listener(mosquitto.port, [wire.tags_topic(GW)])
+    try:  # retained: a subscriber arriving later still gets it
+        msg = await asyncio.to_thread(ls.get)
+        assert msg.retain and wire.decode(msg.payload, wire.TagCatalogue) == catalogue
+    finally:
+        ls.close()
     ls = Listener(mosquitto.port, [wire.status_topic(GW), wire.ack_topic(GW)])
     try:
         status = wire.decode((await asyncio.to_thread(ls.get)).payload, wire.GatewayStatus)
@@ -293,6 +303,8 @@ def test_last_will_is_retained_offline_status_after_kill9(
                 ls.close()
             if not status.online:
                 assert status.boot == "doomed"
+                # Registered at connect, sent at death: no counters that would be stale then.
+                assert (status.ts, status.uptime_s, status.connectors) == (0, 0.0, [])
                 return
             time.sleep(0.3)
         raise AssertionError("no retained offline status after kill -9")

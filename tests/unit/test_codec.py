@@ -201,6 +201,14 @@ def test_unscaled_integer_stays_integer() -> None:
     assert isinstance(decode_tag(tag(type="int16"), [5]), int)
     assert decode_tag(tag(type="int16", scale=0.1), [215]) == pytest.approx(21.5)
     assert unscale_value(21.5, 0.1, 0.0, DataType.INT16) == 215
+
+
+def test_a_value_between_integer_steps_is_refused_not_rounded() -> None:
+    with pytest.raises(CodecError, match="takes a whole number"):
+        unscale_value(21.5, 1, 0.0, DataType.UINT16)
+    with pytest.raises(CodecError, match=r"multiple of 0\.1"):
+        encode_tag(tag(type="int16", scale=0.1), 21.55)
+    assert unscale_value(22.0, 1, 0.0, DataType.UINT16) == 22
     assert decode_tag(tag(type="uint16", scale=0.1), [3]) == 0.3  # not 0.30000000000000004
 
 

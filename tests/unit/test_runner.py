@@ -214,3 +214,39 @@ def test_backoff_grows_with_jitter_and_caps(seed: int) -> None:
     assert max(delays) <= 30.0
     b.reset()
     assert b.next_delay() <= 0.5
+
+
+async def test_going_down_sends_one_bad_reading_per_tag_once_per_outage() -> None:
+    poller = Poller()
+    poller.readings = [Reading("d1", "t", 1, 1.0), Reading("d2", "streamed", 1, 5)]
+    got: list[Reading] = []
+
+    async def sink(readings: list[Reading]) -> None:
+        got.extend(readings)
+
+    r = ConnectorRunner(poller, sink, gateway="gw", connector_type="test", interval=0.02,
+                        backoff=FAST, tags=[("d1", "t"), ("d1", "configured")])  # fmt: skip
+
+    async def until(condition: object) -> None:
+        async with asyncio.timeout(30):
+            while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - polled state
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(r.run())
+    try:
+        await until(lambda: len(got) >= 2)
+        poller.fail_with = ConnectorError("no route to host")
+        await until(lambda: r.backoff.attempt >= 3)  # failed again and again: still one notice
+        bad = [x for x in got if x.quality is Quality.BAD]
+        assert sorted((x.device, x.tag) for x in bad) == [
+            ("d1", "configured"),
+            ("d1", "t"),
+            ("d2", "streamed"),
+        ]
+        assert all(x.value is None and x.reason == "connector down: no route to host" for x in bad)
+        poller.fail_with = None
+        seen = len(got)
+        await until(lambda: any(x.quality is Quality.GOOD for x in got[seen:]))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -55,12 +55,18 @@ class Deadband(StrictModel):
 
 
 class TagBase(StrictModel):
-    """What every connector's tag has: a name, engineering scaling, write limits, deadband."""
+    """What every connector's tag has: a name, engineering scaling, write limits, deadband,
+    and how to show it (unit, label, description, enumeration names, display precision)."""
 
     name: str
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
+    # What operators read (published in the tag catalogue; the edge's master data may override).
+    label: str = Field(default="", max_length=80)
+    description: str = Field(default="", max_length=500)
+    enum: dict[int, str] = {}  # value -> name, e.g. {0: stopped, 1: idle, 2: processing}
+    precision: int | None = Field(default=None, ge=0, le=12)  # decimals shown
     writable: bool = False
     min: float | None = None
     max: float | None = None

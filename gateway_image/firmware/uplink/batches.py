@@ -67,6 +67,19 @@ class Identity:
     started_at: int
 
 
+def last_will(identity: Identity) -> wire.GatewayStatus:
+    """Offline, who and which release, with `ts` 0: the broker sends it long after it was
+    registered at connect, so counters in it would be stale and a time in it untrue."""
+    return wire.GatewayStatus(
+        v=wire.WIRE_VERSION,
+        gateway=identity.origin.gateway,
+        online=False,
+        version=identity.version,
+        boot=identity.origin.boot,
+        started_at=identity.started_at,
+    )
+
+
 def status(
     identity: Identity,
     *,

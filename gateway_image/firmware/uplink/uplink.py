@@ -11,6 +11,8 @@ unacknowledged QoS-1 messages after a reconnect, with its doubling back-off re-d
 after every connection loss, so a fleet does not reconnect in lockstep; after a restart the
 buffer is the source. With `protocol: "3.1.1"` a PUBACK has no reason code, so a refused
 publish looks delivered: use it only with brokers that speak nothing newer.
+On every connect it publishes, retained, the tag catalogue and the status; the MQTT last will
+says only offline and who (`batches.last_will`): registered at connect, it is sent much later.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Uplink:
         command_handler: CommandHandler | None = None,
         version: str | None = None,
         plan: SendPlan | None = None,
+        catalogue: wire.TagCatalogue | None = None,
     ) -> None:
         self.gateway_id = wire.check_id(gateway_id)
         self.config = config
@@ -71,6 +74,7 @@ class Uplink:
         self.boot = boot
         self.health = health
         self.command_handler = command_handler
+        self.catalogue = catalogue
         self.origin = Origin(self.gateway_id, boot)
         self.identity = Identity(self.origin, version or firmware_version(), wire.now_ns())
         self._started_mono = time.monotonic()
@@ -150,7 +154,7 @@ class Uplink:
         await self.deleter.finish()  # confirmations already received; the buffer closes next
 
     def _make_client(self) -> mqtt.Client:
-        will = wire.encode(self.status(online=False))
+        will = wire.encode(batches.last_will(self.identity))
         client = build_client(
             self.gateway_id, self.config, wire.status_topic(self.gateway_id), will
         )
@@ -191,6 +195,9 @@ class Uplink:
         self._client.subscribe(wire.command_topic(self.gateway_id), qos=1)
         if self.config.confirm == "edge":
             self._client.subscribe(wire.stored_topic(self.gateway_id), qos=1)
+        if self.catalogue is not None:
+            catalogue = wire.encode(self.catalogue)
+            self._client.publish(wire.tags_topic(self.gateway_id), catalogue, qos=1, retain=True)
         self._publish_status()
         self._online.set()
         self._update_room()

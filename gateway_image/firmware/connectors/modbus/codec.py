@@ -147,6 +147,9 @@ def set_bit(register: int, bit: int, on: bool) -> int:
     return register | (1 << bit) if on else register & ~(1 << bit) & 0xFFFF
 
 
+WHOLE_TOLERANCE = 1e-6
+
+
 def scale_value(raw: int | float, scale: float, offset: float) -> int | float:
     """Engineering value = raw * scale + offset; an unscaled integer stays an integer."""
     if scale == 1 and offset == 0:
@@ -159,13 +162,22 @@ def scale_value(raw: int | float, scale: float, offset: float) -> int | float:
 def unscale_value(
     value: int | float, scale: float, offset: float, data_type: DataType
 ) -> int | float:
-    """The raw value to write for an engineering value (integers rounded to nearest)."""
+    """The raw value to write for an engineering value. An integer register holds whole
+    multiples of `scale` only: a value between two steps is refused, never rounded (a
+    setpoint of 21.5 to a whole-number tag must not become 22 and be reported done)."""
     raw = value if scale == 1 and offset == 0 else (value - offset) / scale
     if data_type in _INT_RANGES:
         if isinstance(raw, float):
             if not math.isfinite(raw):
                 raise CodecError(f"{value!r} is not a finite number")
-            raw = round(raw)
+            whole = round(raw)
+            # Decimal inputs are not exact in binary (21.5 / 0.1 = 214.99999999999997).
+            if abs(raw - whole) > WHOLE_TOLERANCE * max(1.0, abs(raw)):
+                step = "a whole number" if scale == 1 else f"a multiple of {scale:g}"
+                if offset:
+                    step += f" (plus {offset:g})"
+                raise CodecError(f"{value!r} does not fit: this tag takes {step}")
+            raw = whole
         return int(raw)
     return float(raw)
 
