@@ -116,6 +116,7 @@ class EdgeState:
     stats: IngestStats
     edge_id: str = ""
     started: float = field(default_factory=time.monotonic)
+    timezone: str = "UTC"  # the plant's, for the UI's times
 
 
 def _edge(request: Request) -> EdgeState:
@@ -136,6 +137,7 @@ def health(edge: Edge) -> Response:
             "edge": edge.edge_id,
             "mqtt_connected": connected,
             "uptime_s": round(time.monotonic() - edge.started, 3),
+            "timezone": edge.timezone,
         }
     )
 
@@ -264,6 +266,7 @@ def create_app(
     stats: IngestStats,
     *,
     edge_id: str = "",
+    timezone: str = "UTC",
     web: bool = True,
     auth: AuthService | None = None,  # None: no login (unit tests); app.py always passes one
 ) -> FastAPI:
@@ -274,7 +277,7 @@ def create_app(
         "of one edge node. Times are epoch milliseconds UTC unless stated.",
         dependencies=[Depends(api_guard)],  # every /api route needs a login unless OPEN_PATHS
     )
-    app.state.edge = EdgeState(store, stats, edge_id)
+    app.state.edge = EdgeState(store, stats, edge_id, timezone=timezone)
     app.include_router(router)
     routes.install(app, auth)
     app.include_router(masterdata_routes.router)  # /api/master/*, /api/sync

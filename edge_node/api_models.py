@@ -14,6 +14,7 @@ class Health(BaseModel):
     edge: str
     mqtt_connected: bool
     uptime_s: float
+    timezone: str = "UTC"  # the plant's IANA time zone
 
 
 class Stats(BaseModel):

@@ -124,7 +124,7 @@ async def _run_parts(
 ) -> None:
     log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
-    app = create_app(store, stats, edge_id=config.edge.id, auth=auth)
+    app = create_app(store, stats, edge_id=config.edge.id, timezone=config.edge.timezone, auth=auth)
     server = _http_server(app)
     app.state.cloud = cloud  # /api/master/*, /api/sync
     ops.install(app)  # /api/alarms, /api/rules, /api/commands

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
@@ -18,6 +19,20 @@ from factory_common.wire import WireError, check_id
 class EdgeInfo(StrictModel):
     id: str
     site: str = ""
+    # The plant's time zone (IANA name): the UI shows and picks times in it, whatever the
+    # browser's own zone (a remote engineer, a control-room PC set to UTC).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name like Asia/Seoul"
+            ) from None
+        return value
 
     @field_validator("id")
     @classmethod

@@ -54,7 +54,14 @@ def edge_config(mqtt_port: int, http_port: int) -> dict[str, Any]:
 class Line:
     """Simulator + gateway + edge node around a broker the caller runs."""
 
-    def __init__(self, workdir: Path, mqtt_port: int, poll_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        mqtt_port: int,
+        poll_interval: float = 0.2,
+        simulator_args: tuple[str, ...] = (),
+        edge_extra: dict[str, Any] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -65,7 +72,8 @@ class Line:
             yaml.safe_dump(gateway_config(mqtt_port, self.modbus_port, poll_interval))
         )
         self.edge_yaml = workdir / "edge.yaml"
-        self.edge_yaml.write_text(yaml.safe_dump(edge_config(mqtt_port, self.http_port)))
+        edge = edge_config(mqtt_port, self.http_port) | (edge_extra or {})
+        self.edge_yaml.write_text(yaml.safe_dump(edge, allow_unicode=True))
         self.edge_dir = workdir / "edge"
         self.simulator = Child(
             "simulator",
@@ -78,6 +86,7 @@ class Line:
                 "7",
                 "--tick",
                 "0.1",
+                *simulator_args,
             ),
             self.logs,
         )
