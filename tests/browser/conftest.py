@@ -24,10 +24,14 @@ from factory_common.wire import (
     ConnectorHealth,
     GatewayStatus,
     Reading,
+    TagCatalogue,
+    TagInfo,
+    TagType,
     data_topic,
     encode,
     now_ns,
     status_topic,
+    tags_topic,
 )
 from tests.support.broker import Mosquitto
 from tests.support.edge_auth import add_user
@@ -87,6 +91,19 @@ class Publisher:
             last_seq=self.seq, dropped={"disk_budget": 0}, connectors=connectors,
         )  # fmt: skip
         self.client.publish(status_topic(GATEWAY), encode(status), qos=1, retain=True)
+
+    def catalogue(self) -> None:
+        """The gateway's retained tag catalogue: units, a label, a writable setpoint."""
+        tags = [
+            TagInfo("bath", "temp", TagType.FLOAT, unit="°C", label="Bath temperature"),
+            TagInfo("bath", "current", TagType.FLOAT, unit="A"),
+            TagInfo("bath", "running", TagType.BOOL),
+            TagInfo("bath", "sp", TagType.FLOAT, unit="°C", label="Setpoint", writable=True,
+                    min=10, max=30, precision=1),
+            TagInfo("line", "product", TagType.STR),
+        ]  # fmt: skip
+        catalogue = TagCatalogue(v=WIRE_VERSION, gateway=GATEWAY, ts=now_ns(), tags=tags)
+        self.client.publish(tags_topic(GATEWAY), encode(catalogue), qos=1, retain=True)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def feed_line(publisher: Publisher) -> None:
+    publisher.catalogue()
     publisher.status()
     readings = history_readings()
     for i in range(0, len(readings), 500):
@@ -79,7 +80,8 @@ def test_dashboard_shows_the_line_a_chart_with_data_and_gateway_health(
     log_in(page, edge, "otto")
     page.wait_for_selector("#equipment article.card")
     overview = page.inner_text("#equipment")
-    assert "P-1042" in overview and "temp" in overview and "running" in overview
+    assert "P-1042" in overview and "Bath temperature" in overview and "Running" in overview
+    assert "°C" in overview  # the unit from the gateway's tag catalogue
     shot(page, "dashboard-overview.png")
 
     page.goto(edge.url + "#history")
@@ -138,17 +140,18 @@ def test_alarm_appears_within_two_seconds_of_a_limit_violation(
     elapsed = time.monotonic() - sent
     assert elapsed <= 2.0, f"alarm shown after {elapsed:.2f} s"
     row = page.locator(spec)
-    assert "gw1/bath/temp" in row.inner_text() and "31.5" in row.inner_text()
+    assert "Bath temperature" in row.inner_text() and "31.5" in row.inner_text()
+    assert row.locator("td[title='gw1/bath/temp']").count() == 1  # full name on hover
     assert page.is_visible(".toast.bad:has-text('upper spec')")  # pushed, not polled
     shot(page, "dashboard-alarm.png")
     row.locator("button.ack").click()
-    page.wait_for_selector(f"{spec}:has-text('acknowledged')")
+    page.wait_for_selector(f"{spec}:has-text('Active, acknowledged')")
     assert "otto" in row.inner_text()
 
     tablet = browser.new_page(viewport={"width": 820, "height": 1180}, is_mobile=True)
     log_in(tablet, edge, "otto")
     tablet.goto(edge.url + "#alarms")
-    tablet.wait_for_selector(f"{spec}:has-text('acknowledged')")
+    tablet.wait_for_selector(f"{spec}:has-text('Active, acknowledged')")
     shot(tablet, "dashboard-tablet-alarms.png")
 
 
@@ -187,6 +190,7 @@ def test_viewer_cannot_send_a_command(
 def test_engineer_sends_a_setpoint_from_the_page_and_sees_the_ack(
     edge: EdgeProcess, publisher: Publisher, mosquitto: Any, browser: Any
 ) -> None:
+    publisher.catalogue()
     publisher.status()
     watcher = TopicWatcher(mosquitto, command_topic(GATEWAY))
     acker = Acker(mosquitto)
@@ -198,14 +202,14 @@ def test_engineer_sends_a_setpoint_from_the_page_and_sees_the_ack(
             pytest.skip("this edge node has no command sender yet (edge_node/commands.py)")
         assert probe.status == 200, probe.text()
         engineer.goto(edge.url + "#commands")
-        engineer.wait_for_selector(f"#cmd-gateway option[value={GATEWAY}]", state="attached")
-        engineer.fill("#cmd-writes input[name=device]", "bath")
-        engineer.fill("#cmd-writes input[name=tag]", "sp")
-        engineer.fill("#cmd-writes input[name=value]", "22.5")
-        engineer.click("#command-form button[type=submit]")
+        engineer.wait_for_selector(f"#sp-tag option[value='{GATEWAY}/bath/sp']", state="attached")
+        engineer.select_option("#sp-tag", f"{GATEWAY}/bath/sp")
+        engineer.fill("#sp-value", "22.5")
+        engineer.click("#sp-review")
+        engineer.click("#sp-send")
         engineer.wait_for_selector("#cmd-result.ok", timeout=10000)
-        assert "done: bath/sp = 22.5 executed and read back" in engineer.inner_text("#cmd-result")
-        engineer.wait_for_selector("#cmd-log tbody tr:has-text('bath/sp = 22.5')")
+        assert "Done: Setpoint = 22.5" in engineer.inner_text("#cmd-result")
+        engineer.wait_for_selector("#cmd-log tbody tr:has-text('Setpoint = 22.5')")
         assert "erin" in engineer.inner_text("#cmd-log")
         shot(engineer, "dashboard-setpoint.png")
         sent = [decode(payload, Command) for _, payload in watcher.messages]

@@ -1,5 +1,6 @@
 // Gateways and connectors health: the gateways' retained status, and the edge's ingest counters.
 import { $, ago, duration, el, getJSON } from "./api.js";
+import { plantTime } from "./meta.js";
 
 const STATE_CLASS = { up: "ok", degraded: "warn", starting: "warn", down: "bad" };
 
@@ -17,6 +18,7 @@ function connectorTable(connectors) {
 
 function gatewayCard(g) {
   const s = g.status;
+  if (!g.online) return offlineCard(g);
   const dropped = Object.entries(s.dropped || {}).filter(([, n]) => n > 0);
   const facts = [
     ["version", s.version || "?"],
@@ -25,12 +27,24 @@ function gatewayCard(g) {
     ["dropped", dropped.length ? dropped.map(([k, n]) => `${k} ${n}`).join(", ") : "none"],
     ["re-sent", s.resent || s.unconfirmed ? `${s.resent || 0} batches lost after the broker${s.unconfirmed ? `, ${s.unconfirmed} unconfirmed` : ""}` : "none"],
     ["clock", s.clock_synced === false ? "not synchronised" : "synchronised"],
-    ["last status", ago(g.received_at)],
+    ["last heard", g.last_heard ? `${ago(g.last_heard)} (${plantTime(g.last_heard)})` : ago(g.received_at)],
   ];
   const dl = el("dl");
   for (const [k, v] of facts) dl.append(el("dt", {}, k), el("dd", { class: (k === "dropped" && dropped.length) || (k === "re-sent" && s.unconfirmed) ? "bad" : "" }, String(v)));
   const badge = el("span", { class: `badge ${g.online ? "ok" : "bad"}` }, g.online ? "online" : "offline");
   return el("article", { class: "card gateway", "data-gateway": g.gateway }, el("h3", {}, g.gateway, badge), dl, connectorTable(s.connectors));
+}
+
+// The broker sent the gateway's last will: say when the edge last heard from it, not the
+// will's (connect-time) counters.
+function offlineCard(g) {
+  const heard = g.last_heard ? `${ago(g.last_heard)} (${plantTime(g.last_heard)})` : "never";
+  const dl = el("dl", {}, el("dt", {}, "last heard"), el("dd", { class: "bad" }, heard),
+    el("dt", {}, "offline since"), el("dd", {}, `${plantTime(g.received_at)}`),
+    el("dt", {}, "version"), el("dd", {}, g.status.version || "?"));
+  return el("article", { class: "card gateway offline", "data-gateway": g.gateway },
+    el("h3", {}, g.gateway, el("span", { class: "badge bad" }, "offline")), dl,
+    el("p", { class: "muted small" }, "Its values are shown as not current until it reports again."));
 }
 
 export async function refreshGateways() {
