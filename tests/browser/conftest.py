@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -226,11 +228,18 @@ class TopicWatcher:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+@contextlib.contextmanager
+def launch_chromium() -> Iterator[Any]:
+    """The system Chromium, headless, driven by playwright (skips, or fails in CI, without)."""
     chromium = require_binary("chromium", "sudo apt-get install chromium (scripts/bootstrap.sh)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev)")
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with launch_chromium() as instance:
+        yield instance

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS
+from tests.browser.conftest import launch_chromium
 from tests.e2e.line import GATEWAY_ID, PASSWORD, ROOT, Line
 from tests.support.broker import Mosquitto
 from tests.support.processes import wait_until
@@ -93,12 +93,8 @@ def _defects(line: Line) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    executable = require_binary("chromium", "sudo apt-get install chromium (scripts/bootstrap.sh)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev)")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launch_chromium() as instance:
         yield instance
-        instance.close()
 
 
 class Page:
