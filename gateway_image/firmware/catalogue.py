@@ -47,7 +47,8 @@ def _interval(connector: Any, spec: Any) -> float | None:
     if by_exception or getattr(spec, "mode", "poll") != "poll":
         return None  # reported on change only: silence is no sign of trouble
     report = getattr(spec, "report_interval", None)  # GPIO counters
-    return float(report if report is not None else poll) if (report or poll) else None
+    every = report if report is not None else poll
+    return float(every) if every else None
 
 
 def tag_info(connector: Any, tag: ConfigTag) -> TagInfo:

@@ -16,6 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import msgspec
 
@@ -28,7 +29,7 @@ from gateway_image.firmware.connectors.base import (
     StreamingConnector,
 )
 from gateway_image.firmware.exception_filter import ExceptionFilter
-from gateway_image.firmware.tag_index import tags_of
+from gateway_image.firmware.tag_index import HasTags, tags_of
 
 Sink = Callable[[list[Reading]], Awaitable[None]]
 LATENESS_KEPT = 1000
@@ -369,5 +370,5 @@ def runner_for(config: object, sink: Sink, gateway: str) -> ConnectorRunner:
         connector_type=str(getattr(config, "type", "unknown")),
         interval=float(getattr(config, "poll_interval", 1.0)),
         exception_filter=ExceptionFilter.from_config(config),
-        tags=[(t.device, t.tag) for t in tags_of(config)],
+        tags=[(t.device, t.tag) for t in tags_of(cast(HasTags, config))],
     )
