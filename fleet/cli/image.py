@@ -12,6 +12,7 @@ from rich.console import Console
 
 from factory_common.config import ConfigError
 from fleet.cli import image_batch
+from fleet.cli.common import Exit, FleetDir
 from fleet.cli.progress import byte_bars, byte_progress
 from fleet.layout import FleetLayout
 from provisioning.flash.devices import RefusedDevice, check, describe, lsblk
@@ -30,11 +31,7 @@ app = typer.Typer(help="Build and flash gateway SD-card images.", no_args_is_hel
 console = Console(stderr=True)
 app.command("batch")(image_batch.batch)
 
-FleetDir = Annotated[
-    Path,
-    typer.Option("--fleet-dir", envvar="FLEET_DIR", help="The fleet directory (default: .)."),
-]
-# Problems the operator can fix; each message says how. Exit 2 like every fleet usage error.
+# Problems the operator can fix; each message says how (exit 2, like every fleet input error).
 EXPECTED = (
     ConfigError,
     CustomiseError,
@@ -46,9 +43,9 @@ EXPECTED = (
 )
 
 
-def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code)
+def _fail(exc: Exception, code: Exit = Exit.INPUT) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(int(code))
 
 
 def _payload(
@@ -129,9 +126,9 @@ def flash_command(
         with byte_bars(console, bars) as (advance_write, advance_verify):
             flash(image, device, payload, advance_write, advance_verify, flash_set=flash_set)
     except RefusedDevice as exc:
-        raise _fail(exc) from None
+        raise _fail(exc, Exit.REFUSED) from None
     except (FlashError, VerifyError) as exc:
-        raise _fail(exc, 3) from None
+        raise _fail(exc, Exit.FAILED) from None
     except (*EXPECTED, SetError) as exc:
         raise _fail(exc) from None
     os.sync()

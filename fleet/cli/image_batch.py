@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from fleet.cli.common import FleetDir
 from fleet.layout import FleetLayout
 from provisioning.batch import Outcome, card_path, gateway_folder, run_batch
 from provisioning.batch_plan import BatchError, Row, parse_csv
@@ -41,9 +42,7 @@ class _Identity:
 def batch(
     csv_file: Annotated[Path, typer.Argument(help="gateway_id[,serial,site,line,board,labels]")],
     base: Annotated[Path, typer.Option("--base", help="The base image (.img or .img.xz).")],
-    fleet_dir: Annotated[
-        Path, typer.Option("--fleet-dir", envvar="FLEET_DIR", help="The fleet directory.")
-    ] = Path("."),
+    fleet_dir: FleetDir = Path("."),
     images: Annotated[
         bool, typer.Option("--images", help="Whole .img files instead of flash sets.")
     ] = False,
