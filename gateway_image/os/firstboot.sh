@@ -3,9 +3,9 @@
 #
 # 1. Trust: the release manifest's Ed25519 signature is checked with openssl against the
 #    fleet's release key on the card, and every wheel against the manifest's SHA-256, before
-#    any Python from the artifact runs. 2. Install: the update agent from those wheels
-#    verifies the artifact again with the one verifier all tiers share and installs it
-#    offline into slot A. 3. Identity, config, data partition, watchdog, NTP, services.
+#    any Python from the artifact runs. 2. Install: the update agent, installed from those
+#    wheels into a throwaway environment, verifies the artifact again with the one verifier
+#    all tiers share and installs it offline into slot A. 3. Identity, config, data partition, watchdog, NTP, services.
 #
 # FACTORY_ROOT puts everything under another root (tests run it in a scratch folder; on the
 # Pi it is empty). Safe to run again: each step checks what is already there.
@@ -39,33 +39,41 @@ verify_manifest() {
         || fail "the release's signature does not match the fleet's release key: refusing it"
 }
 
-# Unpack every wheel, each checked against the signed manifest, into a private site folder
-# so the agent can run from the artifact itself (Python's standard library only).
-bootstrap_site() {
-    "$PYTHON" - "$artifact" "$work/manifest.json" "$work/site" <<'PY'
-import hashlib, json, sys, tarfile, zipfile, io
-artifact, manifest_path, site = sys.argv[1:4]
-files = json.load(open(manifest_path))["files"]
+# Take every wheel out of the artifact, each checked against the signed manifest (Python's
+# standard library only), into a private folder; pip then picks the ones for this Pi.
+extract_wheels() {
+    "$PYTHON" - "$artifact" "$work/manifest.json" "$work/wheels" <<'PY'
+import hashlib, json, pathlib, sys, tarfile
+artifact, manifest_path, folder = sys.argv[1:4]
+manifest = json.load(open(manifest_path))
+pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
 with tarfile.open(artifact) as tar:
     for member in tar.getmembers():
         if not member.name.endswith(".whl"):
             continue
         data = tar.extractfile(member).read()
-        entry = files.get(member.name)
+        entry = manifest["files"].get(member.name)
         if entry is None or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             sys.exit(f"factory firstboot: {member.name} does not match the signed manifest")
-        with zipfile.ZipFile(io.BytesIO(data)) as wheel:
-            wheel.extractall(site)
+        pathlib.Path(folder, pathlib.PurePosixPath(member.name).name).write_bytes(data)
+print(manifest["requirement"])
 PY
 }
 
+# The update agent, from those checked wheels, in a throwaway environment: it verifies the
+# artifact again with the verifier every tier shares, and installs slot A.
 install_release() {
     if [ -e "$OPT/state.json" ]; then
         log "slot A already installed"
         return
     fi
+    local requirement
+    requirement=$(extract_wheels) || fail "the release's files do not match its manifest"
+    "$PYTHON" -m venv "$work/agent"
+    "$work/agent/bin/pip" install --quiet --no-index --find-links "$work/wheels" "$requirement" \
+        || fail "the release has no packages for this Pi's Python and processor"
     install -d -m 0755 "$OPT"
-    PYTHONPATH="$work/site" "$PYTHON" -m gateway_image.agent.cli install-first \
+    "$work/agent/bin/gateway-agent" install-first \
         --root "$OPT" --data-dir "$DATA" --artifact "$artifact" \
         --config "$PAYLOAD/gateway.yaml" --release-key "$PAYLOAD/release.pub" \
         || fail "installing the release into slot A failed (see above)"
@@ -102,7 +110,8 @@ system_setup() {
     fi
     [ -z "$ROOT" ] && chown -R "$SERVICE_USER:" "$DATA" "$ETC"
     install -d "$ROOT/etc/systemd/system"
-    cp "$work/site/gateway_image/os/systemd/"*.service "$ROOT/etc/systemd/system/"
+    cp "$OPT/current/lib/"python3*/site-packages/gateway_image/os/systemd/*.service \
+        "$ROOT/etc/systemd/system/"
 }
 
 start_services() {
@@ -120,7 +129,6 @@ start_services() {
 
 log "gateway $GATEWAY_ID: verifying the release"
 verify_manifest
-bootstrap_site
 log "installing the release into slot A (offline)"
 install_release
 install_identity
