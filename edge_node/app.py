@@ -61,7 +61,7 @@ async def compact_forever(store: Store, interval: float, grace: float) -> None:
             log.info("compacted", readings=moved)
 
 
-def _http_server(app: FastAPI) -> _EmbeddedServer:
+def _http_server(app: FastAPI, config: EdgeConfig) -> _EmbeddedServer:
     return _EmbeddedServer(
         uvicorn.Config(
             app,
@@ -125,7 +125,7 @@ async def _run_parts(
     log = get_logger(component="edge", edge=config.edge.id)
     stats = IngestStats()
     app = create_app(store, stats, edge_id=config.edge.id, timezone=config.edge.timezone, auth=auth)
-    server = _http_server(app)
+    server = _http_server(app, config)
     app.state.cloud = cloud  # /api/master/*, /api/sync
     ops.install(app)  # /api/alarms, /api/rules, /api/commands
     host, port = sock.getsockname()[:2]
