@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from provisioning.ca import Ca, init_ca, issue, write_cert, write_private
-from provisioning.identity import NetworkSettings, provision
 from typer.testing import CliRunner
 
 from fleet.cli import app as fleet_app
 from fleet.inventory import init_fleet_dir
 from fleet.layout import FleetLayout
+from provisioning.ca import Ca, init_ca, issue, write_cert, write_private
+from provisioning.identity import NetworkSettings, provision
 from provisioning.image.build import build
 from provisioning.image.fat import FatPartition
 from provisioning.image.mbr import read_partitions

@@ -11,12 +11,12 @@ import shutil
 from pathlib import Path
 
 import yaml
-from provisioning.ca import init_ca
 from typer.testing import CliRunner
 
 from fleet.cli import app
 from fleet.inventory import init_fleet_dir, load_inventory
 from fleet.layout import FleetLayout
+from provisioning.ca import init_ca
 from provisioning.flash.writer import flash
 from provisioning.image.fat import FatPartition
 from provisioning.image.mbr import read_partitions
