@@ -162,7 +162,7 @@ def _blocks(
         for i, value in enumerate(found):
             blob = blobs.get(rows[i][:2]) if value is None else None
             if blob is not None:  # None: retention dropped it between the two queries
-                found[i] = cache.get(keys[i], lambda b=blob: decode_block(b))
+                found[i] = cache.get(keys[i], partial(decode_block, blob))
     rows = [row for row, value in zip(rows, found, strict=True) if value is not None]
     decoded = dict(zip(keys, found, strict=True))
     return _group(rows, start, end, lambda row: decoded[("block", *row[:3], row[5])])

@@ -12,9 +12,8 @@ from rich.console import Console
 
 from factory_common.config import ConfigError
 from fleet.cli import image_batch
-from fleet.cli.common import Exit, FleetDir
+from fleet.cli.common import Exit, FleetDir, layout_of
 from fleet.cli.progress import byte_bars, byte_progress
-from fleet.layout import FleetLayout
 from provisioning.flash.devices import RefusedDevice, check, describe, lsblk
 from provisioning.flash.writer import FlashError, flash
 from provisioning.image.boot_set import SetError
@@ -49,11 +48,11 @@ def _fail(exc: Exception, code: Exit = Exit.INPUT) -> typer.Exit:
 
 
 def _payload(
-    fleet_dir: Path, gateway: str | None, release: Path | None, balena: Path | None
+    fleet_dir: Path | None, gateway: str | None, release: Path | None, balena: Path | None
 ) -> GatewayPayload | None:
     if gateway is None:
         return None
-    payload = gateway_payload(FleetLayout(fleet_dir), gateway, release)
+    payload = gateway_payload(layout_of(fleet_dir), gateway, release)
     if balena is not None:
         try:
             payload.balena_config = json.loads(balena.read_text())
@@ -72,7 +71,7 @@ def build_command(
     base: Annotated[Path, typer.Option("--base", help="Raspberry Pi OS or balenaOS .img/.img.xz")],
     gateway: Annotated[str, typer.Option("--gateway", help="Gateway id (inventory entry).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Image file to write (sparse).")],
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     release: Annotated[
         Path | None, typer.Option(help="Release artifact (default: newest).")
     ] = None,
@@ -101,7 +100,7 @@ def flash_command(
     flash_set: Annotated[
         Path | None, typer.Option("--set", help="A flash set from `fleet image batch`.")
     ] = None,
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     release: Annotated[
         Path | None, typer.Option(help="Release artifact (default: newest).")
     ] = None,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from fleet.cli.common import FleetDir
+from fleet.cli.common import FleetDir, layout_of
 from fleet.layout import FleetLayout
 from provisioning.batch import Outcome, card_path, gateway_folder, run_batch
 from provisioning.batch_plan import BatchError, Row, parse_csv
@@ -42,13 +42,13 @@ class _Identity:
 def batch(
     csv_file: Annotated[Path, typer.Argument(help="gateway_id[,serial,site,line,board,labels]")],
     base: Annotated[Path, typer.Option("--base", help="The base image (.img or .img.xz).")],
-    fleet_dir: FleetDir = Path("."),
+    fleet_dir: FleetDir = None,
     images: Annotated[
         bool, typer.Option("--images", help="Whole .img files instead of flash sets.")
     ] = False,
 ) -> None:
     """Inventory entry, certificate, card and wiring sheet for every gateway in CSV_FILE."""
-    layout = FleetLayout(fleet_dir)
+    layout = layout_of(fleet_dir)
     try:
         rows = parse_csv(csv_file.read_text(encoding="utf-8"), str(csv_file))
     except (BatchError, OSError) as exc:
