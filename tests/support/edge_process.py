@@ -47,6 +47,15 @@ def start_edge(root: Path, broker_port: int, client_id: str, extra_yaml: str = "
     )
     args = console_script("edge-node", "run", str(config), "--data-dir", str(data), "--json-logs")
     child = Child("edge", args, root).start()
-    wait_for_port(http_port, timeout=30)
-    wait_until(lambda: '"mqtt_connected"' in child.log(), 30, "edge subscribed", (child,))
+    # Generous: on a loaded 2-core machine a cold start of edge-node has taken over 30 s.
+    wait_until(lambda: _listening(http_port), 180, "edge-node listening", (child,))
+    wait_until(lambda: '"mqtt_connected"' in child.log(), 180, "edge subscribed", (child,))
     return EdgeProcess(child, http_port, data)
+
+
+def _listening(port: int) -> bool:
+    try:
+        wait_for_port(port, timeout=0.5)
+    except TimeoutError:
+        return False
+    return True
