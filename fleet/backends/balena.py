@@ -2,13 +2,15 @@
 
 A wave is one batched `device.pin_to_release` call (the SDK groups devices by fleet and chunks
 the ids itself). balena never rolls a fleet release back on its own, so a revert pins the last
-good release again. A config push sets the device environment variable that names the
-gateway's config; the container reads it at start. Health comes from the gateway's own MQTT
-status (the gate) plus what balena knows of the device (`problems`: offline, not found).
+good release again. A config push sets two device environment variables: the config's hash,
+and its text, which the container's entrypoint writes out and runs with. Health comes from the
+gateway's own MQTT status (the gate) plus what balena knows of the device (`problems`:
+offline, not found).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -19,9 +21,14 @@ from balena.exceptions import BalenaException
 
 from fleet.backends.base import Ask, BackendError, Target
 from fleet.inventory import GatewayEntry, Inventory
+from fleet.rollout.targets import history_file
 from fleet.status_feed import StatusFeed
 
-CONFIG_ENV = "FACTORY_GATEWAY_CONFIG"  # the config's hash; the container fetches that config
+# A config push sets both: the hash names which config (what the gate and the audit compare),
+# the base64 text is what the container's entrypoint writes out and runs with
+# (gateway_image/os/container-entrypoint.sh).
+CONFIG_ENV = "FACTORY_GATEWAY_CONFIG"
+CONFIG_TEXT_ENV = "FACTORY_GATEWAY_CONFIG_B64"
 
 
 class BalenaBackend:
@@ -42,6 +49,7 @@ class BalenaBackend:
         if token:
             self.sdk.auth.login_with_token(token)
         self.feed = feed
+        self.layout = inventory.layout
         self._releases: dict[str, dict[str, Any]] = {}
 
     def _release(self, version: str) -> dict[str, Any]:
@@ -61,13 +69,20 @@ class BalenaBackend:
             self._releases[version] = found[0]
         return self._releases[version]
 
-    def _apply(self, target: Target, uuids: Sequence[str]) -> None:
+    def _apply(self, target: Target, asks: Sequence[Ask]) -> None:
         if target.kind == "release":
             commit = self._release(target.value)["commit"]
-            self.sdk.models.device.pin_to_release(list(uuids), commit)
-        else:
-            for uuid in uuids:
-                self.sdk.models.device.env_var.set(uuid, CONFIG_ENV, target.value)
+            self.sdk.models.device.pin_to_release([a.gateway.address for a in asks], commit)
+            return
+        for ask in asks:  # each gateway's copy of a config differs in its own gateway.id
+            copy = history_file(self.layout, ask.gateway.id, target.value)
+            try:
+                text = base64.b64encode(copy.read_bytes()).decode()
+            except OSError as exc:
+                raise BackendError(f"{copy}: the pushed config is gone ({exc.strerror})") from None
+            uuid = ask.gateway.address
+            self.sdk.models.device.env_var.set(uuid, CONFIG_TEXT_ENV, text)
+            self.sdk.models.device.env_var.set(uuid, CONFIG_ENV, target.value)
 
     def request_many(self, asks: list[Ask]) -> dict[str, str]:
         """One batched call per target (a wave asks for one; reverts may differ per gateway)."""
@@ -78,7 +93,7 @@ class BalenaBackend:
         for group in groups.values():
             ids = [a.gateway.id for a in group]
             try:
-                self._apply(group[0].target, [a.gateway.address for a in group])
+                self._apply(group[0].target, group)
                 errors.update(dict.fromkeys(ids, ""))
             except (BalenaException, requests.RequestException, BackendError) as exc:
                 message = (

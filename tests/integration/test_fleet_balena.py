@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +17,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from factory_common import wire
+from fleet.backends.balena import CONFIG_ENV, CONFIG_TEXT_ENV, BalenaBackend
+from fleet.backends.base import Ask, Target
 from fleet.cli import app
-from fleet.inventory import GatewayEntry, save_gateway_entry
+from fleet.inventory import GatewayEntry, load_inventory, save_gateway_entry
 from fleet.layout import FleetLayout
+from fleet.rollout.targets import history_file
 from tests.support.balena_standin import BalenaStandIn, Row
 from tests.support.broker import Mosquitto
 from tests.support.fleet import make_fleet_dir
@@ -220,3 +227,43 @@ def test_device_tags_become_labels(balena: tuple[FleetLayout, BalenaStandIn]) ->
     assert rows["gw-01"]["current_release"] == "1.0"  # what the inventory knew stays
     assert (rows["gw-09"]["labels"], rows["gw-09"]["line"]) == ({"role": "oven"}, "anodizing")
     assert rows["gw-09"]["address"] == f"{9:032x}" and rows["gw-09"]["backend"] == "balena"
+
+
+def test_a_config_push_reaches_the_container_through_device_variables(
+    balena: tuple[FleetLayout, BalenaStandIn], tmp_path: Path
+) -> None:
+    """balena carries the config as device variables; the gateway container's entrypoint
+    turns them back into the file the gateway runs with."""
+    layout, standin = balena
+    inventory = load_inventory(layout)
+    entry = inventory.get(IDS[0])
+    config = f"gateway: {{id: {entry.id}, board: rpi4}}\nmqtt: {{host: 127.0.0.1}}\n"
+    history_file(layout, entry.id, "ab12").parent.mkdir(parents=True, exist_ok=True)
+    history_file(layout, entry.id, "ab12").write_text(config)
+    errors = BalenaBackend(inventory).request_many([Ask(entry, Target("config", "ab12"), "r1")])
+    assert errors == {entry.id: ""}
+
+    device_id = standin.device(entry.address)["id"]
+    variables = {
+        row["name"]: row["value"]
+        for row in standin.tables["device_environment_variable"]
+        if row["device"] == {"__id": device_id}
+    }
+    assert variables[CONFIG_ENV] == "ab12"
+    assert base64.b64decode(variables[CONFIG_TEXT_ENV]).decode() == config
+
+    identity = tmp_path / "identity"
+    entrypoint = Path(__file__).resolve().parents[2] / "gateway_image/os/container-entrypoint.sh"
+    done = subprocess.run(
+        ["sh", str(entrypoint), "--help"],  # the gateway prints its usage and exits
+        env={
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "FACTORY_IDENTITY_DIR": str(identity),
+            CONFIG_TEXT_ENV: variables[CONFIG_TEXT_ENV],
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (identity / "gateway.yaml").read_text() == config
