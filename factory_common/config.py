@@ -134,7 +134,10 @@ def parse_yaml_model(text: str, model: type[M], source: str = "<config>") -> M:
     except ValidationError as exc:
         # The node tree (for line numbers) only when there is something to point at: for a
         # thousand tags it costs several MB that a gateway would keep as RSS for good.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:  # libyaml took what the pure loader refuses (a tab in a key)
+            root = None  # the problems then name the file and key path, without a line
         raise ConfigError(source, validation_problems(exc, source, data, root)) from None
 
 

@@ -160,3 +160,9 @@ def test_errors_never_print_a_whole_input() -> None:
     assert len("".join(problems)) < 500
     problems = problems_of("gateway: g1\nconnectors:\n  - type: gpio\n    pin: " + huge + "\n")
     assert len("".join(problems)) < 500 and "gw.yaml:4: connectors[0].pin" in problems[0]
+
+
+def test_a_key_only_libyaml_accepts_is_still_a_config_error() -> None:
+    # libyaml reads a tab inside a plain key; the pure loader (used for line numbers) refuses.
+    (problem,) = problems_of("gateway: g1\nb\tad: 1\n")
+    assert problem.startswith("gw.yaml") and "unknown key" in problem
