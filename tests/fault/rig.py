@@ -129,7 +129,9 @@ class Rig:
     def simulator(self) -> Child:
         args = ["simulate", "--port", str(self.modbus_port), "--tick", "0.05", "--seed", "7"]
         child = self._child("simulator", console_script("factory-line", *args))
-        wait_for_port(self.modbus_port, timeout=20)
+        # Generous start deadlines: a cold start under a loaded 2-core machine (load average
+        # 15 with other suites running) has taken over 30 s.
+        wait_for_port(self.modbus_port, timeout=180)
         return child
 
     def write_gateway_config(self, **kwargs: Any) -> Path:
@@ -161,10 +163,10 @@ class Rig:
         args = console_script("edge-node", "run", str(config), "--data-dir", str(data))
         start = len(self.log("edge"))
         child = self._child("edge", [*args, "--json-logs"])
-        wait_for_port(self.http_port, timeout=30)
+        wait_for_port(self.http_port, timeout=180)
         # Subscribed: from now on the broker queues for the edge's persistent session. (Before
         # its first connection a broker acknowledges and discards: docs/reliability.md.)
-        self.wait(lambda: '"mqtt_connected"' in self.log("edge")[start:], 30, "edge subscribed")
+        self.wait(lambda: '"mqtt_connected"' in self.log("edge")[start:], 180, "edge subscribed")
         return child
 
     def api(self) -> httpx.Client:
