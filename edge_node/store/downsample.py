@@ -44,14 +44,18 @@ class Grid(NamedTuple):
 
 def rollup_grid(start: int, end: int, points: int) -> Grid | None:
     """The buckets the rollups answer [start, end) with: hour
-    rollups when a bucket spans an hour or more, else minute rollups; the width rounded up
-    to whole units and the range widened to whole units. None under a minute: only the raw
-    readings can answer then."""
+    rollups when a bucket spans an hour or more, else minute rollups; the range widened to
+    whole units and the width, taken from the widened range, rounded up to whole units, so
+    there are still at most `points` buckets. None under a minute: only the raw readings can
+    answer then."""
     width = bucket_width(start, end, points)
     if width < MINUTE_NS:
         return None
     unit = HOUR_NS if width >= HOUR_NS else MINUTE_NS
-    return Grid(start - start % unit, -(-width // unit) * unit, end + (-end) % unit, unit)
+    origin, stop = start - start % unit, end + (-end) % unit
+    # The width of the unwidened range could need points + 1 buckets over the widened one.
+    width = bucket_width(origin, stop, points)
+    return Grid(origin, -(-width // unit) * unit, stop, unit)
 
 
 def min_max_mean(ts: np.ndarray, values: np.ndarray, start: int, end: int, points: int) -> Buckets:

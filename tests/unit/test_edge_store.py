@@ -7,16 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_node.store import Store
 from edge_node.store.downsample import (
-    MINUTE_NS,
-    bucket_width,
     last_per_bucket,
     min_max_mean,
     min_max_mean_at,
+    rollup_grid,
 )
 from edge_node.store.model import HOUR_NS
 from factory_common.wire import WIRE_VERSION, Batch, GatewayStatus, Quality, Reading
@@ -238,6 +237,8 @@ def test_any_delivery_order_stores_each_seq_exactly_once(
     st.integers(1, 200),
     st.integers(0, 3),
 )
+# A range off the minute grid widened to whole minutes once gave points + 1 buckets.
+@example(seconds=[1, 900], start_s=1, span_s=900, points=1, compact_hours=0)
 def test_minute_summaries_give_the_same_buckets_as_raw_readings(
     seconds: list[int], start_s: int, span_s: int, points: int, compact_hours: int
 ) -> None:
@@ -284,11 +285,12 @@ def test_minute_summaries_give_the_same_buckets_as_raw_readings(
             if fast is None:  # buckets under a minute: the raw path answers
                 assert span_s // points < 60
                 return
-            width = bucket_width(start, end, points)
-            unit = HOUR_NS if width >= HOUR_NS else MINUTE_NS  # hour rollups, else minutes
-            origin, stop = start - start % unit, end + (-end) % unit
+            grid = rollup_grid(start, end, points)
+            assert grid is not None
+            origin, width, stop, unit = grid
+            assert origin % unit == 0 and stop % unit == 0 and width % unit == 0
+            assert origin <= start and end <= stop
             (raw,) = store.history([info], origin, stop)
-            width = -(-width // unit) * unit
             slow = min_max_mean_at(raw.ts, raw.values, origin, width)
             numbers = ~np.isnan(raw.values)
             index = (raw.ts[numbers] - origin) // width
