@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from factory_common.wire import Quality, Reading
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
 from gateway_image.firmware.runner import Backoff, ConnectorRunner
+from tests.support.virtual_time import run_virtual
 
 FAST = Backoff(initial=0.01, cap=0.05)
 
@@ -69,16 +70,19 @@ async def test_fixed_rate_without_drift() -> None:
     assert round(offsets[-1]) == len(offsets) - 1
 
 
-async def test_overruns_skip_ticks_and_are_counted() -> None:
+def test_overruns_skip_ticks_and_are_counted() -> None:
     poller = Poller(duration=0.12)
     r = runner(poller)
-    await run_for(0.6, r)
+    # On the loop's virtual clock a poll takes exactly its 120 ms whatever the machine's load,
+    # so which ticks it misses follows from the schedule alone.
+    run_virtual(run_for(0.7, r))
     start = poller.starts[0]
     gaps = [round((b - a) / 0.05) for a, b in zip(poller.starts, poller.starts[1:], strict=False)]
     # A 120 ms poll on a 50 ms schedule starts on every third tick; missed ticks are skipped.
-    assert gaps and all(g == 3 for g in gaps)
-    assert r.overruns >= 2 * len(gaps)
-    assert all(abs((t - start) / 0.05 - round((t - start) / 0.05)) < 0.4 for t in poller.starts)
+    assert len(poller.starts) == 5 and all(g == 3 for g in gaps)
+    # Each finished poll (all but the one cut off at 0.7 s) missed two ticks.
+    assert r.overruns == 2 * len(gaps)
+    assert all(abs((t - start) / 0.05 - round((t - start) / 0.05)) < 1e-6 for t in poller.starts)
 
 
 async def test_health_carries_connector_counters_and_overruns() -> None:
