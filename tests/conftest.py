@@ -12,6 +12,7 @@ from tests.support.broker import Mosquitto, secured_broker
 from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
 from tests.support.pki import TestCA
 from tests.support.postgres import postgres_url  # noqa: F401 (fixture)
+from tests.support.ptypair import PtyPair
 from tests.support.releases import Releases, build_releases
 from tests.support.requirements import require_binary
 from tests.support.wheel import build_wheel
@@ -72,3 +73,11 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     """Signed release artifacts built once per session (1.0.0, a good 1.1.0, a crashing 1.2.0)."""
     return build_releases(tmp_path_factory.mktemp("releases"))
+
+
+@pytest.fixture
+def pty(tmp_path: Path) -> Iterator[PtyPair]:
+    """A socat pty pair: a serial cable (or an RS-485 bus) between `a` and `b`."""
+    pair = PtyPair(tmp_path).start()
+    yield pair
+    pair.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -76,13 +76,6 @@ class BusServer:
         if self._server is not None:
             server, self._server = self._server, None
             await server.shutdown()
-
-
-@pytest.fixture
-def pty(tmp_path: Path) -> Iterator[PtyPair]:
-    pair = PtyPair(tmp_path).start()
-    yield pair
-    pair.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,6 @@ from gateway_image.firmware.connectors.base import ConnectorError, StreamingConn
 from gateway_image.firmware.connectors.serial_line.config import SerialLineConfig
 from gateway_image.firmware.connectors.serial_line.connector import build
 from tests.support.ptypair import PtyPair
-
-
-@pytest.fixture
-def pty(tmp_path: Path) -> Iterator[PtyPair]:
-    pair = PtyPair(tmp_path).start()
-    yield pair
-    pair.stop()
 
 
 def scale_config(port: Path, **extra: object) -> SerialLineConfig:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,6 @@ from gateway_image.firmware.connectors.serial_line.connector import build
 from gateway_image.firmware.connectors.serial_line.requesting import RequestingSerialConnector
 from tests.support.instrument import AskedInstrument, nmea
 from tests.support.ptypair import PtyPair
-
-
-@pytest.fixture
-def pty(tmp_path: Path) -> Iterator[PtyPair]:
-    pair = PtyPair(tmp_path).start()
-    yield pair
-    pair.stop()
 
 
 def scale(port: Path, **extra: object) -> SerialLineConfig:
