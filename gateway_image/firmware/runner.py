@@ -196,15 +196,18 @@ class ConnectorRunner:
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _poll_session(self, connector: PollingConnector) -> None:
-        await asyncio.wait_for(connector.open(), self.open_timeout)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops an outside cancel that
+        # arrives as the awaited call finishes, and the runner would go on after a shutdown.
+        async with asyncio.timeout(self.open_timeout):
+            await connector.open()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             started = loop.time()
             self.lateness.append(started - next_tick)
             try:
-                async with self.io_lock:
-                    readings = await asyncio.wait_for(connector.poll(), self.poll_timeout)
+                async with self.io_lock, asyncio.timeout(self.poll_timeout):
+                    readings = await connector.poll()
             except TimeoutError:
                 raise ConnectorError(f"poll did not finish within {self.poll_timeout:g}s") from None
             readings = self._check_clock(readings)
@@ -353,7 +356,8 @@ class ConnectorRunner:
         if close is None:
             return
         try:
-            await asyncio.wait_for(close(), self.open_timeout)
+            async with asyncio.timeout(self.open_timeout):
+                await close()
         except Exception as exc:  # a failing close must not block the restart
             self._log.debug("close failed", error=describe(exc))
 
