@@ -15,11 +15,10 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,23 @@ import httpx
 from edge_node.alarms.feed import Feed
 from edge_node.alarms.monitor import LimitsSource
 from edge_node.alarms.service import AlarmChange
-from edge_node.rules.actions import CompiledAction, Services, compile_action, run_action
+from edge_node.rules.actions import Services, run_action
 from edge_node.rules.context import Lookups
 from edge_node.rules.cron import Cron
-from edge_node.rules.expr import Expr
-from edge_node.rules.model import NAMES, EventTrigger, Rule, RulesFile
-from edge_node.rules.store import FiringStore, to_json
-from edge_node.store.model import series_name
+from edge_node.rules.model import RulesFile
+from edge_node.rules.store import FiringStore
+from edge_node.rules.triggers import (
+    KEYS_REMEMBERED,
+    CompiledRule,
+    alarm_firings,
+    claim,
+    device_polls,
+    reading_firings,
+    schedule_context,
+)
 from factory_common.config import ConfigError, load_yaml_model
 from factory_common.logs import get_logger
-from factory_common.wire import Batch, Quality, Reading, now_ns
-
-KEYS_REMEMBERED = 10_000  # once_per keys kept per rule
+from factory_common.wire import Batch, now_ns
 
 
 @dataclass
@@ -52,34 +56,6 @@ class RuleStatus:
     last_fired: int | None = None
     last_outcome: str = ""
     last_error: str = ""
-
-
-@dataclass
-class CompiledRule:
-    rule: Rule
-    when: list[Expr]
-    once_per: Expr | None
-    actions: list[CompiledAction]
-    keys: OrderedDict[str, None] = field(default_factory=OrderedDict)
-
-    @classmethod
-    def of(cls, rule: Rule) -> CompiledRule:
-        once = Expr(rule.once_per, NAMES) if rule.once_per else None
-        actions = [compile_action(a) for a in rule.actions]
-        return cls(rule, [Expr(text, NAMES) for text in rule.when], once, actions)
-
-    def matches_series(self, name: str) -> bool:
-        spec = self.rule.trigger.reading or self.rule.trigger.event
-        return spec is not None and fnmatch.fnmatchcase(name, spec.series)
-
-
-def _is_event(spec: EventTrigger, ctx: dict[str, Any]) -> bool:
-    value, previous = ctx["value"], ctx["previous"]
-    return (
-        value != previous
-        and (spec.to is None or value == spec.to)
-        and (spec.from_ is None or previous == spec.from_)
-    )
 
 
 class RuleEngine:
@@ -193,37 +169,10 @@ class RuleEngine:
 
     def process(self, batches: Sequence[Batch]) -> None:
         for batch in batches:
-            readings = batch.readings
-            start = 0
-            while start < len(readings):
-                end = start + 1
-                first = readings[start]
-                while end < len(readings) and (readings[end].ts, readings[end].device) == (
-                    first.ts, first.device,
-                ):  # fmt: skip
-                    end += 1
-                self._poll(batch.gateway, readings[start:end])
-                start = end
-
-    def _poll(self, gateway: str, group: Sequence[Reading]) -> None:
-        fresh = []
-        for reading in group:
-            name = series_name(gateway, reading.device, reading.tag)
-            last = self.lookups.latest.get(name)
-            if last is not None and reading.ts <= last[0]:
-                continue  # a redelivered or older reading: seen already
-            good = reading.quality is not Quality.BAD
-            fresh.append((name, reading, last[1] if last else None, last is not None, good))
-            if good:
-                self.lookups.latest[name] = (reading.ts, reading.value)
-        for name, reading, previous, known, good in fresh:
-            ctx = self._reading_ctx(gateway, name, reading, previous)
-            for rule in self._rules_for(name):
-                trigger = rule.rule.trigger
-                if trigger.reading and (good or trigger.reading.include_bad):
-                    self._dispatch(rule, "reading", ctx)
-                elif trigger.event and good and known and _is_event(trigger.event, ctx):
-                    self._dispatch(rule, "event", ctx)
+            for poll in device_polls(batch.readings):
+                firings = reading_firings(batch.gateway, poll, self.lookups.latest, self._rules_for)
+                for rule, trigger, ctx in firings:
+                    self._dispatch(rule, trigger, ctx)
 
     def _rules_for(self, name: str) -> list[CompiledRule]:
         found = self._index.get(name)
@@ -233,37 +182,14 @@ class RuleEngine:
             ]
         return found
 
-    @staticmethod
-    def _reading_ctx(gateway: str, name: str, r: Reading, previous: Any) -> dict[str, Any]:
-        return {
-            "value": r.value, "previous": previous, "ts": r.ts, "series": name,
-            "gateway": gateway, "device": r.device, "tag": r.tag, "quality": r.quality.value,
-            "alarm": None,
-        }  # fmt: skip
-
     async def _alarm_changes(self) -> None:
         assert self.services.alarms is not None
         async for change in self.services.alarms.subscribe():
             self._on_alarm(change)
 
     def _on_alarm(self, change: AlarmChange) -> None:
-        alarm = change.alarm
-        for rule in list(self.rules.values()):
-            spec = rule.rule.trigger.alarm
-            if (
-                spec is None or not rule.rule.enabled or change.kind not in spec.changes
-                or not fnmatch.fnmatchcase(alarm.source, spec.source)
-                or not fnmatch.fnmatchcase(alarm.rule, spec.rule)
-            ):  # fmt: skip
-                continue
-            gateway, _, rest = alarm.source.partition("/")
-            device, _, tag = rest.partition("/")
-            ctx = {
-                "value": alarm.value, "previous": None, "ts": now_ns(), "series": alarm.source,
-                "gateway": gateway, "device": device, "tag": tag, "quality": "good",
-                "alarm": alarm.as_dict() | {"change": change.kind},
-            }  # fmt: skip
-            self._dispatch(rule, "alarm", ctx)
+        for rule, trigger, ctx in alarm_firings(list(self.rules.values()), change):
+            self._dispatch(rule, trigger, ctx)
 
     def _restart_schedules(self) -> None:
         for task in self._schedules:
@@ -290,11 +216,7 @@ class RuleEngine:
                     await asyncio.sleep((parsed.next_after(now) - now).total_seconds())
                 else:
                     await asyncio.sleep(every or 60.0)
-                ctx = {
-                    "value": None, "previous": None, "ts": now_ns(), "series": "",
-                    "gateway": "", "device": "", "tag": "", "quality": "good", "alarm": None,
-                }  # fmt: skip
-                self._dispatch(rule, "schedule", ctx)
+                self._dispatch(rule, "schedule", schedule_context())
             except Exception as exc:  # the isolation boundary, as for every trigger
                 status = self.status[rule.rule.id]
                 self._rule_error(rule.rule.id, status, f"schedule: {type(exc).__name__}: {exc}")
@@ -316,7 +238,7 @@ class RuleEngine:
         except Exception as exc:  # the isolation boundary: any error is this rule's
             self._rule_error(rule_id, status, f"condition: {type(exc).__name__}: {exc}")
             return
-        go, key = self._claim(rule, key_value)
+        go, key = claim(rule, key_value)
         if not go:
             return
         ctx["key"] = key_value
@@ -332,21 +254,6 @@ class RuleEngine:
         task = asyncio.get_running_loop().create_task(self._fire(rule, trigger, ctx, inputs, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    def _claim(rule: CompiledRule, key_value: Any) -> tuple[bool, str | None]:
-        """(fire?, key): without once_per always; with it only for a new, non-empty key."""
-        if rule.once_per is None:
-            return True, None
-        if key_value is None:
-            return False, None  # no key yet (e.g. no product measured): nothing to fire for
-        key = to_json(key_value)
-        if key in rule.keys:
-            return False, key  # fired for this key already
-        rule.keys[key] = None
-        while len(rule.keys) > KEYS_REMEMBERED:
-            rule.keys.popitem(last=False)
-        return True, key
 
     def _busy(self, rule: CompiledRule, trigger: str, key: str | None, inputs: Any) -> None:
         rule_id, status = rule.rule.id, self.status[rule.rule.id]
