@@ -250,3 +250,32 @@ def test_readme_modbus_snippet_validates() -> None:
     snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_gateway_config("gateway: {id: readme}\n" + snippet, "README.md")
     assert config.connectors[0].name == "bath-plc"
+
+
+def test_overlapping_registers_are_an_error_naming_both_tags(tmp_path: Path) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text(
+        "gateway: {id: gw1, board: rpi4}\n"
+        "connectors:\n"
+        "  - type: modbus_tcp\n"
+        "    name: plc\n"
+        "    host: 127.0.0.1\n"
+        "    devices:\n"
+        "      - name: bath\n"
+        "        tags:\n"
+        "          - {name: temperature, table: holding, address: 100, type: float32}\n"
+        "          - {name: status, table: holding, address: 101, type: uint16}\n"
+        "          - {name: word, table: holding, address: 200, type: uint16}\n"
+        "          - {name: ready, table: holding, address: 200, type: bool, bit: 0}\n"
+        "          - {name: fault, table: holding, address: 200, type: bool, bit: 1}\n"
+        "          - {name: fault_again, table: holding, address: 200, type: bool, bit: 1}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_gateway_config(path)
+    problems = refused.value.problems
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{path}:10: connectors[0].devices[0].tags[1].address:")
+    assert (
+        "'status' reads registers that tag 'temperature' (tags[0], holding 100-101)" in problems[0]
+    )
+    assert "'fault_again'" in problems[1] and "'fault' (tags[4]" in problems[1]

@@ -225,8 +225,38 @@ class ModbusDevice(StrictModel):
     @model_validator(mode="after")
     def _unique_tags(self) -> ModbusDevice:
         keys = ((t.name, ("tags", i, "name")) for i, t in enumerate(self.tags))
-        raise_at("ModbusDevice", duplicates(keys, f"tag name in device {self.name!r}:"))
+        problems = duplicates(keys, f"tag name in device {self.name!r}:")
+        raise_at("ModbusDevice", problems + overlaps(self.tags))
         return self
+
+
+def overlaps(tags: list[ModbusTag]) -> list[tuple[Loc, str, Any]]:
+    """Tags of one device reading the same registers as two values (a uint16 inside a
+    float32's two registers is a typo in an address, not a second view). Bits of a register
+    beside the whole register are fine; the same bit twice is not."""
+    problems: list[tuple[Loc, str, Any]] = []
+    for j, tag in enumerate(tags):
+        for i, other in enumerate(tags[:j]):
+            if other.table is not tag.table:
+                continue
+            if not (
+                tag.address < other.address + other.count
+                and other.address < tag.address + tag.count
+            ):
+                continue
+            bits = (tag.bit, other.bit)
+            if None not in bits and bits[0] != bits[1]:
+                continue  # two different bits of one register
+            if (tag.bit is None) != (other.bit is None):
+                continue  # a bit of a register beside the whole register
+            span = f"{other.table} {other.address}-{other.address + other.count - 1}"
+            problems.append((
+                ("tags", j, "address"),
+                f"tag {tag.name!r} reads registers that tag {other.name!r} (tags[{i}], {span}) "
+                "already reads: check both addresses",
+                tag.address,
+            ))  # fmt: skip
+    return problems
 
 
 def modbus_device_problems(
