@@ -91,8 +91,8 @@ async def test_a_batch_lost_after_the_puback_is_sent_again_and_stored_once(
         assert ingest.lost, "the injected loss never happened"
         assert store.received(GW) == [(first, first + 300)]
         assert stored_once(store, 301)
-        assert uplink.batches_resent >= 1
-        assert uplink.readings_acked == 301
+        assert uplink.counters.batches_resent >= 1
+        assert uplink.counters.readings_acked == 301
     buffer.close()
     store.close()
 
@@ -114,7 +114,7 @@ async def test_rows_stay_after_the_puback_until_an_edge_stores_them(
             first, _ = await buffer.put([reading(i) for i in range(100)])
             await asyncio.to_thread(other.get, 5)  # published and acknowledged by the broker
             await asyncio.sleep(1.0)
-            assert buffer.depth == 100 and uplink.readings_acked == 0
+            assert buffer.depth == 100 and uplink.counters.readings_acked == 0
             ingest = Ingest(edge_config(mosquitto.port, "edge-r2"), store)
             async with running(ingest.run()):
                 await until(lambda: buffer.depth == 0, 15, "the late edge to confirm all")

@@ -111,7 +111,7 @@ async def test_batches_arrive_and_leave_buffer_on_puback(
     got = {s: r for b in batches for s, r in zip(b.seqs(), b.readings, strict=True)}
     assert got == {first + i: reading(i) for i in range(250)}
     await drained(buffer, 5)
-    assert uplink.readings_acked == 250
+    assert uplink.counters.readings_acked == 250
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -147,8 +147,8 @@ async def test_batches_nobody_subscribed_to_stay_buffered_until_someone_does(
     task = asyncio.create_task(uplink.run())
     await buffer.put([reading(i) for i in range(50)])
     await online(uplink, 10)
-    await asyncio.to_thread(wait_until, lambda: uplink.batches_unrouted, 5, "unrouted")
-    assert buffer.depth == 50 and uplink.readings_acked == 0
+    await asyncio.to_thread(wait_until, lambda: uplink.counters.batches_unrouted, 5, "unrouted")
+    assert buffer.depth == 50 and uplink.counters.readings_acked == 0
     edge = Listener(mosquitto.port, [wire.data_topic(GW)])
     try:
         batches = await collect_batches(edge, 50, within=15)

@@ -77,7 +77,7 @@ async def test_own_certificate_delivers(tmp_path: Path, broker: Mosquitto, pki: 
     uplink, _ = await run_uplink(tmp_path, "gw-a", tls_config(broker, pki, "gw-a"))
     try:
         await asyncio.to_thread(wait_until, lambda: uplink.buffer.depth == 0, 10, "acked")
-        assert uplink.readings_acked == 20
+        assert uplink.counters.readings_acked == 20
     finally:
         await stop(uplink)
         edge.disconnect()
@@ -90,8 +90,8 @@ async def test_borrowed_certificate_is_refused_and_keeps_data(
     """gw-b's certificate publishing as gw-a: the ACL refuses; the PUBACK says so (MQTT 5)."""
     uplink, depth = await run_uplink(tmp_path, "gw-a", tls_config(broker, pki, "gw-b"))
     try:
-        await asyncio.to_thread(wait_until, lambda: uplink.batches_refused, 10, "refusal")
+        await asyncio.to_thread(wait_until, lambda: uplink.counters.batches_refused, 10, "refusal")
         assert uplink.buffer.depth == depth == 20  # with MQTT 3.1.1 they would be gone now
-        assert uplink.readings_acked == 0
+        assert uplink.counters.readings_acked == 0
     finally:
         await stop(uplink)

@@ -45,7 +45,7 @@ from gateway_image.firmware.uplink.confirmations import Confirmations, Sent
 from gateway_image.firmware.uplink.deletes import Deleter
 from gateway_image.firmware.uplink.plan import SAMPLE_EVERY, SendPlan, Slice
 from gateway_image.firmware.uplink.receipts import ReceiptPolicy
-from gateway_image.firmware.uplink.window import Verdict, Window, verdict
+from gateway_image.firmware.uplink.window import Counters, Verdict, Window, verdict
 
 HealthSource = Callable[[], list[wire.ConnectorHealth]]
 REJECTED_RETRY = 5.0  # seconds before re-sending a batch the broker refused
@@ -100,20 +100,9 @@ class Uplink:
         return self.receipts.confirmations
 
     @property
-    def readings_acked(self) -> int:
-        return self.window.counters.readings_acked
-
-    @property
-    def batches_refused(self) -> int:
-        return self.window.counters.batches_refused
-
-    @property
-    def batches_resent(self) -> int:
-        return self.window.counters.batches_resent
-
-    @property
-    def batches_unrouted(self) -> int:
-        return self.window.counters.batches_unrouted
+    def counters(self) -> Counters:
+        """readings_acked, batches_refused, batches_unrouted, batches_resent."""
+        return self.window.counters
 
     # ------------------------------------------------------------------ lifecycle
 
