@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,17 +32,26 @@ class EdgeProcess:
         return client
 
 
-def start_edge(root: Path, broker_port: int, client_id: str, extra_yaml: str = "") -> EdgeProcess:
-    """Start `edge-node run` (JSON logs in root/edge.log) and wait until it has subscribed."""
+def start_edge(
+    root: Path,
+    broker_port: int,
+    client_id: str,
+    extra_yaml: str = "",
+    tls: dict[str, str] | None = None,
+) -> EdgeProcess:
+    """Start `edge-node run` (JSON logs in root/edge.log) and wait until it has subscribed.
+
+    `tls`: the mqtt section's tls mapping (ca, cert, key) for a broker that requires it."""
     data = root / "edge"
     data.mkdir(parents=True, exist_ok=True)
     add_user(data)
     http_port = free_port()
     config = data / "edge.yaml"
+    tls_yaml = "" if tls is None else f", tls: {json.dumps(tls)}"
     config.write_text(
         f"edge: {{id: {client_id}}}\n"
         f"mqtt: {{port: {broker_port}, client_id: {client_id},"
-        " reconnect_min: 0.2, reconnect_max: 1}\n"
+        f" reconnect_min: 0.2, reconnect_max: 1{tls_yaml}}}\n"
         "store: {path: edge.sqlite, flush_interval: 0.05}\n"
         f"http: {{host: 127.0.0.1, port: {http_port}}}\n" + extra_yaml
     )

@@ -59,14 +59,24 @@ class Sshd:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> Sshd:
+    def start(self, launcher: list[str] | None = None) -> Sshd:
+        """Start sshd; `launcher` prefixes its command line (e.g. to give it its own mounts)."""
         if os.geteuid() == 0:
             # Run as root, sshd wants its privilege-separation directory (normally made by the
             # distribution's service unit, which these tests never start).
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         log = (self.workdir / "sshd.log").open("ab")
         self.process = subprocess.Popen(
-            [self.binary, "-D", "-e", "-f", str(self.config), "-p", str(self.port)],
+            [
+                *(launcher or []),
+                self.binary,
+                "-D",
+                "-e",
+                "-f",
+                str(self.config),
+                "-p",
+                str(self.port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
