@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
 from fleet.inventory import save_gateway_entry
-from tests.fault.rig import buffer_meta, edge_holdings, received_ranges
+from tests.fault.rig import buffer_meta, edge_holdings, first_seq_from_log, received_ranges
 from tests.support.broker import Mosquitto
 from tests.support.edge_process import EdgeProcess, start_edge
 from tests.support.fleet import make_fleet_dir
@@ -310,22 +310,26 @@ def failing_release_halts_after_the_canary(site: Site, observer: UpdateStates) -
 
 
 def edge_holds_every_reading_once(site: Site) -> None:
-    """Stop the line, let every buffer drain, then the edge's ledger holds seqs 1..last of
-    every gateway, contiguous, and its store one reading per seq, none twice."""
+    """Stop the line, let every buffer drain, then the edge's ledger holds every seq each
+    gateway ever issued (from its first start to its last committed), contiguous, and its
+    store one reading per seq, none twice."""
     site.simulator.stop()
     store = site.edge.data_dir / "edge.sqlite"
 
+    def span(host: GatewayHost) -> tuple[int, int]:
+        last = buffer_meta(host.buffer_path).get("next_seq", 0) - 1
+        return first_seq_from_log(host.gateway_log()), last
+
     def drained(host: GatewayHost) -> bool:
-        meta = buffer_meta(host.buffer_path)
-        ranges = received_ranges(store, host.gateway)
-        return meta.get("depth") == 0 and ranges == [(1, meta.get("next_seq", 0) - 1)]
+        empty = buffer_meta(host.buffer_path).get("depth") == 0
+        return empty and received_ranges(store, host.gateway) == [span(host)]
 
     for host in site.hosts.values():
         wait_until(lambda h=host: drained(h), 120, f"{host.gateway} to drain", site.children(False))
     for host in site.hosts.values():
-        last = buffer_meta(host.buffer_path)["next_seq"] - 1
+        first, last = span(host)
         holdings = edge_holdings(store, host.gateway)
-        assert holdings.ranges == [(1, last)] and last > 0, (host.gateway, holdings)
+        assert holdings.ranges == [(first, last)] and last > first, (host.gateway, holdings)
         assert holdings.readings == holdings.seqs and holdings.repeated == 0, (
             host.gateway,
             holdings,
