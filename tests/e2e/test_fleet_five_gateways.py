@@ -104,10 +104,14 @@ def site(
     simulator = Child(
         "simulator", python_module("line_sim", "simulate", "--port", str(modbus)), tmp_path
     ).start()
-    wait_for_port(modbus, timeout=30)
-    edge_id = pki.issue(EDGE)
-    edge_tls = {"ca": str(pki.cert_path), "cert": str(edge_id.cert), "key": str(edge_id.key)}
-    edge = start_edge(tmp_path, secure_broker.port, EDGE, tls=edge_tls)
+    try:
+        wait_for_port(modbus, timeout=30)
+        edge_id = pki.issue(EDGE)
+        edge_tls = {"ca": str(pki.cert_path), "cert": str(edge_id.cert), "key": str(edge_id.key)}
+        edge = start_edge(tmp_path, secure_broker.port, EDGE, tls=edge_tls)
+    except BaseException:
+        simulator.stop()  # an edge that never came up must not leave the simulator running
+        raise
 
     root, mount = tmp_path / "fleet", tmp_path / "mnt"
     mount.mkdir()
