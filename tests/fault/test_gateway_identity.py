@@ -21,7 +21,6 @@ from gateway_image.firmware.buffer import DurableBuffer
 from tests.fault.rig import buffer_meta, note
 from tests.support.broker import Mosquitto
 from tests.support.pki import Identity, TestCA
-from tests.support.ports import free_port
 from tests.support.processes import Child, console_script, wait_until
 
 GW = "gw-a"
@@ -76,7 +75,7 @@ class EdgeSubscriber:
 
 
 def start_gateway(tmp_path: Path, broker: Mosquitto, pki: TestCA, cert: Identity | None) -> Child:
-    """`gateway run` with N readings already buffered and no device (only those are sent)."""
+    """`gateway run` with N readings already buffered and no connector (only those are sent)."""
     data = tmp_path / "gateway"
     buffer = DurableBuffer.open(data / "buffer.sqlite", max_bytes=10**8)
     ts = time.time_ns()
@@ -89,21 +88,8 @@ def start_gateway(tmp_path: Path, broker: Mosquitto, pki: TestCA, cert: Identity
         "gateway": {"id": GW},
         "mqtt": {"port": broker.port, "tls": tls, "status_interval": 1},
         "buffer": {"path": "buffer.sqlite"},
-        "connectors": [
-            {
-                "type": "modbus_tcp",
-                "name": "plc",
-                "host": "127.0.0.1",
-                "port": free_port(),
-                "devices": [
-                    {
-                        "name": "d1",
-                        "unit": 1,
-                        "tags": [{"name": "x", "table": "holding", "address": 0, "type": "uint16"}],
-                    }
-                ],
-            },
-        ],
+        # No connector: a down device would add its own "connector down" readings.
+        "connectors": [],
     }
     (data / "gateway.yaml").write_text(yaml.safe_dump(config))
     args = console_script(
