@@ -266,6 +266,7 @@ def test_overlapping_registers_are_an_error_naming_both_tags(tmp_path: Path) -> 
         "          - {name: temperature, table: holding, address: 100, type: float32}\n"
         "          - {name: status, table: holding, address: 101, type: uint16}\n"
         "          - {name: word, table: holding, address: 200, type: uint16}\n"
+        "          - {name: word_scaled, table: holding, address: 200, type: uint16, scale: 0.1}\n"
         "          - {name: ready, table: holding, address: 200, type: bool, bit: 0}\n"
         "          - {name: fault, table: holding, address: 200, type: bool, bit: 1}\n"
         "          - {name: fault_again, table: holding, address: 200, type: bool, bit: 1}\n"
@@ -278,4 +279,4 @@ def test_overlapping_registers_are_an_error_naming_both_tags(tmp_path: Path) -> 
     assert (
         "'status' reads registers that tag 'temperature' (tags[0], holding 100-101)" in problems[0]
     )
-    assert "'fault_again'" in problems[1] and "'fault' (tags[4]" in problems[1]
+    assert "'fault_again'" in problems[1] and "'fault' (tags[5]" in problems[1]

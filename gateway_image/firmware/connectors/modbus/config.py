@@ -231,9 +231,10 @@ class ModbusDevice(StrictModel):
 
 
 def overlaps(tags: list[ModbusTag]) -> list[tuple[Loc, str, Any]]:
-    """Tags of one device reading the same registers as two values (a uint16 inside a
-    float32's two registers is a typo in an address, not a second view). Bits of a register
-    beside the whole register are fine; the same bit twice is not."""
+    """Tags of one device whose registers partly overlap (a uint16 inside a float32's two
+    registers is a typo in an address). Exactly the same registers read twice is a second
+    view on purpose (another scale or unit), and bits of a register beside the whole
+    register are fine; the same bit twice is not."""
     problems: list[tuple[Loc, str, Any]] = []
     for j, tag in enumerate(tags):
         for i, other in enumerate(tags[:j]):
@@ -244,6 +245,9 @@ def overlaps(tags: list[ModbusTag]) -> list[tuple[Loc, str, Any]]:
                 and other.address < tag.address + tag.count
             ):
                 continue
+            same_span = (tag.address, tag.count) == (other.address, other.count)
+            if same_span and tag.bit is None and other.bit is None:
+                continue  # the same value read twice, e.g. scaled to another unit
             bits = (tag.bit, other.bit)
             if None not in bits and bits[0] != bits[1]:
                 continue  # two different bits of one register
