@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import queue
-import sqlite3
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -32,9 +31,9 @@ from factory_common import wire
 from fleet.inventory import save_gateway_entry
 from tests.fault.rig import (
     buffer_meta,
+    down_readings_arrived,
     edge_holdings,
     first_seq_from_log,
-    read_only,
     received_ranges,
 )
 from tests.support.broker import Mosquitto
@@ -331,25 +330,10 @@ def edge_holds_every_reading_once(site: Site) -> None:
         last = buffer_meta(host.buffer_path).get("next_seq", 0) - 1
         return first_seq_from_log(host.gateway_log()), last
 
-    def announced_down(host: GatewayHost) -> bool:
-        """With the simulator gone each gateway sends one "connector down" reading per tag,
-        its last readings: only once the edge shows them is there nothing more to come."""
-        conn = read_only(store)
-        try:
-            rows = conn.execute(
-                "SELECT last_reason FROM series WHERE gateway = ?", (host.gateway,)
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            conn.close()
-        return bool(rows) and all((r or "").startswith("connector down") for (r,) in rows)
-
     def drained(host: GatewayHost) -> bool:
         empty = buffer_meta(host.buffer_path).get("depth") == 0
-        return (
-            announced_down(host) and empty and received_ranges(store, host.gateway) == [span(host)]
-        )
+        finished = down_readings_arrived(store, host.gateway)
+        return finished and empty and received_ranges(store, host.gateway) == [span(host)]
 
     for host in site.hosts.values():
         wait_until(lambda h=host: drained(h), 120, f"{host.gateway} to drain", site.children(False))

@@ -221,6 +221,24 @@ def received_ranges(store_path: Path, gateway: str = GW) -> list[tuple[int, int]
     return [(lo, hi) for lo, hi in rows]
 
 
+def down_readings_arrived(store_path: Path, gateway: str = GW) -> bool:
+    """Whether the edge shows a gateway's "connector down" reading as every series' last.
+
+    With its device gone a gateway sends one such reading per tag, the last it will send:
+    only after the edge holds them is there nothing more to come from that gateway."""
+    if not store_path.exists():
+        return False
+    conn = read_only(store_path)
+    try:
+        rows = conn.execute("SELECT last_reason FROM series WHERE gateway = ?", (gateway,))
+        reasons = [reason for (reason,) in rows.fetchall()]
+    except sqlite3.OperationalError:  # the edge has not created its tables yet
+        return False
+    finally:
+        conn.close()
+    return bool(reasons) and all((r or "").startswith("connector down") for r in reasons)
+
+
 def settle(rig: Rig, simulator: Child, timeout: float = 90.0) -> int:
     """Stop producing (the simulator goes away), let the buffer drain into the edge, and return
     the gateway's last committed seq once the edge holds up to it and the buffer is empty.
@@ -234,7 +252,8 @@ def settle(rig: Rig, simulator: Child, timeout: float = 90.0) -> int:
         meta = buffer_meta(rig.buffer_path)
         ranges = received_ranges(rig.store_path)
         last = meta.get("next_seq", 0) - 1
-        return meta.get("depth") == 0 and bool(ranges) and ranges[-1][1] == last
+        finished = down_readings_arrived(rig.store_path)
+        return finished and meta.get("depth") == 0 and bool(ranges) and ranges[-1][1] == last
 
     rig.wait(drained, timeout, "the buffer to drain into the edge")
     last = committed_last_seq(rig.buffer_path)
