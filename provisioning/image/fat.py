@@ -50,10 +50,6 @@ class FatPartition:
             return set()
         return {PurePosixPath(line.strip()).name.lower() for line in listing.splitlines() if line}
 
-    def exists(self, path: str) -> bool:
-        parent = str(PurePosixPath(path).parent).strip(".")
-        return PurePosixPath(path).name.lower() in self.names(parent)
-
     def read(self, path: str) -> bytes:
         with tempfile.TemporaryDirectory() as scratch:
             local = Path(scratch) / "file"
@@ -86,10 +82,3 @@ class FatPartition:
             if part.lower() not in self.names(str(made)):
                 self._run("mmd", f"::/{made / part}")
             made = made / part
-
-    def label(self) -> str:
-        """The volume label ('' when none)."""
-        out = self._run("mlabel", "-s", "::")
-        # mlabel -s prints " Volume label is NAME" or " Volume has no label".
-        marker = "Volume label is"
-        return out.split(marker, 1)[1].strip() if marker in out else ""
