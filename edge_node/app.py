@@ -35,7 +35,9 @@ class _EmbeddedServer(uvicorn.Server):
 def bind(host: str, port: int) -> socket.socket:
     """Bind before serving, so port 0 works and the printed URL is the real one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on such sockets' connections,
+    # and without it a response's second write waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -59,3 +59,26 @@ def test_bind_names_the_port_in_use() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}.*http.port"):
             bind("127.0.0.1", port).close()
+
+
+async def test_served_connections_send_small_writes_at_once() -> None:
+    """asyncio sets TCP_NODELAY only on sockets made with proto IPPROTO_TCP: without it a
+    response written in two parts (headers, body) waits for the client's delayed ACK."""
+    accepted: asyncio.Future[socket.socket] = asyncio.get_running_loop().create_future()
+
+    class Grab(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if not accepted.done():
+                accepted.set_result(transport.get_extra_info("socket"))
+
+    sock = bind("127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(Grab, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        served = await asyncio.wait_for(accepted, 10)
+        assert served.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
