@@ -101,7 +101,9 @@ class EdgeProcess:
 
     def start(self) -> httpx.Client:
         args = ["run", str(self.config), "--data-dir", str(self.data), "--role", "api"]
-        self.child = Child("edge-api", console_script("edge-node", *args), self.data).start()
+        # This checkout's code, not the one the venv's editable install points at.
+        env = {"PYTHONPATH": str(ROOT)}
+        self.child = Child("edge-api", console_script("edge-node", *args), self.data, env).start()
         client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
         wait_until(lambda: _answers(client), 60, "edge api up", (self.child,))
         body = {"username": "tester", "password": TEST_PASSWORD, "client": "api"}
