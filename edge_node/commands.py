@@ -1,7 +1,8 @@
 """Commands from the edge to gateways: publish a wire.Command, await its CommandAck, record both.
 
 Used by rules (label printing, setpoints) and the UI's setpoint form. One MQTT connection of
-its own (client id `<edge client id>-cmd`, clean session): commands are not queued for a
+its own (client id `<edge client id>:cmd-<random>`, clean session; the shipped broker admits a
+certificate only under `<CN>` or `<CN>:<suffix>`): commands are not queued for a
 gateway that is away, they expire; the caller learns that from the outcome (`timeout`).
 Every command and its outcome is stored in SQLite (`commands` table) and logged.
 """

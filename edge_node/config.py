@@ -46,6 +46,8 @@ class EdgeInfo(StrictModel):
 class MqttConfig(BrokerConfig):
     # Fixed, not random: with a persistent session the broker queues QoS 1 messages for this
     # id while the edge is down and delivers them when it comes back. Default: edge-<id>.
+    # Against the shipped broker it must be the certificate's Common Name: the broker admits a
+    # certificate only under `<CN>` (this session) or `<CN>:<suffix>` (the command senders).
     client_id: str | None = None
     reconnect_min: float = Field(default=0.5, gt=0)
     reconnect_max: float = Field(default=30.0, gt=0)

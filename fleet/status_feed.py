@@ -52,7 +52,7 @@ class StatusFeed:
         self._refused: str | None = None
         self.malformed = 0
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{client_id}-{time.time_ns() % 10**9}"
+            CallbackAPIVersion.VERSION2, client_id=f"{client_id}:{time.time_ns() % 10**9}"
         )
         apply_login_and_tls(self._client, broker)
         self._client.on_connect = self._on_connect

@@ -58,7 +58,7 @@ class SimFleet:
         self._lock = threading.Lock()
         self._inbox: queue.Queue[wire.UpdateRequest | None] = queue.Queue()
         self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"fleet-sim-{time.time_ns() % 10**9}"
+            CallbackAPIVersion.VERSION2, client_id=f"fleet-sim:{time.time_ns() % 10**9}"
         )
         self._client.on_message = self._on_message
         self._subscribed = threading.Event()

@@ -39,7 +39,7 @@ def clear_retained(ca: Ca, host: str, port: int, gateway_id: str) -> list[str]:
         write_private(folder / "id.key", key, None)
         (folder / "ca.crt").write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{IDENTITY}-{gateway_id}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=f"{IDENTITY}:{gateway_id}", protocol=mqtt.MQTTv5
         )
         client.tls_set(
             ca_certs=str(folder / "ca.crt"),

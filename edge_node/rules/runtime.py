@@ -100,7 +100,7 @@ def open_operations(
     db = mon.resolve_db(data_dir)
     command_log = CommandLog(db)
     # Unique per process: API replicas each have their own connection for acks.
-    client_id = f"{config.client_id}-cmd-{uuid.uuid4().hex[:8]}"
+    client_id = f"{config.client_id}:cmd-{uuid.uuid4().hex[:8]}"
     ops = Operations(CommandSender(config.mqtt, client_id, command_log), command_log)
     ops.alarms = AlarmService(db, outbox=outbox) if mon.enabled else None
     ops.shelves = Shelves(db) if mon.enabled else None

@@ -1,10 +1,11 @@
 """The agent's MQTT side: reads its gateway's status and update requests, publishes its state.
 
 It connects with the gateway's own identity (the gateway config's broker and TLS settings)
-under the client id `<gateway>.agent`. Requests are written to the agent's request folder
-before paho acknowledges them (QoS 1, persistent session), so a request the broker handed over
-survives a power cut. Connection trouble never stops the agent: updates asked for over SSH
-still work, and without statuses a trial simply is not healthy and returns.
+under the client id `<gateway>:agent` (the shipped broker admits a certificate only under
+`<CN>` or `<CN>:<suffix>`, deploy/mosquitto/clientid-binding). Requests are written to the
+agent's request folder before paho acknowledges them (QoS 1, persistent session), so a request
+the broker handed over survives a power cut. Connection trouble never stops the agent: updates
+asked for over SSH still work, and without statuses a trial simply is not healthy and returns.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class AgentLink:
         self.log = get_logger(component="agent-link", gateway=gateway)
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{gateway}.agent",
+            client_id=f"{gateway}:agent",
             protocol=mqtt.MQTTv5,
         )
         apply_login_and_tls(self.client, broker)

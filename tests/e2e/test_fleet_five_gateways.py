@@ -163,7 +163,7 @@ class UpdateStates:
         identity = site.pki.issue("fleet")
         self.states: dict[str, wire.UpdateState] = {}
         self.arrived: queue.Queue[str] = queue.Queue()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-observer")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet:observer")
         client.tls_set(
             ca_certs=str(site.pki.cert_path),
             certfile=str(identity.cert),
