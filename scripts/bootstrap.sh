@@ -22,6 +22,14 @@ APT_PACKAGES=(
     python3-venv
     mosquitto
     mosquitto-clients
+    # The shipped broker config loads deploy/mosquitto/clientid-binding, a C plugin the
+    # secured-broker tests compile: a compiler, Mosquitto's plugin headers and OpenSSL's.
+    gcc
+    make
+    libc6-dev
+    mosquitto-dev
+    libmosquitto-dev
+    libssl-dev
     socat
     chromium
     chromium-driver

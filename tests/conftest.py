@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from tests.support.broker import Mosquitto, secured_broker
+from tests.support.clientid_plugin import build_clientid_plugin
 from tests.support.mariadb import mariadb_db, mariadb_server  # noqa: F401 (fixtures)
 from tests.support.pki import TestCA
 from tests.support.postgres import postgres_url  # noqa: F401 (fixture)
@@ -50,13 +51,25 @@ def pki(tmp_path: Path) -> TestCA:
     return TestCA(tmp_path / "pki")
 
 
+@pytest.fixture(scope="session")
+def clientid_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped config's clientid-binding Mosquitto plugin, compiled once per session."""
+    return build_clientid_plugin(tmp_path_factory.mktemp("clientid-binding"))
+
+
 @pytest.fixture
-def secure_broker(tmp_path: Path, pki: TestCA) -> Iterator[Mosquitto]:
+def secure_broker(tmp_path: Path, pki: TestCA, clientid_plugin: Path) -> Iterator[Mosquitto]:
     """Mosquitto running the shipped TLS + ACL config (deploy/mosquitto) with the test's PKI."""
     binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
     server = pki.issue("localhost", server=True)
     broker = secured_broker(
-        binary, tmp_path / "broker", pki.cert_path, server.cert, server.key, crl=pki.crl()
+        binary,
+        tmp_path / "broker",
+        pki.cert_path,
+        server.cert,
+        server.key,
+        plugin=clientid_plugin,
+        crl=pki.crl(),
     )
     broker.start()
     yield broker

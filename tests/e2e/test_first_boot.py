@@ -93,7 +93,10 @@ def wait_until(check: object, what: str, within: float = 180.0) -> None:
 
 
 def test_a_card_boots_into_an_enrolled_reporting_gateway(
-    tmp_path: Path, releases: Releases, children: list[subprocess.Popen[bytes]]
+    tmp_path: Path,
+    releases: Releases,
+    children: list[subprocess.Popen[bytes]],
+    clientid_plugin: Path,
 ) -> None:
     require_binary("openssl", "apt-get install openssl")
     mosquitto = require_binary("mosquitto", "apt-get install mosquitto")
@@ -108,7 +111,12 @@ def test_a_card_boots_into_an_enrolled_reporting_gateway(
     ids.mkdir()
     broker_cert, broker_key = identity(ca, "localhost", ids, server=True)
     broker: Mosquitto = secured_broker(
-        mosquitto, tmp_path / "broker", layout.ca_cert, broker_cert, broker_key
+        mosquitto,
+        tmp_path / "broker",
+        layout.ca_cert,
+        broker_cert,
+        broker_key,
+        plugin=clientid_plugin,
     )
     broker.start()
     children.append(broker.process)  # type: ignore[arg-type]

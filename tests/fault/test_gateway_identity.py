@@ -114,12 +114,13 @@ def test_only_its_own_certificate_lets_a_gateway_publish(
             first = buffer_meta(buffer)["next_seq"] - N
             assert edge.seqs() == set(range(first, first + N))
         else:
-            evidence = '"batch_refused"' if cert else '"mqtt_unreachable"'
+            # Another gateway's certificate may not use this gateway's client id at all.
+            evidence = '"mqtt_refused"' if cert else '"mqtt_unreachable"'
             wait_until(lambda: evidence in gateway.log(), 30, evidence, (gateway,))
             time.sleep(2.0)  # long enough for a wrongly accepted batch to show up
             assert edge.seqs() == set(), "nothing is published under another id"
             assert buffer_meta(buffer)["depth"] == N, "every reading stays buffered"
-            assert '"mqtt_connected"' not in gateway.log() or cert is not None
+            assert '"mqtt_connected"' not in gateway.log()
         note(f"{whose} certificate: {'delivered' if whose == 'own' else 'refused, kept'}")
     finally:
         gateway.stop()

@@ -35,7 +35,7 @@ def fleet(tmp_path: Path) -> tuple[FleetLayout, pki.Ca]:
     return layout, pki.init_ca(layout, PASSPHRASE)
 
 
-def broker_for(layout: FleetLayout, authority: pki.Ca, workdir: Path) -> Mosquitto:
+def broker_for(layout: FleetLayout, authority: pki.Ca, workdir: Path, plugin: Path) -> Mosquitto:
     binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto`")
     cert, key = pki.issue(authority, "localhost", 30, server_names=["localhost", "127.0.0.1"])
     pki.write_cert(workdir / "broker.crt", cert)
@@ -46,6 +46,7 @@ def broker_for(layout: FleetLayout, authority: pki.Ca, workdir: Path) -> Mosquit
         layout.ca_cert,
         workdir / "broker.crt",
         workdir / "broker.key",
+        plugin=plugin,
         crl=layout.crl,
     )
 
@@ -72,7 +73,7 @@ def try_connect(port: int, ca: Path, cert: Path, key: Path, client_id: str) -> b
 
 
 def test_the_shipped_broker_admits_only_valid_fleet_identities(
-    fleet: tuple[FleetLayout, pki.Ca], tmp_path: Path
+    fleet: tuple[FleetLayout, pki.Ca], tmp_path: Path, clientid_plugin: Path
 ) -> None:
     layout, authority = fleet
     net = NetworkSettings(hostname="gw")
@@ -84,7 +85,7 @@ def test_the_shipped_broker_admits_only_valid_fleet_identities(
     pki.write_cert(tmp_path / "old.crt", expired)
     pki.write_private(tmp_path / "old.key", expired_key, None)
     stranger = TestCA(tmp_path / "stranger").issue("gw-good")
-    broker = broker_for(layout, authority, tmp_path)
+    broker = broker_for(layout, authority, tmp_path, clientid_plugin)
     broker.start()
     try:
 
@@ -102,11 +103,11 @@ def test_the_shipped_broker_admits_only_valid_fleet_identities(
 
 
 def test_revoke_clears_the_gateways_retained_messages(
-    fleet: tuple[FleetLayout, pki.Ca], tmp_path: Path
+    fleet: tuple[FleetLayout, pki.Ca], tmp_path: Path, clientid_plugin: Path
 ) -> None:
     layout, authority = fleet
     provision(layout, authority, "gw-1", NetworkSettings(hostname="gw-1"))
-    broker = broker_for(layout, authority, tmp_path)
+    broker = broker_for(layout, authority, tmp_path, clientid_plugin)
     broker.start()
     try:
         cert, key = layout.gateway_cert("gw-1"), layout.gateway_key("gw-1")

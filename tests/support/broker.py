@@ -73,10 +73,15 @@ def secured_broker(
     ca_cert: Path,
     broker_cert: Path,
     broker_key: Path,
+    *,
+    plugin: Path,
     acl_text: str | None = None,
     crl: Path | None = None,
 ) -> Mosquitto:
-    """A Mosquitto running the project's shipped TLS + ACL config, with paths made local."""
+    """A Mosquitto running the project's shipped TLS + ACL config, with paths made local.
+
+    `plugin` is the clientid-binding plugin built for the test session (the `clientid_plugin`
+    fixture); it replaces the shipped config's `plugin` line."""
     shipped = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
     acl = workdir / "acl"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +97,7 @@ def secured_broker(
             "keyfile": f"keyfile {broker_key}",
             "crlfile": f"crlfile {crl}" if crl else "",
             "acl_file": f"acl_file {acl}",
+            "plugin": f"plugin {plugin}",
             "persistence": "persistence false",
             "persistence_location": "",
         }
