@@ -1,8 +1,9 @@
 """One identity per gateway: `provision` makes its key, certificate and checked config; `revoke`
 puts its certificate on the CRL.
 
-The certificate's CN is the gateway id: the broker takes it as the MQTT username
-(`use_identity_as_username`), so the ACL, the topics and the inventory all key on the same id.
+The certificate's CN is the gateway id: the broker takes it as the MQTT username and admits
+it only under the client ids `<id>` and `<id>:<suffix>` (deploy/mosquitto/clientid-binding), so
+the ACL, the sessions, the topics and the inventory all key on the same id.
 The gateway's config is validated with the gateway's own models and wiring checks before
 anything is issued, and its network settings are recorded for the image build.
 """
