@@ -1,5 +1,5 @@
 """The uplink against the shipped TLS + ACL broker config: its own certificate works; with
-another gateway's certificate nothing is acknowledged, so nothing leaves the buffer."""
+another gateway's certificate it is refused, so nothing leaves the buffer."""
 
 from __future__ import annotations
 
@@ -87,11 +87,19 @@ async def test_own_certificate_delivers(tmp_path: Path, broker: Mosquitto, pki: 
 async def test_borrowed_certificate_is_refused_and_keeps_data(
     tmp_path: Path, broker: Mosquitto, pki: TestCA
 ) -> None:
-    """gw-b's certificate publishing as gw-a: the ACL refuses; the PUBACK says so (MQTT 5)."""
-    uplink, depth = await run_uplink(tmp_path, "gw-a", tls_config(broker, pki, "gw-b"))
+    """gw-b's certificate connecting as gw-a: the broker refuses the client id (CONNACK), so
+    the uplink never comes online and every reading stays buffered. (A publish under another
+    gateway's topic is refused by the ACL: test_broker_security.py.)"""
+    buffer = DurableBuffer.open(tmp_path / "gw-a.sqlite", max_bytes=10**8)
+    await buffer.put([reading(i) for i in range(20)])
+    uplink = Uplink("gw-a", tls_config(broker, pki, "gw-b"), buffer, boot="b")
+    uplink.task = asyncio.create_task(uplink.run())  # type: ignore[attr-defined]
+    log = broker.workdir / "mosquitto.log"
     try:
-        await asyncio.to_thread(wait_until, lambda: uplink.counters.batches_refused, 10, "refusal")
-        assert uplink.buffer.depth == depth == 20  # with MQTT 3.1.1 they would be gone now
+        refusal = "refused client id 'gw-a'"
+        await asyncio.to_thread(wait_until, lambda: refusal in log.read_text(), 10, "refusal")
+        assert not uplink.connected
+        assert uplink.buffer.depth == 20
         assert uplink.counters.readings_acked == 0
     finally:
         await stop(uplink)
