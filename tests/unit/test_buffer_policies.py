@@ -90,6 +90,9 @@ def test_recent_answers_only_a_gapless_run_after_the_cursor() -> None:
     assert recent.after(9, 10) == [(10, "a"), (11, "b"), (12, "c")]
     assert recent.after(10, 1) == [(11, "b")]
     assert recent.after(12, 10) == []  # caught up
+    assert len(recent) == 0
+    assert recent.after(12, 10) == []  # still caught up: memory holds every commit
+    assert recent.after(11, 10) is None  # seq 12 was sent, and forgotten
 
 
 def test_recent_forgets_what_the_reader_has_sent() -> None:
@@ -118,6 +121,82 @@ def test_a_gap_in_commits_starts_memory_afresh() -> None:
     recent.committed(7, [7])
     assert recent.after(2, 10) is None
     assert recent.after(6, 10) == [(7, 7)]
+
+
+def test_recent_answers_across_commits_from_inside_the_first() -> None:
+    recent: RecentCommits[int] = RecentCommits(capacity=10)
+    recent.committed(1, [1, 2, 3])
+    recent.committed(4, [4, 5, 6])
+    assert recent.after(2, 3) == [(3, 3), (4, 4), (5, 5)]
+    assert recent.after(4, 10) == [(5, 5), (6, 6)]
+    recent.committed(7, list(range(7, 16)))  # 11 held: over capacity, seq 5 falls out
+    assert recent.after(4, 10) is None
+    assert len(recent) == 10
+    assert recent.after(5, 2) == [(6, 6), (7, 7)]
+
+
+class RecentModel:
+    """What memory holds, one (seq, item) per reading: the semantics RecentCommits keeps."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: list[tuple[int, int]] = []
+        self.floor = -1
+        self.next = -1
+
+    def committed(self, first: int, items: list[int]) -> None:
+        if self.items and first != self.items[-1][0] + 1:
+            self.items = []
+        self.items += zip(range(first, first + len(items)), items, strict=True)
+        self.items = self.items[-self.capacity :]
+        self.next = first + len(items)
+
+    def forget_through(self, seq: int) -> None:
+        self.floor = max(self.floor, seq)
+        self.items = [e for e in self.items if e[0] > seq]
+
+    def after(self, seq: int, limit: int) -> list[tuple[int, int]] | None:
+        if seq < self.floor:
+            return None
+        if not self.items:
+            return [] if seq + 1 == self.next else None
+        if seq + 1 < self.items[0][0]:
+            return None
+        self.items = [e for e in self.items if e[0] > seq]
+        return self.items[:limit]
+
+
+recent_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("commit"), st.integers(0, 2), st.integers(1, 7)),  # gap, run length
+        st.tuples(st.just("forget"), st.integers(-3, 3), st.just(0)),  # around the newest seq
+        st.tuples(st.just("after"), st.integers(-12, 1), st.integers(1, 6)),  # cursor, limit
+    ),
+    max_size=40,
+)
+
+
+@given(capacity=st.integers(1, 12), ops=recent_ops)
+def test_recent_runs_answer_as_one_entry_per_reading_would(
+    capacity: int, ops: list[tuple[str, int, int]]
+) -> None:
+    """Memory holds whole commits as runs; every answer is the one a per-reading list gives."""
+    recent: RecentCommits[int] = RecentCommits(capacity)
+    model = RecentModel(capacity)
+    next_seq = 100
+    for op, a, b in ops:
+        if op == "commit":
+            next_seq += a  # a gap: readings the budget refused got no seq
+            items = [next_seq + i for i in range(b)]
+            recent.committed(next_seq, items)
+            model.committed(next_seq, items)
+            next_seq += b
+        elif op == "forget":
+            recent.forget_through(next_seq + a)
+            model.forget_through(next_seq + a)
+        else:
+            assert recent.after(next_seq + a, b) == model.after(next_seq + a, b)
+        assert len(recent) == len(model.items)
 
 
 # ---------------------------------------------------------------- budget and ttl

@@ -66,7 +66,7 @@ class DurableBuffer:
         sync_interval: float = 0.1,
         group_max: int = 5000,
         queue_max: int = 50_000,
-        recent_max: int = 10_000,
+        recent_max: int = 50_000,
         clock: Callable[[], int] = time.time_ns,
         commit_delay: float = 0.0,
     ) -> None:
