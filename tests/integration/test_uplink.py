@@ -336,3 +336,32 @@ async def test_live_readings_overtake_a_backlog(
     with pytest.raises(asyncio.CancelledError):
         await task
     buffer.close()
+
+
+async def test_an_uplink_several_commits_behind_catches_up_from_memory(
+    tmp_path: Path, mosquitto: Mosquitto, listener: Listener
+) -> None:
+    """Readings committed while the uplink is busy go out from memory, not read back from
+    SQLite: that costs several times as much, and an uplink on it falls further behind."""
+    buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8)
+    uplink = Uplink(GW, mqtt_config(mosquitto.port), buffer, boot="b1")  # the default plan
+    task = asyncio.create_task(uplink.run())
+    await online(uplink, 5)
+    await buffer.put([reading(0)])  # the first read after a start is from SQLite
+    await collect_batches(listener, 1, within=10)
+    from_disk: list[int | None] = []
+    read_disk = buffer.pending
+
+    def pending(limit: int, after_seq: int | None = None) -> list[tuple[int, wire.Reading]]:
+        from_disk.append(after_seq)
+        return read_disk(limit, after_seq)
+
+    buffer.pending = pending  # type: ignore[method-assign]
+    buffer.offer([reading(i) for i in range(1, 20_001)])  # four group commits' worth at once
+    await collect_batches(listener, 20_000, within=30)
+    assert from_disk == []
+    await drained(buffer, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    buffer.close()

@@ -39,6 +39,16 @@ def test_small_gaps_are_not_a_backlog() -> None:
     assert plan.next(last_seq=900, depth=890, now=0) == Slice(10, None, replay=False)
 
 
+def test_a_lag_of_readings_all_committed_within_the_live_window_is_no_backlog() -> None:
+    """An uplink a few commits behind stays in order (and on the readings kept in memory):
+    with nothing older than the live window, a split would only add a replay pass."""
+    plan = SendPlan(live_first=True, backlog=1000)
+    plan.production.observe(0.0, 100)
+    plan.sent(1, 100, replay=False)
+    assert plan.next(last_seq=5100, depth=5000, now=0.5) == Slice(100, None, replay=False)
+    assert not plan.replaying
+
+
 def test_replay_rate_is_held_on_average() -> None:
     rate, burst = 2000.0, 500
     plan = SendPlan(live_first=True, backlog=10, replay_rate=rate, burst=burst)

@@ -129,8 +129,8 @@ class SendPlan:
         """Readings committed within LIVE_WINDOW are live; older unsent ones are backlog."""
         split = self.production.seq_before(now - LIVE_WINDOW)
         split = last_seq if split is None else min(split, last_seq)
-        if self.cursor is not None:
-            split = max(split, self.cursor)
+        if self.cursor is not None and split <= self.cursor:
+            return  # all of it was committed within LIVE_WINDOW: live, nothing to replay
         self.live_from = self.live_cursor = split
 
     def _wait_for_tokens(self, now: float) -> float:
