@@ -7,13 +7,19 @@ import random
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factory_common.wire import Reading
 from gateway_image.firmware.buffer import DurableBuffer
-from gateway_image.firmware.buffer.format import ROW_OVERHEAD, encode_reading
+from gateway_image.firmware.buffer.format import (
+    ROW_OVERHEAD,
+    decode_readings,
+    encode_reading,
+    encode_readings,
+)
 
 
 def reading(i: int, tag: str = "t") -> Reading:
@@ -31,6 +37,15 @@ def row_size(r: Reading) -> int:
 def open_buffer(path: Path, **kw: object) -> DurableBuffer:
     settings_ = {"max_bytes": 10**9} | kw
     return DurableBuffer.open(path, **settings_)
+
+
+def test_rows_read_back_in_one_decode_are_the_readings_written() -> None:
+    mixed = [*readings(0, 3), Reading("d", "s", 1, "text", reason="x"), Reading("d", "n", 2, None)]
+    assert decode_readings(encode_readings(mixed)) == mixed
+    assert decode_readings([]) == []
+    damaged = [encode_reading(reading(0)), b"\xc1", encode_reading(reading(1))]
+    with pytest.raises(msgspec.DecodeError):
+        decode_readings(damaged)
 
 
 def test_append_pending_ack_in_order(tmp_path: Path) -> None:

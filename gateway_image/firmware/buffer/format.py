@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) W
 """
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Reading)
+_many_decoder = msgspec.msgpack.Decoder(list[Reading])
 log = get_logger(component="buffer")
 
 
@@ -59,6 +61,19 @@ def encode_reading(reading: Reading) -> bytes:
 
 def decode_reading(body: bytes) -> Reading:
     return _decoder.decode(body)
+
+
+def encode_readings(readings: Iterable[Reading]) -> list[bytes]:
+    return list(map(_encoder.encode, readings))
+
+
+def decode_readings(bodies: Sequence[bytes]) -> list[Reading]:
+    """Many rows' bodies in one decoder call: each body is one msgpack value, so together,
+    behind an array32 header, they are one msgpack array."""
+    try:
+        return _many_decoder.decode(b"".join([b"\xdd", len(bodies).to_bytes(4, "big"), *bodies]))
+    except msgspec.DecodeError:
+        return [decode_reading(body) for body in bodies]  # raises for the damaged row itself
 
 
 def is_disk_full(exc: sqlite3.OperationalError) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 from gateway_image.firmware.buffer.budget import expired_prefix, prefix_to_free
 from gateway_image.firmware.buffer.format import ROW_OVERHEAD
@@ -50,22 +51,23 @@ def delete_prefix(conn: sqlite3.Connection, rows: Rows) -> int | None:
 
 
 def insert(conn: sqlite3.Connection, first: int, stored_at: int, bodies: list[bytes]) -> None:
-    conn.executemany(
-        "INSERT INTO readings VALUES (?, ?, ?)",
-        [(first + i, stored_at, body) for i, body in enumerate(bodies)],
-    )
+    seqs = range(first, first + len(bodies))
+    conn.executemany("INSERT INTO readings VALUES (?, ?, ?)", zip(seqs, repeat(stored_at), bodies))
 
 
-def delete_ranges(conn: sqlite3.Connection, ranges: Sequence[tuple[int, int]]) -> list[int]:
-    """Delete the seq ranges; returns the body size of each row deleted."""
-    return [
-        size
-        for first, last in ranges
-        for (size,) in conn.execute(
-            "DELETE FROM readings WHERE seq BETWEEN ? AND ? RETURNING length(body)",
-            (first, last),
-        )
-    ]
+def delete_ranges(conn: sqlite3.Connection, ranges: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """Delete the seq ranges; returns (rows deleted, their body bytes).
+
+    Counted by SQLite rather than row by row in Python (length() of a blob reads no content).
+    """
+    query = "SELECT count(*), ifnull(sum(length(body)), 0) FROM readings WHERE seq BETWEEN ? AND ?"
+    count = size = 0
+    for first, last in ranges:
+        n, total = conn.execute(query, (first, last)).fetchone()
+        if n:
+            conn.execute("DELETE FROM readings WHERE seq BETWEEN ? AND ?", (first, last))
+            count, size = count + n, size + total
+    return count, size
 
 
 def save_meta(

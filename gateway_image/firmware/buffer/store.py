@@ -38,8 +38,8 @@ from gateway_image.firmware.buffer.format import (
     DropCause,
     Policy,
     connect,
-    decode_reading,
-    encode_reading,
+    decode_readings,
+    encode_readings,
     is_disk_full,
     log,
 )
@@ -218,7 +218,7 @@ class DurableBuffer:
         `queue_lost` readings the full intake queue cost are counted in the same transaction.
         """
         flat = [r for group in groups for r in group]
-        bodies = [encode_reading(r) for r in flat]
+        bodies = encode_readings(flat)
         with self._lock:
             first, kept, gone_through = self._write_handling_full(bodies, queue_lost)
             with self._recent_lock:
@@ -331,7 +331,10 @@ class DurableBuffer:
             else:
                 with self._lock:
                     found = rows.after(self._db(), after_seq, limit)
-        return [(seq, decode_reading(body)) for seq, body in found]
+        if not found:
+            return []
+        seqs, bodies = zip(*found, strict=True)
+        return list(zip(seqs, decode_readings(bodies), strict=True))
 
     def ack(self, first_seq: int, last_seq: int) -> int:
         """Delete readings first_seq..last_seq (the broker has them); returns how many."""
@@ -346,9 +349,9 @@ class DurableBuffer:
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                sizes = rows.delete_ranges(conn, ranges)
-                depth = self._depth - len(sizes)
-                nbytes = self._bytes - sum(sizes) - ROW_OVERHEAD * len(sizes)
+                count, size = rows.delete_ranges(conn, ranges)
+                depth = self._depth - count
+                nbytes = self._bytes - size - ROW_OVERHEAD * count
                 rows.save_meta(conn, self._next_seq, depth, nbytes, self.dropped)
                 conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
@@ -361,4 +364,4 @@ class DurableBuffer:
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
             self._depth, self._bytes = depth, nbytes
-            return len(sizes)
+            return count
