@@ -151,8 +151,10 @@ def stats(edge: Edge) -> Response:
 @router.get("/gateways", response_model=list[m.Gateway], tags=["gateways"])
 def gateways(edge: Edge) -> Response:
     """The latest retained status of every gateway seen, as the gateway sent it, and when the
-    edge last heard from the gateway itself (a last will comes from the broker)."""
+    edge last heard from the gateway itself (a last will comes from the broker), and what
+    this edge refused of it, by reason (e.g. `seq_jump`: seqs it cannot have issued yet)."""
     heard = edge.store.heard()
+    rejected = edge.stats.as_dict()["rejected"]
     return json_response(
         [
             {
@@ -162,6 +164,7 @@ def gateways(edge: Edge) -> Response:
                 "received_at": g.received_at // MS,
                 "last_heard": heard[g.gateway] // MS if g.gateway in heard else None,
                 "status": msgspec.json.decode(g.payload),
+                "rejected": rejected.get(g.gateway, {}),
             }
             for g in edge.store.gateways()
         ]

@@ -29,6 +29,7 @@ class Gateway(BaseModel):
     received_at: int
     last_heard: int | None = None  # ms: last batch or online status from the gateway itself
     status: dict[str, Any]  # the wire GatewayStatus as sent
+    rejected: dict[str, int] = {}  # this edge's refusals of the gateway's messages, by reason
 
 
 class Tag(BaseModel):

@@ -15,6 +15,9 @@ Delivery contract (why the edge loses nothing it acknowledged):
   a newer one (the broker redelivers those messages and the store drops the copies).
 - After each commit, every gateway heard from in it gets a `Stored` receipt (receipts.py): the
   end-to-end confirmation its buffer waits for before deleting anything.
+- A batch claiming seqs its gateway cannot have issued yet is refused before the store sees
+  it (seqcheck.py), so it cannot make the real readings with those seqs drop as duplicates.
+  Not listed in a receipt, a genuine batch refused that way is sent again by its gateway.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_node.config import EdgeConfig
 from edge_node.receipts import Receipts
+from edge_node.seqcheck import Jump, Known, SeqCheck
 from edge_node.store import Store, WriteResult
 from factory_common.logs import get_logger
 from factory_common.mqtt_settings import apply_login_and_tls
@@ -111,6 +115,9 @@ def rejection_reason(error: WireError) -> str:
     return "malformed"
 
 
+# (gateway, boot) pairs remembered for logging once: a forger can make up any number of boots.
+MAX_LOGGED_BOOTS = 1024
+
 _MODELS: dict[TopicKind, type[Batch] | type[GatewayStatus] | type[TagCatalogue]] = {
     TopicKind.DATA: Batch,
     TopicKind.STATUS: GatewayStatus,
@@ -130,6 +137,7 @@ class Ingest:
         self._generation = 0
         self._unreachable_logged = False
         self._logged: set[tuple[str, str]] = set()
+        self._logged_boots: set[tuple[str, str, str]] = set()
         self._client: mqtt.Client | None = None
         # Bound here, not at import: a logger bound before logs.configure() prints to stdout.
         self._log = get_logger(component="ingest")
@@ -138,6 +146,8 @@ class Ingest:
         # hand them off (edge_node/alarms/feed.py: a bounded queue), never block or raise.
         self.observers: list[Callable[[Sequence[Batch]], None]] = []
         self.receipts = Receipts(config.edge.id)
+        self.seqs = SeqCheck()
+        self._seeded: set[str] = set()  # gateways whose seqs were looked up in the store
 
     # ------------------------------------------------------------ paho side (its thread)
 
@@ -341,12 +351,20 @@ class Ingest:
             if kind in (TopicKind.STATUS, TopicKind.TAGS) and not item.payload:
                 continue  # a retained message being cleared (fleet removed the gateway)
             message = self._decode(gateway, kind, item.payload)
+            if isinstance(message, Batch | GatewayStatus) and gateway not in self._seeded:
+                self._seeded.add(gateway)
+                self.seqs.seed(gateway, self._known_in_store(gateway))
             if isinstance(message, Batch):
-                batches.append(message)
                 self.stats.batches += 1
+                jump = self.seqs.batch(gateway, message.last_seq, now_ns())
+                if jump is None:
+                    batches.append(message)
+                else:
+                    self._refuse_jump(message, jump)
             elif isinstance(message, GatewayStatus):
                 statuses.append(message)
                 self.stats.statuses += 1
+                self.seqs.status(gateway, message.ts, message.last_seq, now_ns())
             elif isinstance(message, TagCatalogue):
                 catalogues.append(message)
         return batches, statuses, catalogues
@@ -365,6 +383,43 @@ class Ingest:
             self._reject(gateway, "gateway_mismatch", f"payload says {message.gateway!r}")
             return None
         return message
+
+    def _known_in_store(self, gateway: str) -> Known | None:
+        """What the store says the gateway issued: its stored status's last_seq (when received)
+        or its highest stored seq (when last heard), whichever is higher."""
+        found: list[Known] = []
+        ranges = self.store.received(gateway)
+        if ranges:
+            found.append(Known(ranges[-1][1], self.store.heard().get(gateway, now_ns())))
+        for record in self.store.gateways():
+            if record.gateway != gateway:
+                continue
+            try:
+                status = decode(record.payload, GatewayStatus)
+            except WireError:
+                break  # stored by an older edge: the ledger alone
+            if status.ts:  # not a last will
+                found.append(Known(status.last_seq, record.received_at))
+        return max(found, key=lambda k: k.seq, default=None)
+
+    def _refuse_jump(self, batch: Batch, jump: Jump) -> None:
+        """Counted per gateway like every refusal; logged once per gateway and boot."""
+        self.stats.rejected[(batch.gateway, "seq_jump")] += 1
+        key = ("seq_jump", batch.gateway, batch.boot)
+        if key in self._logged_boots:
+            return
+        if len(self._logged_boots) >= MAX_LOGGED_BOOTS:  # boots are the sender's word
+            self._logged_boots.clear()
+        self._logged_boots.add(key)
+        self._log.warning(
+            "seq_jump_refused",
+            gateway=batch.gateway,
+            boot=batch.boot[:100],
+            first_seq=batch.first_seq,
+            last_seq=batch.last_seq,
+            known_seq=None if jump.known is None else jump.known.seq,
+            bound=jump.bound,
+        )
 
     def _reject(self, gateway: str, reason: str, detail: str) -> None:
         self.stats.rejected[(gateway, reason)] += 1

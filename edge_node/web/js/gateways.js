@@ -20,17 +20,20 @@ function gatewayCard(g) {
   const s = g.status;
   if (!g.online) return offlineCard(g);
   const dropped = Object.entries(s.dropped || {}).filter(([, n]) => n > 0);
+  // What this edge refused of the gateway's messages (e.g. seq_jump: seqs not issued yet).
+  const refused = Object.entries(g.rejected || {}).filter(([, n]) => n > 0);
   const facts = [
     ["version", s.version || "?"],
     ["uptime", s.uptime_s ? duration(s.uptime_s) : "?"],
     ["buffer", `${s.buffer_depth || 0} readings${s.buffer_bytes ? `, ${(s.buffer_bytes / 1024).toFixed(0)} KiB` : ""}`],
     ["dropped", dropped.length ? dropped.map(([k, n]) => `${k} ${n}`).join(", ") : "none"],
     ["re-sent", s.resent || s.unconfirmed ? `${s.resent || 0} batches lost after the broker${s.unconfirmed ? `, ${s.unconfirmed} unconfirmed` : ""}` : "none"],
+    ["refused", refused.length ? refused.map(([k, n]) => `${k.replaceAll("_", " ")} ${n}`).join(", ") : "none"],
     ["clock", s.clock_synced === false ? "not synchronised" : "synchronised"],
     ["last heard", g.last_heard ? `${ago(g.last_heard)} (${plantTime(g.last_heard)})` : ago(g.received_at)],
   ];
   const dl = el("dl");
-  for (const [k, v] of facts) dl.append(el("dt", {}, k), el("dd", { class: (k === "dropped" && dropped.length) || (k === "re-sent" && s.unconfirmed) ? "bad" : "" }, String(v)));
+  for (const [k, v] of facts) dl.append(el("dt", {}, k), el("dd", { class: (k === "dropped" && dropped.length) || (k === "refused" && refused.length) || (k === "re-sent" && s.unconfirmed) ? "bad" : "" }, String(v)));
   const badge = el("span", { class: `badge ${g.online ? "ok" : "bad"}` }, g.online ? "online" : "offline");
   return el("article", { class: "card gateway", "data-gateway": g.gateway }, el("h3", {}, g.gateway, badge), dl, connectorTable(s.connectors));
 }
