@@ -77,6 +77,23 @@ def group_identity(config: GatewayConfig, only: Sequence[str] | None, group: str
         raise GatewaySetupError(f"{exc}; pass a shorter --group NAME") from None
 
 
+CANCEL_AGAIN = 0.5  # seconds before a task that is still running is cancelled again
+
+
+async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again while one runs.
+
+    A library can lose a cancel: Python 3.11's asyncio.wait_for returns the result when it
+    arrives together with the cancel, and pymodbus awaits every response so. A connector
+    polling flat out then polled on after SIGTERM, and the gateway never stopped.
+    """
+    while pending := [t for t in tasks if not t.done()]:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=CANCEL_AGAIN)
+    await asyncio.gather(*tasks, return_exceptions=True)  # retrieved: nothing logged as lost
+
+
 class Gateway:
     """One gateway process; `await Gateway(...).run(stop)` until `stop` is set."""
 
@@ -148,9 +165,7 @@ class Gateway:
                 beat = tasks.create_task(beat_forever(heartbeat_path(self.buffer_path)))
                 await stop.wait()
                 self.log.info("gateway_stopping")
-                for task in runs:
-                    task.cancel()
-                await asyncio.gather(*runs, return_exceptions=True)
+                await cancel_all(runs)
                 await buffer.flush()
                 uplink.cancel()
                 beat.cancel()
