@@ -89,7 +89,8 @@ class Chunks:
             order = np.lexsort((r["ts"], r["sid"]))  # stable: equal (sid, ts) keep arrival
             self._order = (order, r["sid"][order], r["ts"][order])
         order, sids, ts = self._order
-        lo, hi = np.searchsorted(sids, [sid, sid + 1])
+        # Keys of the array's own dtype: Python ints would cast all of it to int64 first.
+        lo, hi = np.searchsorted(sids, np.array([sid, sid + 1], sids.dtype))
         first, last = np.searchsorted(ts[lo:hi], [start, end])
         return order[lo + first : lo + last]
 
