@@ -188,6 +188,11 @@ def encode_block(
     return _block_encoder.encode(block)
 
 
+def decode_header(blob: bytes) -> Block:
+    """The block's fields, its columns still encoded (bulk.py decodes many at once)."""
+    return _block_decoder.decode(blob)
+
+
 def decode_block(blob: bytes) -> tuple[np.ndarray, Values, np.ndarray, list[tuple[int, str]]]:
     """Inverse of encode_block. Numbers come back as float64 (NaN where None), booleans as a
     bool array, strings and mixed blocks as a list."""

@@ -10,9 +10,9 @@ from itertools import pairwise
 import numpy as np
 
 from edge_node.store import rollups
+from edge_node.store.bulk import decode_blocks
 from edge_node.store.cache import DecodedCache
 from edge_node.store.chunks import BOOL, OBJECT, Chunks, decode_chunks, join_chunks
-from edge_node.store.codec import decode_block
 from edge_node.store.downsample import Buckets, combine, rollup_grid
 from edge_node.store.model import (
     HOUR_NS,
@@ -128,9 +128,8 @@ def history(
 
     Decoded blocks come from `cache` when given (key: series, hour, reading count and blob
     size; a block only ever changes by growing): a warm query then reads only the blocks'
-    sizes, not their blobs. A thread pool for decoding measured slower than this one thread
-    (GIL hand-offs between many small numpy calls). The series' arrays are views into one
-    array per column (see _assemble)."""
+    sizes, not their blobs; the blocks it lacks are fetched in key order and decoded
+    together (bulk.py). The series' arrays are views into one array per column (_assemble)."""
     chunks = open_chunks(conn, start, end, cache)
     blocks = _blocks(conn, [info.id for info in series], start, end, cache)
     return _assemble([_parts(info, blocks.get(info.id, []), start, end, chunks) for info in series])
@@ -149,25 +148,36 @@ def _blocks(
     marks = ",".join("?" * len(ids))
     where = f"series_id IN ({marks}) AND hour >= ? AND hour < ? AND t_max >= ? AND t_min < ?"
     args = (*ids, start - start % HOUR_NS, end, start, end)
+    order = " ORDER BY series_id, hour"  # the primary key's order: one index range scan
     if cache is None:
         sql = f"SELECT series_id, hour, n, t_min, t_max, data FROM blocks WHERE {where}"
-        rows = conn.execute(sql + " ORDER BY series_id, hour", args).fetchall()
-        return _group(rows, start, end, lambda row: decode_block(row[5]))
+        rows = conn.execute(sql + order, args).fetchall()
+        blocks = dict(zip((r[:2] for r in rows), decode_blocks([r[5] for r in rows]), strict=True))
+        return _group(rows, start, end, lambda row: blocks[row[:2]])
     sql = f"SELECT series_id, hour, n, t_min, t_max, length(data) FROM blocks WHERE {where}"
-    rows = conn.execute(sql + " ORDER BY series_id, hour", args).fetchall()
+    rows = conn.execute(sql + order, args).fetchall()
     keys = [("block", r[0], r[1], r[2], r[5]) for r in rows]
     found = cache.peek_many(keys)
-    lacking = {(rows[i][0], rows[i][1]) for i, value in enumerate(found) if value is None}
-    if lacking:
-        sql = f"SELECT series_id, hour, data FROM blocks WHERE {where}"
-        blobs = {(s, h): b for s, h, b in conn.execute(sql, args) if (s, h) in lacking}
-        for i, value in enumerate(found):
-            blob = blobs.get(rows[i][:2]) if value is None else None
-            if blob is not None:  # None: retention dropped it between the two queries
-                found[i] = cache.get(keys[i], partial(decode_block, blob))
+    lacking = {r[:2] for r, value in zip(rows, found, strict=True) if value is None}
+    if lacking:  # decoded together; a block grown since the first query as it is now
+        sql = (
+            f"SELECT series_id, hour, n, t_min, t_max, length(data), data FROM blocks WHERE {where}"
+        )
+        fetched = {r[:2]: r for r in conn.execute(sql + order, args) if r[:2] in lacking}
+        fresh = dict(zip(fetched, decode_blocks([r[6] for r in fetched.values()]), strict=True))
+        for i, row in enumerate(rows):
+            new = fetched.get(row[:2]) if found[i] is None else None
+            if new is None:
+                continue  # cached, or dropped by retention since the first query
+            rows[i], keys[i] = new[:6], ("block", new[0], new[1], new[2], new[5])
+            found[i] = cache.get(keys[i], partial(_given, fresh[row[:2]]))
     rows = [row for row, value in zip(rows, found, strict=True) if value is not None]
     decoded = dict(zip(keys, found, strict=True))
     return _group(rows, start, end, lambda row: decoded[("block", *row[:3], row[5])])
+
+
+def _given(value: tuple) -> tuple:
+    return value
 
 
 def _group(

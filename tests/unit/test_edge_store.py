@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from edge_node.store import Store
+from edge_node.store import SeriesData, Store
 from edge_node.store.downsample import (
     last_per_bucket,
     min_max_mean,
@@ -18,6 +18,7 @@ from edge_node.store.downsample import (
     rollup_grid,
 )
 from edge_node.store.model import HOUR_NS
+from edge_node.store.reader import history
 from factory_common.wire import WIRE_VERSION, Batch, GatewayStatus, Quality, Reading
 
 T0 = 1_764_000_000 * 10**9 - (1_764_000_000 * 10**9) % HOUR_NS  # a UTC hour boundary
@@ -304,3 +305,70 @@ def test_minute_summaries_give_the_same_buckets_as_raw_readings(
             assert fast.mean.tolist() == pytest.approx(slow.mean.tolist())
         finally:
             store.close()
+
+
+Row = tuple[str, int, bool | int | float | str | None]  # tag, ts, value
+
+
+def _series_batch(gateway: str, boot: str, seq: int, rows: list[Row]) -> Batch:
+    readings = [Reading(device="line", tag=tag, ts=ts, value=v) for tag, ts, v in rows]
+    return Batch(
+        v=WIRE_VERSION,
+        gateway=gateway,
+        boot=boot,
+        first_seq=seq,
+        last_seq=seq + len(rows) - 1,
+        readings=readings,
+    )
+
+
+def _plain(data: SeriesData) -> list[tuple[int, object]]:
+    values = data.values.tolist() if isinstance(data.values, np.ndarray) else data.values
+    return [(int(t), None if v != v else v) for t, v in zip(data.ts, values, strict=True)]
+
+
+def test_history_of_many_series_is_what_was_written(tmp_path: Path) -> None:
+    """Blocks decoded many at once, from the cache, with and without it, and the open hour,
+    across gaps, a reboot, late backlogs merged into blocks and ones still in chunks."""
+    step = 10 * SECOND
+    kinds = {
+        "dec": lambda i: round(20 + 0.1 * (i % 97), 1),  # decimal ints in blocks
+        "flt": lambda i: 1 / (i + 3),  # float bits
+        "int": lambda i: None if i % 50 == 0 else i * 7,
+        "flag": lambda i: i % 3 == 0,
+        "product": lambda i: f"P{i // 100}",
+    }
+    rows: list[Row] = []
+    held: list[Row] = []  # a backlog the gateway sends late
+    for hour in (0, 1, 2, 4, 5, 6):  # hour 3: the gateway was off
+        for i in range(hour * 360, (hour + 1) * 360, 1 if hour != 5 else 3):
+            for tag, value in kinds.items():
+                row = (tag, T0 + i * step + (i % 7) * 1000, value(i))
+                (held if hour in (1, 4, 6) and i % 11 == 0 else rows).append(row)
+    path = tmp_path / "ts.sqlite"
+    store = Store(path)
+    first = [r for r in rows if r[1] < T0 + 3 * HOUR_NS]
+    store.write([_series_batch("gw", "boot-1", 0, first)])
+    store.write([_series_batch("gw", "boot-2", 100_000, [r for r in rows if r not in first])])
+    store.compact(T0 + 6 * HOUR_NS)  # hour 6 stays open
+    store.write(
+        [_series_batch("gw", "boot-2", 200_000, [r for r in held if r[1] < T0 + 3 * HOUR_NS])]
+    )
+    store.compact(T0 + 6 * HOUR_NS)  # hour 1's backlog merges into its blocks
+    store.write(
+        [_series_batch("gw", "boot-2", 300_000, [r for r in held if r[1] >= T0 + 3 * HOUR_NS])]
+    )
+    written = {tag: sorted((ts, v) for t, ts, v in rows + held if t == tag) for tag in kinds}
+    for start, end in ((T0, T0 + 7 * HOUR_NS), (T0 + HOUR_NS // 3, T0 + 6 * HOUR_NS + 7 * step)):
+        want = {tag: [(t, v) for t, v in got if start <= t < end] for tag, got in written.items()}
+        infos, _ = store.lookup([f"gw/line/{tag}" for tag in kinds])
+        reader = Store(path, read_only=True)
+        answers = {
+            "cold": reader.history(infos, start, end),
+            "warm": reader.history(infos, start, end),
+            "uncached": history(reader._reader(), infos, start, end),
+        }
+        reader.close()
+        for how, found in answers.items():
+            assert {d.series.tag: _plain(d) for d in found} == want, how
+    store.close()
