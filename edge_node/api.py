@@ -251,7 +251,8 @@ def downsampled_json(
     meta = meta or {}
     fast = store.downsample(found, start, end, points)
     slow = [i for i, b in enumerate(fast) if b is None or int(b.count.sum()) <= points]
-    raw = dict(zip(slow, store.history([found[i] for i in slow], start, end), strict=True))
+    history = store.history([found[i] for i in slow], start, end) if slow else []
+    raw = dict(zip(slow, history, strict=True))
     out = {}
     for i, info in enumerate(found):
         buckets = fast[i]

@@ -140,8 +140,7 @@ class Store:
     ) -> list[Buckets | None]:
         """Per series, min/max/mean in at most `points` whole-minute buckets from the minute
         summaries (fast for long ranges), or None where only the raw history can answer."""
-        conn = self._reader()
-        return [reader.downsample(conn, info, start, end, points, self.cache) for info in series]
+        return reader.downsample(self._reader(), series, start, end, points, self.cache)
 
     def gateways(self) -> list[GatewayRecord]:
         return reader.gateways(self._reader())

@@ -286,22 +286,28 @@ def _in_time_order(data: SeriesData, parts: list[Part]) -> SeriesData:
 
 def downsample(
     conn: sqlite3.Connection,
-    info: SeriesInfo,
+    series: Sequence[SeriesInfo],
     start: int,
     end: int,
     points: int,
     cache: DecodedCache | None = None,
-) -> Buckets | None:
-    """min/max/mean/last buckets from the rollups: hour rollups when a bucket spans an hour or
-    more (width rounded up to whole hours, range widened to whole hours), else minute rollups
-    (whole minutes likewise). None when rollups cannot answer: buckets under a minute, or
-    strings; the caller then reduces the raw history instead."""
+) -> list[Buckets | None]:
+    """Per series, min/max/mean/last buckets from the rollups: hour rollups when a bucket
+    spans an hour or more (width rounded up to whole hours, range widened to whole hours),
+    else minute rollups (whole minutes likewise). None when rollups cannot answer: buckets
+    under a minute, or strings; the caller then reduces the raw history instead."""
     grid = rollup_grid(start, end, points)
-    if grid is None or info.kind == "str":
-        return None
+    numeric = [info.id for info in series if info.kind != "str"]
+    if grid is None or not numeric:
+        return [None] * len(series)
     origin, width, stop, unit = grid
-    name = "hour" if unit == HOUR_NS else "minute"
-    return _buckets(rollups_between(conn, info.id, name, origin, stop, cache), origin, width)
+    if unit == HOUR_NS:
+        found = {sid: rollups_between(conn, sid, "hour", origin, stop) for sid in numeric}
+    else:
+        found = _minutes_of(conn, numeric, origin, stop, cache)
+    return [
+        None if info.kind == "str" else _buckets(found[info.id], origin, width) for info in series
+    ]
 
 
 def rollups_between(
@@ -327,24 +333,43 @@ def rollups_between(
 def _minutes(
     conn: sqlite3.Connection, sid: int, origin: int, stop: int, cache: DecodedCache | None
 ) -> np.ndarray:
-    rows = conn.execute(
-        "SELECT hour, data FROM minute_blocks WHERE series_id = ? AND hour >= ? AND hour < ?"
-        " ORDER BY hour",
-        (sid, origin - origin % HOUR_NS, stop),
-    )
-    parts = [
-        cache.get(("minutes", sid, hour, hash(blob)), partial(rollups.unpack, blob))
-        if cache is not None
-        else rollups.unpack(blob)
-        for hour, blob in rows
-    ]
+    return _minutes_of(conn, [sid], origin, stop, cache)[sid]
+
+
+def _minutes_of(
+    conn: sqlite3.Connection, ids: list[int], origin: int, stop: int, cache: DecodedCache | None
+) -> dict[int, np.ndarray]:
+    """Per series id, its minute rollups starting in [origin, stop): the finished hours'
+    minute blocks (one query for all series; with a cache, each series' run of hours is
+    unpacked and joined once) and the open hours' rows (one query for all series)."""
+    marks = ",".join("?" * len(ids))
+    runs: dict[int, list[tuple[int, bytes]]] = {sid: [] for sid in ids}
+    for sid, hour, blob in conn.execute(
+        f"SELECT series_id, hour, data FROM minute_blocks WHERE series_id IN ({marks})"
+        " AND hour >= ? AND hour < ? ORDER BY series_id, hour",
+        (*ids, origin - origin % HOUR_NS, stop),
+    ):
+        runs[sid].append((hour, blob))
     live = conn.execute(
-        f"SELECT minute, {_AGG_COLUMNS} FROM rollup_minute"
-        " WHERE minute >= ? AND minute < ? AND series_id = ?",
-        (origin, stop, sid),
+        f"SELECT series_id, minute, {_AGG_COLUMNS} FROM rollup_minute"
+        f" WHERE minute >= ? AND minute < ? AND series_id IN ({marks})",
+        (origin, stop, *ids),
     ).fetchall()
-    agg = rollups.merge([*parts, rollups.from_rows(live)])
-    return agg[(agg["t"] >= origin) & (agg["t"] < stop)]
+    open_rows = rollups.by_series(live)
+    out = {}
+    for sid, run in runs.items():
+        if cache is None:
+            packed = _unpacked(run)
+        else:
+            key = ("minutes", sid, tuple((hour, hash(blob)) for hour, blob in run))
+            packed = cache.get(key, partial(_unpacked, run))
+        agg = rollups.merge([packed, open_rows.get(sid, rollups.EMPTY)])
+        out[sid] = agg[(agg["t"] >= origin) & (agg["t"] < stop)]
+    return out
+
+
+def _unpacked(run: list[tuple[int, bytes]]) -> np.ndarray:
+    return rollups.merge([rollups.unpack(blob) for _hour, blob in run])
 
 
 def _buckets(agg: np.ndarray, origin: int, width: int) -> Buckets:

@@ -85,9 +85,37 @@ AGG = np.dtype(
 )
 
 
+EMPTY = np.zeros(0, AGG)
+EMPTY.flags.writeable = False
+
+
 def from_rows(rows: list[tuple]) -> np.ndarray:
     """Aggregates from SQL rows (bucket, lo, hi, total, n, last_ts, last)."""
     return np.array([tuple(r) for r in rows], AGG) if rows else np.zeros(0, AGG)
+
+
+def by_series(rows: list[tuple]) -> dict[int, np.ndarray]:
+    """Per series id, aggregates from SQL rows (series id, bucket, lo, ..., last), in the
+    order given within each series."""
+    if not rows:
+        return {}
+    sids = np.array([r[0] for r in rows], np.int64)
+    order = np.argsort(sids, kind="stable")
+    sids, agg = sids[order], np.array([r[1:] for r in rows], AGG)[order]
+    cuts = np.flatnonzero(sids[1:] != sids[:-1]) + 1
+    bounds = zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(sids)].tolist(), strict=True)
+    return {int(sids[lo]): agg[lo:hi] for lo, hi in bounds}
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """np.concatenate for AGG arrays without its per-call structured-dtype promotion (which
+    measured ~10 times the copying for a day's 24 hours of minutes)."""
+    out = np.empty(sum(len(p) for p in parts), AGG)
+    at = 0
+    for part in parts:
+        out[at : at + len(part)] = part
+        at += len(part)
+    return out
 
 
 def merge(parts: list[np.ndarray]) -> np.ndarray:
@@ -95,7 +123,7 @@ def merge(parts: list[np.ndarray]) -> np.ndarray:
     filled = [p for p in parts if len(p)]
     if not filled:
         return np.zeros(0, AGG)
-    rows = np.concatenate(filled)
+    rows = filled[0] if len(filled) == 1 else _joined(filled)
     if np.all(rows["t"][1:] > rows["t"][:-1]):
         return rows  # the usual case: packed hours and live minutes, in order, disjoint
     rows = rows[np.lexsort((rows["last_ts"], rows["t"]))]

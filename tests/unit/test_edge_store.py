@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from edge_node.store import SeriesData, Store
+from edge_node.store import SeriesData, SeriesInfo, Store
 from edge_node.store.downsample import (
     last_per_bucket,
     min_max_mean,
@@ -18,7 +18,7 @@ from edge_node.store.downsample import (
     rollup_grid,
 )
 from edge_node.store.model import HOUR_NS
-from edge_node.store.reader import history
+from edge_node.store.reader import downsample, history
 from factory_common.wire import WIRE_VERSION, Batch, GatewayStatus, Quality, Reading
 
 T0 = 1_764_000_000 * 10**9 - (1_764_000_000 * 10**9) % HOUR_NS  # a UTC hour boundary
@@ -368,7 +368,34 @@ def test_history_of_many_series_is_what_was_written(tmp_path: Path) -> None:
             "warm": reader.history(infos, start, end),
             "uncached": history(reader._reader(), infos, start, end),
         }
-        reader.close()
         for how, found in answers.items():
             assert {d.series.tag: _plain(d) for d in found} == want, how
+        for points in (100, 7):  # minute rollups of finished and open hours; hour rollups
+            _rollups_answer_as_raw(reader, infos, start, end, points)
+        reader.close()
     store.close()
+
+
+def _rollups_answer_as_raw(
+    store: Store, infos: list[SeriesInfo], start: int, end: int, points: int
+) -> None:
+    """All series' buckets from one call (cold, then warm, then without the cache) are
+    what each series' raw readings give."""
+    grid = rollup_grid(start, end, points)
+    assert grid is not None
+    origin, width, _stop, _unit = grid
+    answers = [store.downsample(infos, start, end, points) for _ in range(2)]
+    answers.append(downsample(store._reader(), infos, start, end, points))
+    for found in answers:
+        for info, fast in zip(infos, found, strict=True):
+            if info.kind == "str":
+                assert fast is None
+                continue
+            assert fast is not None
+            (raw,) = store.history([info], origin, grid.stop)
+            slow = min_max_mean_at(raw.ts, raw.values, origin, width)
+            assert fast.t.tolist() == slow.t.tolist(), info.tag
+            assert fast.count.tolist() == slow.count.tolist(), info.tag
+            assert fast.min.tolist() == slow.min.tolist(), info.tag
+            assert fast.max.tolist() == slow.max.tolist(), info.tag
+            assert fast.mean.tolist() == pytest.approx(slow.mean.tolist()), info.tag
