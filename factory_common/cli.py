@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from factory_common.errors import FactoryError
 
@@ -20,6 +19,9 @@ class FactoryTyper(typer.Typer):
         try:
             return super().__call__(*args, **kwargs)
         except FactoryError as exc:
+            # rich only on this path: a long-running command (`gateway run`) never loads it.
+            from rich.console import Console
+
             err = Console(stderr=True)
             err.print("[bold red]error:[/]", end=" ")
             err.print(str(exc), markup=False, highlight=False)  # messages hold [0] etc.

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from factory_common.config import ConfigError
 from factory_common.errors import GatewayError
@@ -19,6 +17,9 @@ from gateway_image.firmware.connectors.base import ConnectorError, PollingConnec
 from gateway_image.firmware.connectors.registry import build_connector
 from hardware.console import CMDLINE_FILES, consoles_on_buses, read_cmdline
 from hardware.wiring_checks import resolve_board
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # One probe row: connector, device, tag, value, quality, error.
 Row = tuple[str, str, str, str, str, str]
@@ -54,6 +55,9 @@ def check(
     ] = None,
 ) -> None:
     """Validate CONFIG; with --probe, read every tag once and print values and errors."""
+    # rich is imported by the commands that print with it: `gateway run` never loads it.
+    from rich.console import Console
+
     out, err = Console(), Console(stderr=True)
     try:
         cfg = load_gateway_config(config)
@@ -108,6 +112,8 @@ def _target(connector: Any) -> str:
 
 
 def summary(cfg: GatewayConfig, path: Path) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"gateway {cfg.gateway.id} ({path})")
     for column in ("connector", "type", "target", "devices", "tags", "poll"):
         table.add_column(column)
@@ -182,6 +188,8 @@ def _row(connector: str, reading: Reading) -> Row:
 
 
 def probe_table(rows: list[Row]) -> Table:
+    from rich.table import Table
+
     table = Table(title="probe")
     for column in COLUMNS:
         table.add_column(column, overflow="fold")
