@@ -7,11 +7,13 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-# structlog imports optional integrations for whatever is installed: rich's traceback and
-# pretty-printer (with pygments) to colour console tracebacks, 2.4 MB of a gateway's RSS that
-# logs JSON; Twisted's log observer (Twisted comes with the fleet extra), which no tier uses.
-# Hidden while structlog loads (console tracebacks are plain); importable afterwards.
-_OPTIONAL = ("rich.traceback", "rich.pretty", "twisted")
+# structlog imports optional integrations for whatever is installed: rich (its console, and
+# its traceback and pretty-printer with pygments) to colour console tracebacks, about 6 MiB of
+# a gateway's RSS that logs JSON; greenlet for its deprecated thread-local context; Twisted's
+# log observer (Twisted comes with the fleet extra). No tier uses them: hidden while structlog
+# loads (console tracebacks are plain), importable afterwards. Whatever a process imported
+# before stays as it is (rich.traceback stays hidden even then).
+_OPTIONAL = ("rich", "rich.traceback", "rich.pretty", "greenlet", "twisted")
 _HIDDEN = [name for name in _OPTIONAL if name not in sys.modules]
 for _name in _HIDDEN:
     sys.modules[_name] = None  # type: ignore[assignment]  # None: that import fails
