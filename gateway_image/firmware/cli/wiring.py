@@ -9,7 +9,6 @@ import typer
 
 from factory_common.config import ConfigError
 from gateway_image.firmware.config import load_gateway_config
-from hardware.wiring_sheet import write_sheet
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +26,9 @@ def wiring(
     Loading the config runs every wiring check, so the sheet never shows a mistake as if it
     were a plan; a sheet also needs `gateway.board`, since pins and terminals differ per board.
     """
+    # Imported here: the sheet's SVG and XML code is no part of `gateway run`.
+    from hardware.wiring_sheet import write_sheet
+
     try:
         cfg = load_gateway_config(config)
         written = write_sheet(cfg, config, out)
