@@ -27,7 +27,7 @@ _SHORT.maxlevel = 2
 class StrictModel(BaseModel):
     """Base for config models: unknown keys are errors (a typo must not be silently ignored)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ConfigError(FactoryError, ValueError):
