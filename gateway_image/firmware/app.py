@@ -32,7 +32,7 @@ from gateway_image.firmware.commands import CommandExecutor, ExecutedStore, stor
 from gateway_image.firmware.config import ConnectorConfig, GatewayConfig
 from gateway_image.firmware.connectors.registry import BUILDERS
 from gateway_image.firmware.heartbeat import beat_forever, heartbeat_path
-from gateway_image.firmware.runner import ConnectorRunner, runner_for
+from gateway_image.firmware.runner import ConnectorRunner, Sink, runner_for
 from gateway_image.firmware.uplink.commands import CommandHandler
 from gateway_image.firmware.uplink.plan import SendPlan
 from gateway_image.firmware.uplink.uplink import Uplink
@@ -43,6 +43,16 @@ class GatewaySetupError(GatewayError, ValueError):
 
 
 TYPE_PREFIX = "type:"
+
+
+def buffer_sink(buffer: DurableBuffer) -> Sink:
+    """The connectors' sink: each poll is queued for the next group commit and the runner
+    polls again on schedule, never waiting for the disk (buffer/committer.py)."""
+
+    async def sink(readings: list[Reading]) -> None:
+        buffer.offer(readings)
+
+    return sink
 
 
 def select_connectors(config: GatewayConfig, only: Sequence[str] | None) -> list[ConnectorConfig]:
@@ -138,10 +148,7 @@ class Gateway:
             dropped=buffer.dropped,
         )
 
-        async def sink(readings: list[Reading]) -> None:
-            # Queued for the next group commit; polling goes on without waiting for the disk.
-            buffer.offer(readings)
-
+        sink = buffer_sink(buffer)
         self.runners = [runner_for(c, sink, self.wire_id) for c in self.connectors]
         # Default command handler: writes through this process's own connectors (commands.py).
         store = ExecutedStore(store_path_for(self.buffer_path))
