@@ -250,15 +250,16 @@ def run_tcp(
 # ---------------------------------------------------------------- report
 
 
-def report(tcp: list[TcpResult], rtu: list, registers: int, seconds: float) -> str:
+def report(tcp: list[TcpResult], rtu: list, registers: int, seconds: float, load: float) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"### Modbus to the broker, and the RTU cycle (`bench/gateway_throughput.py`), {when}",
         "",
         "Command: `.venv/bin/python bench/gateway_throughput.py " + " ".join(sys.argv[1:]) + "`",
         "",
-        f"Machine: {machine()}. "
-        f"{registers} uint16 holding registers on one unit, {seconds:g} s measured per row, "
+        f"Machine: {machine()}, load average {load:.2f} at the start (other work shares the "
+        f"CPUs: compare rows of one run). {registers} uint16 holding registers on one unit, "
+        f"{seconds:g} s measured per row, "
         "gateway polling flat out (poll_interval 1 ms); pymodbus server, gateway and Mosquitto "
         "each in their own process on loopback (the pymodbus server is Python too: a PLC "
         "answers faster).",
@@ -299,6 +300,7 @@ def main() -> None:
     if args.serve_modbus:
         serve_modbus(*args.serve_modbus)
         return
+    load = os.getloadavg()[0]
     tcp = []
     for name, (max_regs, gap) in SCENARIOS.items():
         print(f"running: {name} ...", flush=True)
@@ -311,7 +313,7 @@ def main() -> None:
                 rtu.append(run_rtu(name, baud, max_regs, gap))
     else:
         print("Modbus RTU: no modbus_rtu connector registered; that part is pending")
-    section = report(tcp, rtu, args.registers, args.seconds)
+    section = report(tcp, rtu, args.registers, args.seconds, load)
     print(section)
     if not args.no_record:
         intro = "Produced by `bench/gateway_throughput.py`."
