@@ -221,16 +221,20 @@ def _chunk_values(chunks: Chunks, idx: np.ndarray, kind: str) -> Values:
 
 
 def _assemble(found: list[tuple[SeriesInfo, list[Part]]]) -> list[SeriesData]:
-    """Each series' parts joined into its own slice of one array per column (ts, quality,
-    float values): one call's arrays share memory. Why: a day of 23 series is ~33 MB of
-    fresh arrays; as 69 separate ones each was page-faulted in 4 KiB at a time (measured
-    ~3 times the cost of the copying itself), where numpy backs arrays of 4 MiB and more
-    with huge pages. The copies also keep the cache's (read-only) arrays out of results."""
+    """Each series' parts joined into its own slices of one allocation for timestamps and
+    float values, and one for quality codes: one call's arrays share memory. Why: a day of
+    23 series is ~33 MB of fresh arrays; as 69 separate ones they were page-faulted 4 KiB at
+    a time (measured ~3 times the copying itself), where one large allocation gets huge
+    pages. Quality stays calloc's lazily zeroed pages unless some reading is not good. The
+    copies also keep the cache's (read-only) arrays out of results."""
     sizes = [sum(len(p[0]) for p in parts) for _, parts in found]
     floats = [_float_parts(parts) for _, parts in found]
-    ts_all = np.empty(sum(sizes), np.int64)
-    quality_all = np.empty(len(ts_all), np.uint8)
-    values_all = np.empty(sum(n for n, f in zip(sizes, floats, strict=True) if f), np.float64)
+    total = sum(sizes)
+    float_total = sum(n for n, f in zip(sizes, floats, strict=True) if f)
+    memory = np.empty(8 * (total + float_total), np.uint8)
+    ts_all = memory[: 8 * total].view(np.int64)
+    values_all = memory[8 * total :].view(np.float64)
+    quality_all = np.zeros(total, np.uint8)
     out = []
     at = at_values = 0
     for (info, parts), n, is_float in zip(found, sizes, floats, strict=True):
@@ -240,7 +244,8 @@ def _assemble(found: list[tuple[SeriesInfo, list[Part]]]) -> list[SeriesData]:
             continue
         ts, quality = ts_all[at : at + n], quality_all[at : at + n]
         np.concatenate([p[0] for p in parts], out=ts)
-        np.concatenate([p[2] for p in parts], out=quality)
+        if any(p[2].any() for p in parts):
+            np.concatenate([p[2] for p in parts], out=quality)
         values: Values
         if is_float:
             values = values_all[at_values : at_values + n]

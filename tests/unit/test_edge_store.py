@@ -311,7 +311,16 @@ Row = tuple[str, int, bool | int | float | str | None]  # tag, ts, value
 
 
 def _series_batch(gateway: str, boot: str, seq: int, rows: list[Row]) -> Batch:
-    readings = [Reading(device="line", tag=tag, ts=ts, value=v) for tag, ts, v in rows]
+    readings = [  # a reading without a value is a bad one here
+        Reading(
+            device="line",
+            tag=tag,
+            ts=ts,
+            value=v,
+            quality=Quality.BAD if v is None else Quality.GOOD,
+        )
+        for tag, ts, v in rows
+    ]
     return Batch(
         v=WIRE_VERSION,
         gateway=gateway,
@@ -324,7 +333,9 @@ def _series_batch(gateway: str, boot: str, seq: int, rows: list[Row]) -> Batch:
 
 def _plain(data: SeriesData) -> list[tuple[int, object]]:
     values = data.values.tolist() if isinstance(data.values, np.ndarray) else data.values
-    return [(int(t), None if v != v else v) for t, v in zip(data.ts, values, strict=True)]
+    values = [None if v != v else v for v in values]
+    assert data.quality.tolist() == [0 if v is not None else 2 for v in values]
+    return [(int(t), v) for t, v in zip(data.ts, values, strict=True)]
 
 
 def test_history_of_many_series_is_what_was_written(tmp_path: Path) -> None:
