@@ -48,8 +48,10 @@ def decompress(data: bytes) -> bytes:
     return found.decompress(data)
 
 
-class Block(msgspec.Struct, array_like=True):
-    """What is stored in blocks.data; array_like keeps field names out of every blob."""
+class Block(msgspec.Struct, array_like=True, gc=False):
+    """What is stored in blocks.data; array_like keeps field names out of every blob.
+    gc=False: it holds no cycles, and a cold query decodes hundreds at once (the cyclic
+    collector then ran several times per query)."""
 
     n: int
     t0: int
