@@ -368,8 +368,9 @@ def _minutes_of(
         else:
             key = ("minutes", sid, tuple((hour, hash(blob)) for hour, blob in run))
             packed = cache.get(key, partial(_unpacked, run))
-        agg = rollups.merge([packed, open_rows.get(sid, rollups.EMPTY)])
-        out[sid] = agg[(agg["t"] >= origin) & (agg["t"] < stop)]
+        agg = rollups.merge([packed, open_rows.get(sid, rollups.EMPTY)])  # sorted by t
+        lo, hi = np.searchsorted(agg["t"], [origin, stop])
+        out[sid] = agg[lo:hi]
     return out
 
 

@@ -381,7 +381,7 @@ def test_history_of_many_series_is_what_was_written(tmp_path: Path) -> None:
         }
         for how, found in answers.items():
             assert {d.series.tag: _plain(d) for d in found} == want, how
-        for points in (100, 7):  # minute rollups of finished and open hours; hour rollups
+        for points in (100, 7, 1):  # minute rollups of finished and open hours; hour rollups
             _rollups_answer_as_raw(reader, infos, start, end, points)
         reader.close()
     store.close()
