@@ -23,6 +23,7 @@ HTTP floor (GET /api/health on the same connection).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -186,8 +187,10 @@ def markdown(setup: dict, local: str, http: str) -> str:
 
 Command: {s["command"]}
 
-Machine: {s["machine"]}. Store: {s["readings"]:,} readings (23 series x {s["hours"]} h at 1 Hz,
-the last hour still in per-second chunks as a live line leaves it), file {s["file_mb"]:.1f} MB.
+Machine: {s["machine"]}; load average {s["load"][0]:.2f} at the start, {s["load"][1]:.2f} at
+the end (other work shares the machine: compare with the floors of the same run).
+Store: {s["readings"]:,} readings (23 series x {s["hours"]} h at 1 Hz, the last hour still
+in per-second chunks as a live line leaves it), file {s["file_mb"]:.1f} MB.
 Milliseconds; warm: {s["repeat"]} runs after a warm-up (raw over HTTP: {max(3, s["repeat"] // 5)});
 cold: {s["cold_repeat"]} runs. Downsampled: at most {s["points"]:,} buckets per series.
 
@@ -217,6 +220,7 @@ def main() -> None:
     if args.tiny:
         args.hours, args.points, args.repeat, args.cold_repeat = 2, 60, 5, 1
     command = "`.venv/bin/python bench/edge_query.py " + " ".join(sys.argv[1:]) + "`"
+    load_start = os.getloadavg()[0]
     t0, ts, values, names = line_day(args.hours)
     span = (t0, t0 + args.hours * HOUR_NS)
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="edge_query_") as tmp:
@@ -232,7 +236,7 @@ def main() -> None:
         store.close()
     setup = vars(args) | {
         "date": now(), "machine": machine(), "command": command, "readings": ts.size,
-        "file_mb": file_mb,
+        "file_mb": file_mb, "load": (load_start, os.getloadavg()[0]),
     }  # fmt: skip
     text = markdown(setup, table(local, "in process (ms)"), table(http, "over HTTP (ms)"))
     if not args.no_record:
