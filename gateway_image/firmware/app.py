@@ -172,6 +172,8 @@ class Gateway:
                 beat = tasks.create_task(beat_forever(heartbeat_path(self.buffer_path)))
                 await stop.wait()
                 self.log.info("gateway_stopping")
+                for runner in self.runners:
+                    runner.stop()
                 await cancel_all(runs)
                 await buffer.flush()
                 uplink.cancel()

@@ -165,6 +165,13 @@ class ConnectorRunner:
         # (device, tag) of every tag this connector reads: the config's, plus any it reported
         # (streams whose tags come from the data). Each gets a bad reading when it goes down.
         self._tags: dict[tuple[str, str], None] = dict.fromkeys(tags or [])
+        # Set by stop(): the loops end at their next turn even if a library swallowed the
+        # cancel that shutdown sent (see app.cancel_all), and nothing is reported as down.
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Ask the runner to end after the poll in hand; the caller still cancels its task."""
+        self.stopping = True
 
     def health(self) -> ConnectorHealth:
         """Health for the status message, with the connector's own error counts by kind."""
@@ -179,21 +186,25 @@ class ConnectorRunner:
 
     async def run(self) -> None:
         """Run the connector until cancelled, restarting it with back-off whenever it fails."""
-        while True:
+        while not self.stopping:
+            error: Exception | None = None
             try:
                 if isinstance(self.connector, PollingConnector):
                     await self._poll_session(self.connector)
                 else:
                     await self._stream_session(self.connector)
-                newly = self._went_down("connector stopped without an error", None)
+                reason = "connector stopped without an error"
             except EXPECTED as exc:
-                newly = self._went_down(describe(exc), None)
+                reason = describe(exc)
             except Exception as exc:  # a connector bug must not stop the gateway
-                newly = self._went_down(f"{type(exc).__name__}: {exc}", exc)
-            if newly:
+                reason, error = f"{type(exc).__name__}: {exc}", exc
+            if self.stopping:
+                break
+            if self._went_down(reason, error):
                 await self._announce_down()
             await self._close()
             await asyncio.sleep(self.backoff.next_delay())
+        await self._close()
 
     async def _poll_session(self, connector: PollingConnector) -> None:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops an outside cancel that
@@ -202,7 +213,7 @@ class ConnectorRunner:
             await connector.open()
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
-        while True:
+        while not self.stopping:
             started = loop.time()
             self.lateness.append(started - next_tick)
             try:
