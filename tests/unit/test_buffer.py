@@ -180,6 +180,24 @@ def test_truncated_file_keeps_intact_rows(tmp_path: Path, seed: int) -> None:
     assert again.append(readings(0, 1))[0] == last + 1
 
 
+@pytest.mark.parametrize("cut", [100, 4096, 4096 + 700, 2 * 4096 + 5, 3 * 4096])
+def test_a_file_cut_before_its_meta_page_still_counts_what_it_lost(
+    tmp_path: Path, cut: int
+) -> None:
+    path = tmp_path / "b.sqlite"
+    buf = open_buffer(path)
+    first, _ = buf.append(readings(0, 3000))
+    buf.ack_ranges([(first, first + 99)])  # the count must follow deletes too, not only appends
+    buf._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    buf.close()
+    with path.open("r+b") as f:
+        f.truncate(cut)
+    again = open_buffer(path)
+    kept = again.pending(10_000)
+    assert again.dropped["corrupt"] == 2900 - len(kept)
+    assert again.depth == len(kept)
+
+
 def test_garbage_file_starts_empty(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite"
     path.write_bytes(b"SQLite format 3\0" + b"not a database at all" * 100)

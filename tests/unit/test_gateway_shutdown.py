@@ -38,12 +38,15 @@ class SwallowsCancels:
 
     def __init__(self) -> None:
         self.polls = self.swallowed = self.closes = 0
+        self.polling = asyncio.Event()  # set once it has polled a few times
 
     async def open(self) -> None:
         return None
 
     async def poll(self) -> list[Reading]:
         self.polls += 1
+        if self.polls >= 3:
+            self.polling.set()
         try:
             await asyncio.sleep(0.001)
         except asyncio.CancelledError:
@@ -65,8 +68,7 @@ async def test_a_stopped_runner_ends_even_if_its_connector_swallows_every_cancel
         connector, sink, gateway="gw", connector_type="test", interval=0.001, settle=0.0
     )
     task = asyncio.create_task(runner.run())
-    while connector.polls < 3:
-        await asyncio.sleep(0.001)
+    await connector.polling.wait()
     runner.stop()
     async with asyncio.timeout(30):  # a guard: a runner that polls on never returns
         await cancel_all([task])

@@ -3,8 +3,8 @@
 A power cut mid-write or a worn SD card can leave a truncated or corrupt file. The gateway must
 still start: the damaged file is renamed `<name>.corrupt-<UTC time>` (kept for inspection), every
 row that can still be read and decoded is copied into a fresh file, and the readings lost are
-counted as dropped["corrupt"] (from the depth recorded in the old file's meta table, or from the
-gaps in the salvaged sequence numbers when that is unreadable too).
+counted as dropped["corrupt"] (from the depth recorded in the old file's meta table, else from the
+copy of it in the file header, else from the gaps in the salvaged sequence numbers).
 """
 
 from __future__ import annotations
@@ -88,14 +88,15 @@ def _salvage(source: Path, path: Path) -> int:
     conn = sqlite3.connect(work, isolation_level=None)
     try:
         meta = _read_meta(conn)
+        header_depth = _header_depth(conn) or _raw_header_depth(source)
         upper = meta.get("next_seq") or _max_seq(conn)
         rows, undecodable = _good_rows(conn, upper)
     finally:
         conn.close()
         for leftover in (work, Path(f"{work}-wal"), Path(f"{work}-shm")):
             leftover.unlink(missing_ok=True)
-    expected = meta.get("depth")
-    if expected is None:  # meta unreadable: count the holes in what we found
+    expected = meta.get("depth") or header_depth
+    if expected is None:  # no count kept anywhere: count the holes in what we found
         expected = (rows[-1][0] - rows[0][0] + 1 + undecodable) if rows else undecodable
     lost = max(0, expected - len(rows))
     _write_fresh(path, rows, meta)
@@ -123,6 +124,26 @@ def _patched_copy(source: Path) -> Path:
             f.seek(28)
             f.write(struct.pack(">I", pages))
     return work
+
+
+def _header_depth(conn: sqlite3.Connection) -> int | None:
+    """The depth the last commit wrote into the header (user_version); None if unreadable or
+    never written (a file from before the header kept it)."""
+    try:
+        depth = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return None
+    return depth or None
+
+
+def _raw_header_depth(source: Path) -> int | None:
+    """The same from the file's first 100 bytes, for a file too short for SQLite to open."""
+    with source.open("rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return None
+    (depth,) = struct.unpack(">i", header[60:64])
+    return depth if depth > 0 else None
 
 
 def _read_meta(conn: sqlite3.Connection) -> dict[str, int]:

@@ -70,12 +70,18 @@ def delete_ranges(conn: sqlite3.Connection, ranges: Sequence[tuple[int, int]]) -
     return count, size
 
 
+HEADER_DEPTH_MAX = 2**31 - 1  # user_version is a signed 32-bit integer
+
+
 def save_meta(
     conn: sqlite3.Connection, next_seq: int, depth: int, nbytes: int, drops: Mapping[str, int]
 ) -> None:
     rows = [("next_seq", next_seq), ("depth", depth), ("bytes", nbytes)]
     rows += [(f"dropped.{k}", v) for k, v in drops.items()]
     conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows)
+    # The depth again in the file header (page 1, rewritten by every commit anyway): a file cut
+    # before the meta table's page still says how many readings it held.
+    conn.execute(f"PRAGMA user_version = {min(max(depth, 0), HEADER_DEPTH_MAX)}")
 
 
 def after(conn: sqlite3.Connection, seq: int | None, limit: int) -> list[tuple[int, bytes]]:
