@@ -13,6 +13,7 @@ The returned per-block arrays are views into arrays shared by the whole call.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +26,8 @@ Decoded = tuple[np.ndarray, Values, np.ndarray, list[tuple[int, str]]]
 _BULK = ("i", "f")  # value kinds decoded here; bool and object blocks go one by one
 _BATCH = 1 << 15  # readings per pass: the working arrays stay in the CPU's cache
 _WORKERS = min(2, os.cpu_count() or 1)
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
+_POOL_LOCK = threading.Lock()
 
 
 def decode_blocks(blobs: Sequence[bytes]) -> list[Decoded]:
@@ -93,10 +95,13 @@ def _numeric(blocks: list[Block]) -> list[Decoded]:
 
 
 def _pool() -> ThreadPoolExecutor:
+    """The process's decode threads; a forked child makes its own (its parent's threads
+    do not exist in it, and work handed to them would never run)."""
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(_WORKERS, thread_name_prefix="block-decode")
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(_WORKERS, thread_name_prefix="decode"))
+        return _POOL[1]
 
 
 def _batches(ns: list[int]) -> list[tuple[int, int]]:
