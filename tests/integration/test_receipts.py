@@ -124,3 +124,57 @@ async def test_rows_stay_after_the_puback_until_an_edge_stores_them(
         other.close()
         buffer.close()
         store.close()
+
+
+async def test_readings_nobody_could_route_reach_an_edge_that_subscribes_late(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Readings flow while no edge has ever subscribed: every batch comes back "No matching
+    subscribers" and is sent again 5 s later; by then a backlog has built up, so live readings
+    go first, and the retry after that starts at the first live seq. The edge subscribes only
+    then: the readings below that seq (a backlog nothing routed) must reach it as well."""
+    store = Store(tmp_path / "edge.sqlite")
+    buffer = DurableBuffer.open(tmp_path / "b.sqlite", max_bytes=10**8)
+    config = mqtt_config(mosquitto.port, confirm="edge", batch_max_readings=100, backlog=500)
+    uplink = Uplink(GW, config, buffer, boot="b1")
+    rewinds: list[int] = []
+    rewind = uplink.plan.rewind
+
+    def watched_rewind(seq: int) -> None:
+        rewinds.append(seq)
+        rewind(seq)
+
+    uplink.plan.rewind = watched_rewind  # type: ignore[method-assign]
+    commits: list[tuple[int, int]] = []
+    stop = asyncio.Event()
+
+    async def produce() -> None:
+        """33 readings every 0.1 s: a second of them is more than a batch, not whole ones."""
+        loop = asyncio.get_running_loop()
+        i, tick = 0, loop.time()
+        while not stop.is_set():
+            commits.append(await buffer.put([reading(i + k) for k in range(33)]))
+            i += 33
+            tick += 0.1
+            await asyncio.sleep(max(0.0, tick - loop.time()))
+
+    try:
+        async with running(uplink.run()), running(produce()) as producer:
+            await online(uplink, 5)
+            await until(lambda: commits, 5, "the first commit")
+            first = commits[0][0]
+            await until(lambda: any(seq > first for seq in rewinds), 40, "a retry past the first")
+            ingest = Ingest(edge_config(mosquitto.port, "edge-r3"), store)
+            async with running(ingest.run()):
+                await until(lambda: ingest.stats.connected, 5, "edge connected")
+                so_far = len(commits)
+                await until(lambda: len(commits) > so_far + 20, 10, "live readings meanwhile")
+                stop.set()
+                await producer
+                last = commits[-1][1]
+                await until(lambda: buffer.depth == 0, 30, "every reading confirmed by the edge")
+                assert store.received(GW) == [(first, last)]
+                assert stored_once(store, last - first + 1)
+    finally:
+        buffer.close()
+        store.close()

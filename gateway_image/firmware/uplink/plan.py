@@ -159,6 +159,11 @@ class SendPlan:
         self.cursor, self.live_from, self.live_cursor = self.live_cursor, None, None
 
     def rewind(self, seq: int) -> None:
-        """Send again from `seq` (a batch the broker refused), in order."""
-        self.cursor = seq - 1
+        """Send again from `seq` (a batch the broker refused or did not route), in order.
+
+        Never forward: while a backlog is replayed behind live data, the refused batch may be
+        a live one, and the backlog below it is unsent (or unrouted) too. The next call
+        splits afresh if what is left is a backlog."""
+        if self.cursor is not None:  # None: nothing below the backlog was sent yet
+            self.cursor = min(self.cursor, seq - 1)
         self.live_from = self.live_cursor = None
