@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -182,6 +183,7 @@ def in_dir(work: Path, name: str, run: Callable[[Path], float]) -> float:
 
 def measure(work: Path, seconds: float, rows: int) -> dict[str, float]:
     return {
+        "load": os.getloadavg()[0],
         "buffer 1": in_dir(work, "b1", lambda p: asyncio.run(handover_writes(p, seconds))),
         "buffer many": in_dir(
             work, "bm", lambda p: asyncio.run(buffer_writes(p, seconds, PRODUCERS))
@@ -205,7 +207,9 @@ def markdown(r: dict[str, float], args: argparse.Namespace, command: str) -> str
             "",
             f"Command: {command}",
             "",
-            f"Machine: {machine()}. Files on the machine's disk (every commit fsync'd:",
+            f"Machine: {machine()}, load average {r['load']:.2f} at the start (other work",
+            "shares the CPUs and the disk: compare the columns of one run).",
+            "Files on the machine's disk (every commit fsync'd:",
             f"synchronous=FULL, WAL), {args.seconds:.0f} s per write row, polls of {POLL}",
             f"readings, {args.drain_rows:,} rows filled for each drain row, batches of {BATCH}.",
             "A buffer committing one poll at a time serialises on SQLite's one writer, so",
