@@ -64,4 +64,5 @@ def test_fleet_rollout_bench_runs_tiny() -> None:
 
 def test_buffer_bench_runs_tiny() -> None:
     out = run("bench/buffer.py", "--tiny", "--no-record")
-    assert "| one connector: one poll at a time |" in out and "| batches of 500 |" in out
+    assert "| one connector: hands a poll over, polls again |" in out
+    assert "| batches of 500 |" in out
