@@ -12,9 +12,8 @@ Failure mapping, in one place:
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
@@ -28,10 +27,10 @@ from gateway_image.firmware.connectors.modbus.coalesce import (
     ReadRequest,
     plan_device,
     plan_reads,
-    split_response,
 )
-from gateway_image.firmware.connectors.modbus.codec import CodecError, decode_tag, encode_tag
+from gateway_image.firmware.connectors.modbus.codec import decode_tag, encode_tag
 from gateway_image.firmware.connectors.modbus.config import ModbusDevice, ModbusTag, Table
+from gateway_image.firmware.connectors.modbus.decode_plan import RequestDecoder
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -62,6 +61,15 @@ class PlannedRead:
     device: ModbusDevice
     table: Table
     request: ReadRequest[ModbusTag]
+    # How a response becomes readings, worked out once here rather than on every poll.
+    decoder: RequestDecoder = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder", RequestDecoder(self.request))
+
+    def readings(self, ts: int, values: list) -> list[Reading]:
+        """The reading of every tag of this request from its response's registers or bits."""
+        return self.decoder.readings(self.device.name, ts, values)
 
 
 def plan_all(
@@ -100,19 +108,6 @@ def bad_readings(read: PlannedRead, ts: int, reason: str) -> list[Reading]:
         Reading(read.device.name, tag.name, ts, None, Quality.BAD, reason)
         for tag in read.request.items
     ]
-
-
-def to_reading(
-    device: ModbusDevice, tag: ModbusTag, ts: int, words: Sequence[int] | Sequence[bool]
-) -> Reading:
-    try:
-        value = decode_tag(tag, words)
-    except CodecError as exc:
-        return Reading(device.name, tag.name, ts, None, Quality.BAD, str(exc))
-    if isinstance(value, float) and not math.isfinite(value):
-        # JSON has no NaN; devices use it for "sensor not ready", which is a bad reading.
-        return Reading(device.name, tag.name, ts, None, Quality.BAD, f"device returned {value}")
-    return Reading(device.name, tag.name, ts, value)
 
 
 def check_write(tag: ModbusTag, value: Value) -> None:
@@ -204,8 +199,7 @@ class ModbusLink:
             if len(parts) > 1:
                 return [], parts, True
             return bad_readings(read, ts, str(exc)), [], True
-        parts_values = split_response(request, values)
-        return [to_reading(read.device, tag, ts, part) for tag, part in parts_values], [], True
+        return read.readings(ts, values), [], True
 
     async def write(self, device: ModbusDevice, tag: ModbusTag, value: Value) -> Value:
         """Write one tag and return its value read back from the device.

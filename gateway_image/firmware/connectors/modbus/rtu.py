@@ -26,7 +26,6 @@ from factory_common.logs import get_logger
 from factory_common.wire import Reading, Value, now_ns
 from gateway_image.firmware.connectors.advice import Failure, explain
 from gateway_image.firmware.connectors.base import ConnectorError
-from gateway_image.firmware.connectors.modbus.coalesce import split_response
 from gateway_image.firmware.connectors.modbus.common import (
     ILLEGAL_ADDRESS,
     ModbusExceptionResponse,
@@ -36,7 +35,6 @@ from gateway_image.firmware.connectors.modbus.common import (
     bad_readings,
     plan_all,
     split_refused,
-    to_reading,
 )
 from gateway_image.firmware.connectors.modbus.config import ModbusRtuConfig, ModbusRtuDevice
 from gateway_image.firmware.connectors.serial_line.config import SerialPort
@@ -290,10 +288,7 @@ class ModbusRtuConnector:
                     continue
                 readings += bad_readings(read, ts, str(exc))
             else:
-                readings += [
-                    to_reading(device, tag, ts, words)
-                    for tag, words in split_response(read.request, values)
-                ]
+                readings += read.readings(ts, values)
             kept.append(read)
         state.plan = kept + queue
         self._answered(device, state)
