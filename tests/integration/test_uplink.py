@@ -7,6 +7,7 @@ import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ class Listener:
 
     def __init__(self, port: int, topics: list[str], session: str = "") -> None:
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._expected = len(topics)
         # A named session survives a broker restart (with persistence), like the edge's must.
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -41,8 +43,20 @@ class Listener:
         self.client.reconnect_delay_set(0.2, 1)
         self.client.on_message = lambda _c, _u, m: self.messages.put(m)
         self.client.on_connect = lambda c, _u, _f, _rc, _p: [c.subscribe(t, qos=1) for t in topics]
+        # Ready only once the broker has every subscription: a batch published before that is
+        # routed to nobody, and the test would be timing the uplink's unrouted retry instead.
+        self._acked = 0
+        self._subscribed = threading.Event()
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        if not self._subscribed.wait(30):
+            raise TimeoutError(f"the broker did not acknowledge subscriptions to {topics}")
+
+    def _on_subscribe(self, *_: object) -> None:
+        self._acked += 1
+        if self._acked >= self._expected:
+            self._subscribed.set()
 
     def get(self, timeout: float = 5.0) -> mqtt.MQTTMessage:
         return self.messages.get(timeout=timeout)
