@@ -27,8 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-# Readings per second one gateway can commit: above the fastest measured (one core carries
-# 55,000 to 75,000, docs/benchmarks.md), and all that one edge ingests from every gateway.
+# Readings per second one gateway sustains, and about all that one edge ingests from every
+# gateway (docs/benchmarks.md). One connector polled flat out can burst above it (about
+# 130,000/s), but a status comes every 10 s and STATUS_GAP_S of slack at this rate is 3
+# million seqs, far more than such a burst issues between two statuses.
 MAX_RATE: Final = 100_000
 # Gateway time a batch may follow the status before it: 3x the default status_interval.
 STATUS_GAP_S: Final = 30
