@@ -10,22 +10,18 @@ must be stored (its receipt lists the seq) by the same process: alive and still 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
-from tests.support.broker import Mosquitto
-from tests.support.edge_process import start_edge
+from tests.support.edge_process import Receipts, edge_on_broker
 from tests.support.processes import Child
-from tests.support.requirements import require_binary
 
 SENTINEL = "sentinel-gw"
 EDGE_CLIENT = "edge-hostile"
@@ -184,20 +180,6 @@ def hostile(draw: st.DrawFn) -> Publish:
 
 
 @dataclass
-class Receipts:
-    """The sentinel's receipts as the edge publishes them: the highest seq it holds."""
-
-    stored: set[int] = field(default_factory=set)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        ranges = wire.decode(msg.payload, wire.Stored).ranges
-        with self.changed:
-            self.stored = {seq for lo, hi in ranges for seq in range(lo, hi + 1)}
-            self.changed.notify_all()
-
-
-@dataclass
 class HostileRig:
     edge: Child
     publisher: mqtt.Client
@@ -205,35 +187,10 @@ class HostileRig:
     next_seq: int = 1
 
 
-def _client(broker: Mosquitto, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    return client
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileRig]:
-    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto` (or `make deps`)")
-    root = tmp_path_factory.mktemp("hostile")
-    broker = Mosquitto(binary, root / "mosquitto")
-    broker.start()
-    receipts = Receipts()
-    watcher = _client(broker, "hostile-watcher")
-    watcher.on_message = receipts.on_message
-    watcher.subscribe(wire.stored_topic(SENTINEL), qos=1)
-    publisher = _client(broker, "hostile-publisher")
-    edge = None
-    try:
-        edge = start_edge(root, broker.port, EDGE_CLIENT).child
-        yield HostileRig(edge, publisher, receipts)
-    finally:
-        for client in (publisher, watcher):
-            client.disconnect()
-            client.loop_stop()
-        if edge is not None:
-            edge.stop()
-        broker.stop()
+    with edge_on_broker(tmp_path_factory.mktemp("hostile"), EDGE_CLIENT, SENTINEL) as on:
+        yield HostileRig(on.edge.child, on.publisher, on.receipts)
 
 
 def _good_batch(rig: HostileRig) -> int:
@@ -250,7 +207,7 @@ def _good_batch(rig: HostileRig) -> int:
 def _assert_still_ingesting(rig: HostileRig, seq: int) -> None:
     with rig.receipts.changed:
         stored = rig.receipts.changed.wait_for(
-            lambda: seq in rig.receipts.stored or not rig.edge.alive, timeout=60
+            lambda: rig.receipts.covers(seq, seq) or not rig.edge.alive, timeout=60
         )
     assert rig.edge.alive, f"edge-node exited:\n{rig.edge.log()[-3000:]}"
     assert stored, f"the edge never stored seq {seq}:\n{rig.edge.log()[-3000:]}"

@@ -8,50 +8,21 @@ counted and logged once, and the real readings are stored.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from factory_common import wire
-from tests.support.broker import Mosquitto
-from tests.support.edge_process import EdgeProcess, start_edge
-from tests.support.requirements import require_binary
+from tests.support.edge_process import EdgeProcess, Receipts, edge_on_broker
 
 GATEWAY = "gw1"
 EDGE_CLIENT = "edge-seqjump"
 FORGED_FIRST = 10**12  # gw1 is near 100: a thousand billion seqs ahead
 GENUINE = 21.5
 FORGED = -1.0
-
-
-@dataclass
-class Receipts:
-    """gw1's receipts as the edge publishes them: the seqs it holds."""
-
-    stored: set[tuple[int, int]] = field(default_factory=set)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        ranges = wire.decode(msg.payload, wire.Stored).ranges
-        with self.changed:
-            self.stored = set(ranges)
-            self.changed.notify_all()
-
-    def covers(self, first: int, last: int) -> bool:
-        return any(lo <= first and last <= hi for lo, hi in self.stored)
-
-    def wait_covered(self, edge: EdgeProcess, first: int, last: int) -> None:
-        with self.changed:
-            ok = self.changed.wait_for(
-                lambda: self.covers(first, last) or not edge.child.alive, timeout=60
-            )
-        assert edge.child.alive, f"edge-node exited:\n{edge.child.log()[-3000:]}"
-        assert ok, f"never stored {first}..{last}; receipt {self.stored}"
 
 
 @dataclass
@@ -66,34 +37,10 @@ class Rig:
         info.wait_for_publish(30)
 
 
-def _client(broker: Mosquitto, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    return client
-
-
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto` (or `make deps`)")
-    broker = Mosquitto(binary, tmp_path / "mosquitto")
-    broker.start()
-    receipts = Receipts()
-    watcher = _client(broker, "seqjump-watcher")
-    watcher.on_message = receipts.on_message
-    watcher.subscribe(wire.stored_topic(GATEWAY), qos=1)
-    publisher = _client(broker, "seqjump-publisher")
-    edge = None
-    try:
-        edge = start_edge(tmp_path, broker.port, EDGE_CLIENT)
-        yield Rig(edge, publisher, receipts)
-    finally:
-        for client in (publisher, watcher):
-            client.disconnect()
-            client.loop_stop()
-        if edge is not None:
-            edge.child.stop()
-        broker.stop()
+    with edge_on_broker(tmp_path, EDGE_CLIENT, GATEWAY) as on:
+        yield Rig(on.edge, on.publisher, on.receipts)
 
 
 def _status(last_seq: int) -> wire.GatewayStatus:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
+from factory_common import wire
+from tests.support.broker import Mosquitto
 from tests.support.edge_auth import TEST_PASSWORD, add_user
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import Child, console_script, wait_until
+from tests.support.requirements import require_binary
 
 
 @dataclass
@@ -69,3 +77,69 @@ def _listening(port: int) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+@dataclass
+class Receipts:
+    """One gateway's receipts as the edge publishes them: the seq ranges it holds."""
+
+    stored: set[tuple[int, int]] = field(default_factory=set)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        ranges = wire.decode(msg.payload, wire.Stored).ranges
+        with self.changed:
+            self.stored = set(ranges)
+            self.changed.notify_all()
+
+    def covers(self, first: int, last: int) -> bool:
+        return any(lo <= first and last <= hi for lo, hi in self.stored)
+
+    def wait_covered(self, edge: EdgeProcess, first: int, last: int) -> None:
+        with self.changed:
+            ok = self.changed.wait_for(
+                lambda: self.covers(first, last) or not edge.child.alive, timeout=60
+            )
+        assert edge.child.alive, f"edge-node exited:\n{edge.child.log()[-3000:]}"
+        assert ok, (
+            f"never stored {first}..{last}; receipt {self.stored}:\n{edge.child.log()[-3000:]}"
+        )
+
+
+@dataclass
+class EdgeOnBroker:
+    edge: EdgeProcess
+    publisher: mqtt.Client
+    receipts: Receipts
+
+
+def _client(broker: Mosquitto, client_id: str) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+@contextmanager
+def edge_on_broker(root: Path, edge_id: str, gateway: str) -> Iterator[EdgeOnBroker]:
+    """A private Mosquitto, a real `edge-node`, a publisher posing as gateways, and `gateway`'s
+    receipts as the edge publishes them."""
+    binary = require_binary("mosquitto", "run `sudo apt-get install mosquitto` (or `make deps`)")
+    broker = Mosquitto(binary, root / "mosquitto")
+    broker.start()
+    receipts = Receipts()
+    watcher = _client(broker, f"{edge_id}-watcher")
+    watcher.on_message = receipts.on_message
+    watcher.subscribe(wire.stored_topic(gateway), qos=1)
+    publisher = _client(broker, f"{edge_id}-publisher")
+    edge = None
+    try:
+        edge = start_edge(root, broker.port, edge_id)
+        yield EdgeOnBroker(edge, publisher, receipts)
+    finally:
+        for client in (publisher, watcher):
+            client.disconnect()
+            client.loop_stop()
+        if edge is not None:
+            edge.child.stop()
+        broker.stop()
