@@ -6,7 +6,9 @@ colour, must survive downsampling: an operator zoomed out must still see it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -101,6 +103,68 @@ def combine(
         count=count,
         sum=total,
     )
+
+
+def combine_many(
+    t: np.ndarray,
+    mins: np.ndarray,
+    maxs: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    lasts: np.ndarray,
+    sizes: list[int],
+    origin: int,
+    width: int,
+) -> list[Buckets]:
+    """`combine` for many series at once on one grid: the columns hold the series one after
+    the other (`sizes` readings or summaries each, sorted by t), `lasts` the value each row
+    ends with, so each bucket gets its last value too. Why: a chart asks for 20-odd series,
+    and per series the reductions cost more in numpy's per-call overhead than in arithmetic;
+    here each reduction runs once over all of them. Each series' buckets are views into
+    arrays shared by the call."""
+    counts_of = np.array(sizes, np.int64)
+    firsts = np.cumsum(counts_of) - counts_of  # where each series starts
+    if len(t) == 0:
+        empty = replace(combine(t, mins, maxs, sums, counts, origin, width), last=np.zeros(0))
+        return [empty] * len(sizes)
+    index = (t - origin) // width
+    new = np.empty(len(t), bool)
+    new[0] = True
+    np.not_equal(index[1:], index[:-1], out=new[1:])
+    new[firsts[counts_of > 0]] = True  # a series' first bucket, even on the previous one's index
+    starts = np.flatnonzero(new)
+    reduce = _by_bucket(starts, len(t))
+    count = reduce(np.add, counts)
+    total = np.add.reduceat(sums, starts)  # summed in row order, as `combine` does
+    ends = np.append(starts[1:], len(t)) - 1
+    joined = Buckets(
+        t=origin + index[starts] * width,
+        min=reduce(np.minimum, mins),
+        max=reduce(np.maximum, maxs),
+        mean=total / count,
+        count=count,
+        sum=total,
+        last=lasts[ends],
+    )
+    cuts = np.searchsorted(starts, np.append(firsts, len(t))).tolist()
+    return [_slice(joined, lo, hi) for lo, hi in pairwise(cuts)]
+
+
+def _by_bucket(starts: np.ndarray, rows: int) -> Callable[[np.ufunc, np.ndarray], np.ndarray]:
+    """A reduction of each bucket's rows, where `starts` are the buckets' first rows. When
+    every bucket has the same number of rows (a day of minutes at a steady rate: no gaps)
+    the rows reshape into one row per bucket, and a reduction along it is several times
+    faster than reduceat's per-bucket loop; the answer is the same."""
+    size = rows // len(starts)
+    if size * len(starts) == rows and bool((np.diff(starts) == size).all()):
+        return lambda ufunc, column: ufunc.reduce(column.reshape(-1, size), axis=1)
+    return lambda ufunc, column: ufunc.reduceat(column, starts)
+
+
+def _slice(b: Buckets, lo: int, hi: int) -> Buckets:
+    last = None if b.last is None else b.last[lo:hi]
+    return Buckets(b.t[lo:hi], b.min[lo:hi], b.max[lo:hi], b.mean[lo:hi], b.count[lo:hi],
+                   b.sum[lo:hi], last)  # fmt: skip
 
 
 def minute_summary(hour: int, ts: np.ndarray, numbers: np.ndarray) -> np.ndarray:

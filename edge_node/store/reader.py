@@ -13,7 +13,7 @@ from edge_node.store import rollups
 from edge_node.store.bulk import decode_blocks
 from edge_node.store.cache import DecodedCache
 from edge_node.store.chunks import BOOL, OBJECT, Chunks, decode_chunks, join_chunks
-from edge_node.store.downsample import Buckets, combine, rollup_grid
+from edge_node.store.downsample import Buckets, combine_many, rollup_grid
 from edge_node.store.model import (
     HOUR_NS,
     QUALITY_NAME,
@@ -135,7 +135,8 @@ def history(
     return _assemble([_parts(info, blocks.get(info.id, []), start, end, chunks) for info in series])
 
 
-Decoded = tuple[tuple, bool]  # decode_block's tuple, and whether all of it is in range
+Part = tuple[np.ndarray, Values, np.ndarray, bool]  # ts, values, quality, any not good
+Decoded = tuple[Part, bool]  # a block's part, and whether all of it is in range
 
 
 def _blocks(
@@ -152,7 +153,8 @@ def _blocks(
     if cache is None:
         sql = f"SELECT series_id, hour, n, t_min, t_max, data FROM blocks WHERE {where}"
         rows = conn.execute(sql + order, args).fetchall()
-        blocks = dict(zip((r[:2] for r in rows), decode_blocks([r[5] for r in rows]), strict=True))
+        parts = map(_flagged, decode_blocks([r[5] for r in rows]))
+        blocks = dict(zip((r[:2] for r in rows), parts, strict=True))
         return _group(rows, start, end, lambda row: blocks[row[:2]])
     sql = f"SELECT series_id, hour, n, t_min, t_max, length(data) FROM blocks WHERE {where}"
     rows = conn.execute(sql + order, args).fetchall()
@@ -164,7 +166,8 @@ def _blocks(
             f"SELECT series_id, hour, n, t_min, t_max, length(data), data FROM blocks WHERE {where}"
         )
         fetched = {r[:2]: r for r in conn.execute(sql + order, args) if r[:2] in lacking}
-        fresh = dict(zip(fetched, decode_blocks([r[6] for r in fetched.values()]), strict=True))
+        parts = map(_flagged, decode_blocks([r[6] for r in fetched.values()]))
+        fresh = dict(zip(fetched, parts, strict=True))
         for i, row in enumerate(rows):
             new = fetched.get(row[:2]) if found[i] is None else None
             if new is None:
@@ -180,6 +183,13 @@ def _given(value: tuple) -> tuple:
     return value
 
 
+def _flagged(decoded: tuple) -> Part:
+    """A decoded block's arrays and whether any of its readings is not good: worked out once
+    per decode rather than by every query (a day is ~550 blocks)."""
+    ts, values, quality, _reasons = decoded
+    return ts, values, quality, bool(quality.any())
+
+
 def _group(
     rows: list[tuple], start: int, end: int, decode: Callable[[tuple], tuple]
 ) -> dict[int, list[Decoded]]:
@@ -190,23 +200,22 @@ def _group(
     return out
 
 
-Part = tuple[np.ndarray, Values, np.ndarray]  # ts, values, quality
-
-
 def _parts(
     info: SeriesInfo, decoded: list[Decoded], start: int, end: int, chunks: Chunks
 ) -> tuple[SeriesInfo, list[Part]]:
     parts: list[Part] = []
-    for (ts, values, quality, _reasons), whole in decoded:
+    for (ts, values, quality, bad), whole in decoded:
         if whole:  # the block lies inside the range: no search needed
-            parts.append((ts, values, quality))
+            parts.append((ts, values, quality, bad))
             continue
         lo, hi = np.searchsorted(ts, [start, end])
-        parts.append((ts[lo:hi], values[lo:hi], quality[lo:hi]))
+        parts.append((ts[lo:hi], values[lo:hi], quality[lo:hi], bad))
     idx = chunks.select(info.id, start, end)
     if len(idx):
         r = chunks.records
-        parts.append((r["ts"][idx], _chunk_values(chunks, idx, info.kind), r["q"][idx]))
+        quality = r["q"][idx]
+        values = _chunk_values(chunks, idx, info.kind)
+        parts.append((r["ts"][idx], values, quality, bool(quality.any())))
     return info, parts
 
 
@@ -244,7 +253,7 @@ def _assemble(found: list[tuple[SeriesInfo, list[Part]]]) -> list[SeriesData]:
             continue
         ts, quality = ts_all[at : at + n], quality_all[at : at + n]
         np.concatenate([p[0] for p in parts], out=ts)
-        if any(p[2].any() for p in parts):
+        if any(p[3] for p in parts):
             np.concatenate([p[2] for p in parts], out=quality)
         values: Values
         if is_float:
@@ -307,12 +316,15 @@ def downsample(
         return [None] * len(series)
     origin, width, stop, unit = grid
     if unit == HOUR_NS:
-        found = {sid: rollups_between(conn, sid, "hour", origin, stop) for sid in numeric}
+        found = {sid: [rollups_between(conn, sid, "hour", origin, stop)] for sid in numeric}
     else:
-        found = _minutes_of(conn, numeric, origin, stop, cache)
-    return [
-        None if info.kind == "str" else _buckets(found[info.id], origin, width) for info in series
-    ]
+        found = _minute_runs(conn, numeric, origin, stop, cache)
+    runs = [found[sid] for sid in numeric]
+    agg = rollups.joined([part for run in runs for part in run])  # one copy for all series
+    sizes = [sum(len(part) for part in run) for run in runs]
+    columns = (agg["t"], agg["lo"], agg["hi"], agg["total"], agg["n"], agg["last"])
+    buckets = dict(zip(numeric, combine_many(*columns, sizes, origin, width), strict=True))
+    return [buckets.get(info.id) for info in series]
 
 
 def rollups_between(
@@ -338,50 +350,77 @@ def rollups_between(
 def _minutes(
     conn: sqlite3.Connection, sid: int, origin: int, stop: int, cache: DecodedCache | None
 ) -> np.ndarray:
-    return _minutes_of(conn, [sid], origin, stop, cache)[sid]
+    return rollups.merge(_minute_runs(conn, [sid], origin, stop, cache)[sid])
 
 
-def _minutes_of(
+def _minute_runs(
     conn: sqlite3.Connection, ids: list[int], origin: int, stop: int, cache: DecodedCache | None
-) -> dict[int, np.ndarray]:
-    """Per series id, its minute rollups starting in [origin, stop): the finished hours'
-    minute blocks (one query for all series; with a cache, each series' run of hours is
-    unpacked and joined once) and the open hours' rows (one query for all series)."""
+) -> dict[int, list[np.ndarray]]:
+    """Per series id, its minute rollups starting in [origin, stop) as parts in time order
+    that do not overlap: the finished hours' minute blocks (one query for all series; with a
+    cache, each series' run of hours is unpacked and joined once), then the open hours' rows
+    (one query for all series). Where a late backlog not yet compacted overlaps a finished
+    hour, the two are merged into one part."""
     marks = ",".join("?" * len(ids))
-    runs: dict[int, list[tuple[int, bytes]]] = {sid: [] for sid in ids}
-    for sid, hour, blob in conn.execute(
-        f"SELECT series_id, hour, data FROM minute_blocks WHERE series_id IN ({marks})"
-        " AND hour >= ? AND hour < ? ORDER BY series_id, hour",
-        (*ids, origin - origin % HOUR_NS, stop),
-    ):
-        runs[sid].append((hour, blob))
+    where = f"series_id IN ({marks}) AND hour >= ? AND hour < ?"
+    args = (*ids, origin - origin % HOUR_NS, stop)
+    if cache is None:
+        runs: dict[int, list[bytes]] = {sid: [] for sid in ids}
+        for sid, blob in conn.execute(
+            f"SELECT series_id, data FROM minute_blocks WHERE {where} ORDER BY series_id, hour",
+            args,
+        ):
+            runs[sid].append(blob)
+        packed = {sid: _unpacked(run) for sid, run in runs.items()}
+    else:
+        packed = _cached_minutes(conn, ids, where, args, cache)
     live = conn.execute(
         f"SELECT series_id, minute, {_AGG_COLUMNS} FROM rollup_minute"
-        f" WHERE minute >= ? AND minute < ? AND series_id IN ({marks})",
+        f" WHERE minute >= ? AND minute < ? AND series_id IN ({marks}) ORDER BY minute",
         (origin, stop, *ids),
     ).fetchall()
-    open_rows = rollups.by_series(live)
+    open_rows = rollups.by_series(live)  # each series' rows stay in minute order
     out = {}
-    for sid, run in runs.items():
-        if cache is None:
-            packed = _unpacked(run)
-        else:
-            key = ("minutes", sid, tuple((hour, hash(blob)) for hour, blob in run))
-            packed = cache.get(key, partial(_unpacked, run))
-        agg = rollups.merge([packed, open_rows.get(sid, rollups.EMPTY)])  # sorted by t
-        lo, hi = np.searchsorted(agg["t"], [origin, stop])
-        out[sid] = agg[lo:hi]
+    for sid in ids:
+        old = packed[sid]
+        lo, hi = np.searchsorted(old["t"], [origin, stop])
+        parts = [old[lo:hi], open_rows.get(sid, rollups.EMPTY)]
+        if len(parts[0]) and len(parts[1]) and parts[1]["t"][0] <= parts[0]["t"][-1]:
+            parts = [rollups.merge(parts)]
+        out[sid] = parts
     return out
 
 
-def _unpacked(run: list[tuple[int, bytes]]) -> np.ndarray:
-    return rollups.merge([rollups.unpack(blob) for _hour, blob in run])
+def _cached_minutes(
+    conn: sqlite3.Connection, ids: list[int], where: str, args: tuple, cache: DecodedCache
+) -> dict[int, np.ndarray]:
+    """Each series' finished hours of minutes, unpacked and joined once. The key is the
+    rowids of the series' hours in hour order: compaction only ever rewrites an hour with
+    INSERT OR REPLACE, which gives the row a new rowid, so a warm query reads neither the
+    blobs nor hashes them."""
+    rowids: dict[int, list[int]] = {sid: [] for sid in ids}
+    for sid, rowid in conn.execute(
+        f"SELECT series_id, rowid FROM minute_blocks WHERE {where} ORDER BY series_id, hour", args
+    ):
+        rowids[sid].append(rowid)
+    keys = [("minutes", sid, tuple(rowids[sid])) for sid in ids]
+    found = dict(zip(ids, cache.peek_many(keys), strict=True))
+    lacking = [sid for sid in ids if found[sid] is None]
+    if not lacking:
+        return found
+    marks = ",".join("?" * len(lacking))
+    runs: dict[int, list[tuple[int, bytes]]] = {sid: [] for sid in lacking}
+    for sid, rowid, blob in conn.execute(
+        f"SELECT series_id, rowid, data FROM minute_blocks WHERE series_id IN ({marks})"
+        " AND hour >= ? AND hour < ? ORDER BY series_id, hour",
+        (*lacking, *args[-2:]),
+    ):
+        runs[sid].append((rowid, blob))
+    for sid, run in runs.items():  # keyed by what this query read: the hours may have moved on
+        key = ("minutes", sid, tuple(rowid for rowid, _blob in run))
+        found[sid] = cache.get(key, partial(_unpacked, [blob for _rowid, blob in run]))
+    return found
 
 
-def _buckets(agg: np.ndarray, origin: int, width: int) -> Buckets:
-    b = combine(agg["t"], agg["lo"], agg["hi"], agg["total"], agg["n"], origin, width)
-    if len(agg) == 0:
-        return Buckets(b.t, b.min, b.max, b.mean, b.count, b.sum, last=np.zeros(0))
-    index = (agg["t"] - origin) // width  # agg is sorted by t
-    ends = np.flatnonzero(np.concatenate((index[1:] != index[:-1], [True])))
-    return Buckets(b.t, b.min, b.max, b.mean, b.count, b.sum, last=agg["last"][ends])
+def _unpacked(blobs: list[bytes]) -> np.ndarray:
+    return rollups.merge([rollups.unpack(blob) for blob in blobs])

@@ -107,15 +107,11 @@ def by_series(rows: list[tuple]) -> dict[int, np.ndarray]:
     return {int(sids[lo]): agg[lo:hi] for lo, hi in bounds}
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """np.concatenate for AGG arrays without its per-call structured-dtype promotion (which
-    measured ~10 times the copying for a day's 24 hours of minutes)."""
-    out = np.empty(sum(len(p) for p in parts), AGG)
-    at = 0
-    for part in parts:
-        out[at : at + len(part)] = part
-        at += len(part)
-    return out
+def joined(parts: list[np.ndarray]) -> np.ndarray:
+    """np.concatenate for AGG arrays, copied as bytes: concatenating the structured arrays
+    themselves goes field by field through dtype promotion (measured ~8 times slower for a
+    day's 24 hours of minutes)."""
+    return np.concatenate([np.ascontiguousarray(p).view(np.uint8) for p in parts]).view(AGG)
 
 
 def merge(parts: list[np.ndarray]) -> np.ndarray:
@@ -123,7 +119,7 @@ def merge(parts: list[np.ndarray]) -> np.ndarray:
     filled = [p for p in parts if len(p)]
     if not filled:
         return np.zeros(0, AGG)
-    rows = filled[0] if len(filled) == 1 else _joined(filled)
+    rows = filled[0] if len(filled) == 1 else joined(filled)
     if np.all(rows["t"][1:] > rows["t"][:-1]):
         return rows  # the usual case: packed hours and live minutes, in order, disjoint
     rows = rows[np.lexsort((rows["last_ts"], rows["t"]))]

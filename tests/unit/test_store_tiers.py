@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from edge_node.store import RetentionConfig, Store, StoreError
-from edge_node.store.model import HOUR_NS
+from edge_node.store.model import HOUR_NS, QUALITY_CODE
+from edge_node.store.reader import history
 from edge_node.store.retention import parse_duration
-from factory_common.wire import WIRE_VERSION, Batch, Reading
+from factory_common.wire import WIRE_VERSION, Batch, Quality, Reading
 
 T0 = 1_764_000_000 * 10**9 - (1_764_000_000 * 10**9) % HOUR_NS
 SECOND = 10**9
@@ -177,6 +178,49 @@ def test_decoded_blocks_are_cached_until_a_block_grows(tmp_path: Path) -> None:
     store.compact(T0 + HOUR_NS)  # merges into the hour's block: a new key
     grown = store.history([info(store)], T0, T0 + HOUR_NS)[0]
     assert len(grown) == 3601 and grown.values[1] == 0.5
+    store.close()
+
+
+def test_quality_of_packed_hours_survives_the_cache_and_the_join(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    good = [Reading(device="bath", tag="temp", ts=T0 + s * SECOND, value=float(s))
+            for s in range(0, 7200, 60)]  # fmt: skip
+    bad = Reading(device="bath", tag="temp", ts=T0 + 7230 * SECOND, value=None,
+                  quality=Quality.BAD, reason="timeout")  # fmt: skip
+    readings = [*good, bad, Reading(device="bath", tag="temp", ts=T0 + 7260 * SECOND, value=1.0)]
+    store.write([Batch(v=WIRE_VERSION, gateway="gw1", boot="b", first_seq=0,
+                       last_seq=len(readings) - 1, readings=readings)])  # fmt: skip
+    store.compact(T0 + 3 * HOUR_NS)  # three blocks; only the last holds a bad reading
+    span = (T0, T0 + 3 * HOUR_NS)
+    reads = [store.history([info(store)], *span)[0] for _ in range(2)]  # decoded, then cached
+    uncached = Store(tmp_path / "s.sqlite", read_only=True)
+    reads.append(history(uncached._reader(), [info(uncached)], *span)[0])
+    for read in reads:
+        assert len(read) == 122 and read.quality.nonzero()[0].tolist() == [120]
+        assert read.quality[120] == QUALITY_CODE[Quality.BAD]
+    uncached.close()
+    store.close()
+
+
+def test_minute_summaries_are_cached_until_compaction_rewrites_their_hour(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.write([batch(0, [float(i % 60) for i in range(3600)])])
+    store.compact(T0 + HOUR_NS)  # the hour's minutes now lie in one minute block
+    span = (T0, T0 + 2 * HOUR_NS)
+    (first,) = store.downsample([info(store)], *span, 60)
+    hits = store.cache.hits
+    (again,) = store.downsample([info(store)], *span, 60)
+    assert store.cache.hits == hits + 1  # a warm query unpacks nothing again
+    assert again is not None and first is not None and again.max.tolist() == first.max.tolist()
+    assert first.max[2] == 59.0 and first.count[2] == 120
+    late = Reading(device="bath", tag="temp", ts=T0 + 4 * MINUTE + SECOND // 2, value=1000.0)
+    store.write([Batch(v=WIRE_VERSION, gateway="gw1", boot="b", first_seq=3600, last_seq=3600,
+                       readings=[late])])  # fmt: skip
+    store.compact(T0 + HOUR_NS)  # merges into the hour's minute block: a rewritten row
+    (grown,) = store.downsample([info(store)], *span, 60)
+    assert grown is not None and grown.max[2] == 1000.0 and grown.count[2] == 121
     store.close()
 
 
