@@ -10,7 +10,7 @@ before its first reading.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from factory_common.wire import TagCatalogue, TagInfo, TagType
@@ -141,7 +141,9 @@ def merge(
 
 
 def _replace(meta: TagMeta, **changes: Any) -> TagMeta:
-    return TagMeta(**(asdict(meta) | changes))
+    # dataclasses.replace, not a copy through asdict: asdict deep-copies every field and
+    # took ~20 us a tag, which every request that names tags paid for each tag the edge knows.
+    return replace(meta, **changes)
 
 
 def enum_name(meta: TagMeta | None, value: Any) -> str | None:
