@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_report import machine, now, record_section  # noqa: E402
 from edge_store import build_edge, cold_times, evict, line_day, timed  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from edge_node import columns_json  # noqa: E402
 from edge_node.api import downsampled_json  # noqa: E402
 from edge_node.store import Store  # noqa: E402
 from edge_node.store.model import HOUR_NS  # noqa: E402
@@ -51,7 +51,6 @@ from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import Child, console_script, wait_until  # noqa: E402
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-_json = msgspec.json.Encoder()
 MS = 1_000_000
 GOALS = {"raw 23 -> numpy": (10, 60), "down 23 -> JSON": (10, None)}
 
@@ -62,7 +61,7 @@ def in_process(path: Path, store: Store, span: tuple[int, int], args: Any) -> di
     start, end = span
     calls: dict[str, Callable[[Store], Any]] = {
         "raw 23 -> numpy": lambda s: s.history(infos, start, end),
-        "down 23 -> JSON": lambda s: _json.encode(  # the series list of the API's body
+        "down 23 -> JSON": lambda s: columns_json.encode(  # the series list of the API's body
             list(downsampled_json(s, infos, start, end, args.points).values())
         ),
         "raw 3 -> numpy": lambda s: s.history(infos[:3], start, end),

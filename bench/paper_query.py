@@ -43,7 +43,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import central_load  # noqa: E402
-import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 from answers import down_differences, edge_raw, raw_differences  # noqa: E402
 from bench_report import machine, now, record_section  # noqa: E402
@@ -62,12 +61,12 @@ from paper_report import markdown, report  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
+from edge_node import columns_json  # noqa: E402
 from edge_node.api import downsampled_json  # noqa: E402
 from edge_node.store import Store  # noqa: E402
 from edge_node.store.model import HOUR_NS  # noqa: E402
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-_json = msgspec.json.Encoder()
 QUERIES = ("raw 23", "raw 3", "down 23", "down 3")
 Times = dict[str, list[float]]
 
@@ -89,7 +88,7 @@ def edge_queries(
         return lambda s: s.history(chosen, start, end)
 
     def down(chosen: list) -> Callable[[Store], Any]:
-        return lambda s: _json.encode(
+        return lambda s: columns_json.encode(
             list(downsampled_json(s, chosen, start, end, points).values())
         )
 

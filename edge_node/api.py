@@ -1,7 +1,8 @@
 """The edge node's HTTP API (FastAPI, OpenAPI at /docs) and the operators' web page at /.
 
-Responses are encoded with msgspec from numpy arrays (`.tolist()`), not through FastAPI's
-per-object encoder: a day of 23 series is 2M values and must stay well under a second.
+Responses are encoded with msgspec, history's columns by orjson straight from numpy arrays
+(columns_json.py), not through FastAPI's per-object encoder: a day of 23 series is 2M values
+and must stay well under a second.
 Times in responses are epoch milliseconds (UTC); history series are columns (arrays), so a
 point costs a few bytes of JSON, not a dict.
 """
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from edge_node import api_models as m
-from edge_node import routes, tagindex
+from edge_node import columns_json, routes, tagindex
 from edge_node.api_time import MS, parse_time
 from edge_node.auth import AuthService, api_guard
 from edge_node.ingest import IngestStats
@@ -43,8 +44,8 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(_encoder.encode(content), status_code, media_type="application/json")
 
 
-def _ms(ts: np.ndarray) -> list[int]:
-    return (ts // MS).tolist()
+def _ms(ts: np.ndarray) -> np.ndarray:
+    return ts // MS
 
 
 def _values(values: Any) -> list[Any]:
@@ -74,6 +75,11 @@ def _ints(values: Any) -> list[Any]:
     return out
 
 
+def _columns(values: Any) -> Any:
+    """Values as columns_json writes them: numeric arrays as they are, the rest as a list."""
+    return values if isinstance(values, np.ndarray) else list(values)
+
+
 def _empty_series(meta: TagMeta) -> dict[str, Any]:
     """A known tag with no reading in range (or none yet): its metadata and no points."""
     return {"name": meta.name, "kind": meta.kind, "mode": "raw", "t": [], "v": [], "q": None} | {
@@ -82,14 +88,14 @@ def _empty_series(meta: TagMeta) -> dict[str, Any]:
 
 
 def _buckets_json(b: Buckets, integer: bool = False) -> dict[str, Any]:
-    extreme = _ints if integer else _values
+    extreme = _ints if integer else _columns
     return {
         "mode": "minmax",
         "t": _ms(b.t),
         "min": extreme(b.min),
         "max": extreme(b.max),
-        "mean": b.mean.tolist(),
-        "count": b.count.tolist(),
+        "mean": b.mean,
+        "count": b.count,
     }
 
 
@@ -99,8 +105,8 @@ def series_json(
     head = _head(data.series, meta)
     integer = meta is not None and meta.type == "int"
     if points is None or len(data) <= points:
-        quality = data.quality.tolist() if data.quality.any() else None
-        values = _ints(data.values) if integer else _values(data.values)
+        quality = data.quality if data.quality.any() else None
+        values = _ints(data.values) if integer else _columns(data.values)
         return head | {"mode": "raw", "t": _ms(data.ts), "v": values, "q": quality}
     if not isinstance(data.values, np.ndarray):  # strings: the last value per bucket
         ts, last = last_per_bucket(data.ts, _values(data.values), start, end, points)
@@ -233,9 +239,8 @@ def history(
     else:
         done = downsampled_json(edge.store, found, start_ns, end_ns, points, meta)
     series = [done[n] if n in done else _empty_series(meta[n]) for n in dict.fromkeys(tag)]
-    return json_response(
-        {"start": start_ns // MS, "end": end_ns // MS, "points": points, "series": series}
-    )
+    body = {"start": start_ns // MS, "end": end_ns // MS, "points": points, "series": series}
+    return Response(columns_json.encode(body), media_type="application/json")
 
 
 def downsampled_json(
@@ -271,14 +276,14 @@ def _is_int(meta: TagMeta | None) -> bool:
 
 
 def _buckets_json_many(buckets: list[Any], integer: list[bool]) -> list[dict[str, Any]]:
-    """`_buckets_json` of many series, each column made Python numbers in one call for all
-    series of a float type (a chart's 20-odd series were ~115 small conversions)."""
+    """`_buckets_json` of many series, the columns of every float series computed in one
+    call each (a chart's 20-odd series were ~115 small conversions)."""
     floats = [b for b, is_int in zip(buckets, integer, strict=True) if not is_int]
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, np.ndarray] = {}
     if floats:
         for name in ("t", "min", "max", "mean", "count"):
             joined = np.concatenate([getattr(b, name) for b in floats])
-            columns[name] = (joined // MS if name == "t" else joined).tolist()
+            columns[name] = joined // MS if name == "t" else joined
     out, at = [], 0
     for b, is_int in zip(buckets, integer, strict=True):
         if is_int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from edge_node import columns_json
 from edge_node.api import downsampled_json
 from edge_node.store import Store
 from edge_node.store.model import HOUR_NS
@@ -39,10 +41,12 @@ def test_floats_and_integers_side_by_side_answer_as_they_would_alone(tmp_path: P
     metas = {m.name: m for m in (meta(t, ty) for t, ty in tags.items())}
     span = (T0, T0 + 2 * HOUR_NS)
     together = downsampled_json(store, found, *span, 40, metas)
+    body = json.loads(columns_json.encode(together))
     for info in found:
-        alone = downsampled_json(store, [info], *span, 40, metas)
-        assert together[info.name] == alone[info.name]
-        assert together[info.name]["mode"] == "minmax"
-    assert all(isinstance(v, int) for v in together["gw1/bath/count"]["min"])
-    assert len(together["gw1/bath/idle"]["t"]) < len(together["gw1/bath/temp"]["t"])
+        alone = json.loads(columns_json.encode(downsampled_json(store, [info], *span, 40, metas)))
+        assert body[info.name] == alone[info.name]
+        assert body[info.name]["mode"] == "minmax"
+    assert all(isinstance(v, int) for v in body["gw1/bath/count"]["min"])
+    assert all(isinstance(v, float) for v in body["gw1/bath/temp"]["min"])
+    assert len(body["gw1/bath/idle"]["t"]) < len(body["gw1/bath/temp"]["t"])
     store.close()
