@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factory_common.wire import Reading
-from gateway_image.firmware.buffer import DurableBuffer
+from gateway_image.firmware.buffer import DurableBuffer, rows
 from gateway_image.firmware.buffer.format import (
     ROW_OVERHEAD,
+    SCHEMA,
     decode_readings,
     encode_reading,
     encode_readings,
@@ -46,6 +47,23 @@ def test_rows_read_back_in_one_decode_are_the_readings_written() -> None:
     damaged = [encode_reading(reading(0)), b"\xc1", encode_reading(reading(1))]
     with pytest.raises(msgspec.DecodeError):
         decode_readings(damaged)
+
+
+@pytest.mark.parametrize("n", [0, 1, 99, 100, 101, 250])
+def test_insert_writes_many_rows_per_statement(n: int) -> None:
+    """Each statement step hands the GIL to the event loop and back: a commit of n rows must
+    not step once per row (whole chunks in one statement, the rest row by row)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.executescript(SCHEMA)
+    steps: list[str] = []
+    conn.set_trace_callback(steps.append)
+    bodies = [encode_reading(r) for r in readings(0, n)]
+    rows.insert(conn, 7, 42, bodies)
+    conn.set_trace_callback(None)
+    stored = conn.execute("SELECT seq, stored_at, body FROM readings ORDER BY seq").fetchall()
+    assert stored == [(7 + i, 42, body) for i, body in enumerate(bodies)]
+    inserts = [s for s in steps if s.startswith("INSERT")]
+    assert len(inserts) == n // rows.INSERT_ROWS + n % rows.INSERT_ROWS
 
 
 def test_append_pending_ack_in_order(tmp_path: Path) -> None:
