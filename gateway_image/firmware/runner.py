@@ -16,6 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from operator import attrgetter
 from typing import cast
 
 import msgspec
@@ -35,6 +36,8 @@ Sink = Callable[[list[Reading]], Awaitable[None]]
 LATENESS_KEPT = 1000
 # What a connector failure may look like; anything else is a bug, logged with its traceback.
 EXPECTED = (ConnectorError, TimeoutError, OSError)
+_DEVICE, _TS, _QUALITY = attrgetter("device"), attrgetter("ts"), attrgetter("quality")
+_GOOD = {Quality.GOOD}
 
 
 class Backoff:
@@ -64,26 +67,35 @@ class _Health:
         self.latency_ms: float | None = None
         self.last_error = ""
         self.devices: dict[str, DeviceHealth] = {}
+        self.all_good = True  # every reading of the last batch recorded was good
 
     def record(self, readings: list[Reading]) -> list[tuple[str, str, DeviceHealth]]:
         """Per-device state from one batch: up (all good), degraded (some bad), down (all bad).
 
-        Returns (device, old state, new health) for every device whose state changed.
+        Returns (device, old state, new health) for every device whose state changed, and
+        sets `all_good`. Runs on every poll's readings: per reading it only takes attributes
+        in C (map, set), and a Python loop only for what a batch of several devices needs.
         """
         changes = []
         self.readings += len(readings)
-        by_device: dict[str, list[Reading]] = {}
-        for reading in readings:
-            by_device.setdefault(reading.device, []).append(reading)
+        self.all_good = True
+        devices = dict.fromkeys(map(_DEVICE, readings))
+        by_device: dict[str, list[Reading]]
+        if len(devices) == 1:
+            by_device = dict.fromkeys(devices, readings)
+        else:
+            by_device = {device: [] for device in devices}
+            for reading in readings:
+                by_device[reading.device].append(reading)
         for device, items in by_device.items():
-            bad = [r for r in items if r.quality is not Quality.GOOD]
+            good = set(map(_QUALITY, items)) == _GOOD
+            bad = [] if good else [r for r in items if r.quality is not Quality.GOOD]
+            self.all_good = self.all_good and good
             old = self.devices.get(device, DeviceHealth(state="starting"))
             state = "up" if not bad else "down" if len(bad) == len(items) else "degraded"
             new = DeviceHealth(
                 state=state,
-                last_success=max(r.ts for r in items)
-                if len(bad) < len(items)
-                else old.last_success,
+                last_success=max(map(_TS, items)) if len(bad) < len(items) else old.last_success,
                 errors=old.errors + len(bad),
                 last_error=bad[-1].reason if bad else old.last_error,
             )
@@ -298,7 +310,7 @@ class ConnectorRunner:
             h.latency_ms = round(latency_ms, 3)
         for device, old, new in h.record(readings):
             self._log_device(device, old, new)
-        state = "degraded" if any(r.quality is not Quality.GOOD for r in readings) else "up"
+        state = "up" if h.all_good else "degraded"
         if h.state in ("starting", "down"):
             self._came_up(state)
         h.state = state

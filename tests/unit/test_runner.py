@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from factory_common.wire import Quality, Reading
 from gateway_image.firmware.connectors.base import ConnectorError, Emit
-from gateway_image.firmware.runner import Backoff, ConnectorRunner
+from gateway_image.firmware.runner import Backoff, ConnectorRunner, _Health
 from tests.support.virtual_time import run_virtual
 
 FAST = Backoff(initial=0.01, cap=0.05)
@@ -157,6 +157,20 @@ async def test_device_health_from_reading_quality() -> None:
     assert health.devices["d3"].state == "up" and health.devices["d3"].last_success == 5
     assert health.readings == 4 * health.polls
     assert [e["device"] for e in logs if e["event"] == "device unavailable"] == ["d2"]
+
+
+def test_one_device_batches_go_up_degraded_and_down() -> None:
+    """A batch of one device (most polls) takes its own path through the health record."""
+    h = _Health("c", "modbus_tcp")
+    good, bad = Reading("d", "a", 7, 1), Reading("d", "b", 9, None, Quality.BAD, "exception 2")
+    assert h.record([good, good]) == [("d", "starting", h.devices["d"])]
+    assert (h.devices["d"].state, h.devices["d"].last_success, h.all_good) == ("up", 7, True)
+    h.record([good, bad])
+    assert (h.devices["d"].state, h.devices["d"].last_success, h.all_good) == ("degraded", 9, False)
+    h.record([bad])
+    assert (h.devices["d"].state, h.devices["d"].last_success) == ("down", 9)
+    assert h.devices["d"].errors == 2 and h.devices["d"].last_error == "exception 2"
+    assert h.readings == 5
 
 
 class Streamer:
