@@ -30,6 +30,9 @@ def parts_of(minutes: list[int], seed: int) -> tuple[np.ndarray, ...]:
 @example([[], []], 3, 0)  # nothing at all
 @example([list(range(60)), list(range(60))], 3, 0)  # no gaps: three rows in every bucket
 @example([list(range(60)), list(range(1, 61))], 3, 0)  # no gaps, but a series starts mid-bucket
+@example([list(range(56)), list(range(56))], 7, 30)  # seven and eight rows a bucket: sums in
+@example([list(range(64)), list(range(64))], 8, 30)  # the order reduceat adds them, bit for bit
+@example([list(range(63))], 9, 30)  # nine: reduceat itself
 def test_combine_many_equals_combine_per_series(
     minutes: list[list[int]], width_minutes: int, origin_minutes: int
 ) -> None:
