@@ -258,40 +258,15 @@ def downsampled_json(
     slow = [i for i, b in enumerate(fast) if b is None or int(b.count.sum()) <= points]
     history = store.history([found[i] for i in slow], start, end) if slow else []
     raw = dict(zip(slow, history, strict=True))
-    done = [i for i, b in enumerate(fast) if b is not None and i not in raw]
-    integer = [_is_int(meta.get(found[i].name)) for i in done]
-    minmax = dict(zip(done, _buckets_json_many([fast[i] for i in done], integer), strict=True))
     out = {}
     for i, info in enumerate(found):
+        buckets = fast[i]
         tag_meta = meta.get(info.name)
-        if i in minmax:
-            out[info.name] = _head(info, tag_meta) | minmax[i]
-        else:
+        if i in raw or buckets is None:
             out[info.name] = series_json(raw[i], start, end, points, tag_meta)
-    return out
-
-
-def _is_int(meta: TagMeta | None) -> bool:
-    return meta is not None and meta.type == "int"
-
-
-def _buckets_json_many(buckets: list[Any], integer: list[bool]) -> list[dict[str, Any]]:
-    """`_buckets_json` of many series, the columns of every float series computed in one
-    call each (a chart's 20-odd series were ~115 small conversions)."""
-    floats = [b for b, is_int in zip(buckets, integer, strict=True) if not is_int]
-    columns: dict[str, np.ndarray] = {}
-    if floats:
-        for name in ("t", "min", "max", "mean", "count"):
-            joined = np.concatenate([getattr(b, name) for b in floats])
-            columns[name] = joined // MS if name == "t" else joined
-    out, at = [], 0
-    for b, is_int in zip(buckets, integer, strict=True):
-        if is_int:
-            out.append(_buckets_json(b, True))
-            continue
-        n = len(b.t)
-        out.append({"mode": "minmax"} | {k: v[at : at + n] for k, v in columns.items()})
-        at += n
+        else:
+            integer = tag_meta is not None and tag_meta.type == "int"
+            out[info.name] = _head(info, tag_meta) | _buckets_json(buckets, integer)
     return out
 
 
