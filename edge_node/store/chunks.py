@@ -14,6 +14,7 @@ msgpack side list keyed by the reading's index in the chunk.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,14 +127,39 @@ class Chunks:
 def _by_series_and_time(sid: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, ...]:
     """(record indexes in (series, ts, arrival) order, their series ids, their ts).
     Readings usually arrive in time order, so a stable sort by series alone (a radix sort
-    when ids fit in 16 bits) is mostly enough; measured ~4x faster than lexsort."""
+    when ids fit in 16 bits) is mostly enough; measured ~4x faster than lexsort. Late
+    readings (a minute's merged chunk beside the seconds still arriving) are then put in
+    place by one more stable sort of nearly sorted times: a full lexsort of the open hour
+    cost ~7 ms for a dozen late readings, this ~0.5 ms."""
     small = sid.astype(np.uint16) if len(sid) and int(sid.max()) < 1 << 16 else sid
     order = np.argsort(small, kind="stable")
     sids, times = sid[order], ts[order]
     if np.any((times[1:] < times[:-1]) & (sids[1:] == sids[:-1])):
-        order = np.lexsort((ts, sid))  # stable: equal (sid, ts) keep arrival
-        sids, times = sid[order], ts[order]
+        by_time = _time_within_runs(sids, times)
+        order, times = order[by_time], times[by_time]
     return order, sids, times
+
+
+def _time_within_runs(sids: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The stable order that sorts each run of equal ids by time. One sort: each run's times
+    are shifted above the previous run's, so the runs stay where they are; where the shifted
+    times would not fit in int64 (timestamps far apart), run by run."""
+    starts = np.concatenate(([0], np.flatnonzero(sids[1:] != sids[:-1]) + 1))
+    sizes = np.diff(np.append(starts, len(times)))
+    lows = np.minimum.reduceat(times, starts)
+    spans = [
+        hi - lo + 1
+        for lo, hi in zip(lows.tolist(), np.maximum.reduceat(times, starts).tolist(), strict=True)
+    ]
+    if sum(spans) < 1 << 62:
+        offsets = np.array([0, *itertools.accumulate(spans[:-1])], np.int64)
+        key = times - np.repeat(lows, sizes)  # each run's times from 0: below its span
+        key += np.repeat(offsets, sizes)
+        return np.argsort(key, kind="stable")
+    order = np.arange(len(times))
+    for lo, n in zip(starts.tolist(), sizes.tolist(), strict=True):
+        order[lo : lo + n] = lo + np.argsort(times[lo : lo + n], kind="stable")
+    return order
 
 
 def join_chunks(parts: Sequence[tuple[np.ndarray, dict[int, Any], dict[int, str]]]) -> Chunks:
