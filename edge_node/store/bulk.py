@@ -76,12 +76,18 @@ def _numeric(blocks: list[Block]) -> list[Decoded]:
                 chain ^= np.repeat(before, n)
             values[lo:hi] = chain.view(np.float64)
 
-    runs = _batches(ns.tolist())
-    if len(runs) > 1 and _WORKERS > 1:  # zstd and numpy's loops release the GIL
-        list(_pool().map(batch, runs))
-    else:
+    def batches(runs: list[tuple[int, int]]) -> None:
         for run in runs:
             batch(run)
+
+    # One share of the runs per thread, the caller's own first: zstd and numpy's loops
+    # release the GIL, but handing threads one small run at a time (pool.map) measured
+    # slower than a single thread, each run's GIL hand-offs costing more than its work.
+    shares = _shares(_batches(ns.tolist()), ns, _WORKERS)
+    helpers = [_pool().submit(batches, share) for share in shares[1:]]
+    batches(shares[0])
+    for helper in helpers:
+        helper.result()
     quality = np.zeros(total, np.uint8)
     out: list[Decoded] = []
     for b, lo, n in zip(blocks, starts.tolist(), ns.tolist(), strict=True):
@@ -115,6 +121,17 @@ def _batches(ns: list[int]) -> list[tuple[int, int]]:
         count += n
     out.append((first, len(ns)))
     return out
+
+
+def _shares(runs: list[tuple[int, int]], ns: np.ndarray, parts: int) -> list[list[tuple[int, int]]]:
+    """`runs` cut into at most `parts` consecutive shares of about equal readings."""
+    ends = np.cumsum(ns)
+    total = int(ends[-1]) if len(ends) else 0
+    out: list[list[tuple[int, int]]] = [[] for _ in range(max(1, min(parts, len(runs))))]
+    for run in runs:
+        done = int(ends[run[0]]) - int(ns[run[0]])  # readings before the run
+        out[min(len(out) - 1, done * len(out) // max(total, 1))].append(run)
+    return [share for share in out if share] or [[]]
 
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
