@@ -29,6 +29,7 @@ NUM, BOOL, NONE, OBJECT = 0, 1, 2, 3  # value kinds in RECORD.k
 _EXACT = 2**53
 _COMPRESS_FROM = 256  # readings: small chunks stay raw so decoding thousands of them is cheap
 _RAW, _ZSTD = b"R", b"Z"
+_NO_BYTES = np.zeros(0, np.uint8)
 
 Row = tuple[int, int, Any, int, str | None]  # series id, ts, value, quality code, reason
 
@@ -171,7 +172,12 @@ def join_chunks(parts: Sequence[tuple[np.ndarray, dict[int, Any], dict[int, str]
         objects.update((offset + i, v) for i, v in objs.items())
         reasons.update((offset + i, s) for i, s in why.items())
         offset += len(records)
-    records = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, RECORD)
+    # Joined as bytes: concatenating the structured arrays copies field by field (~15x
+    # slower for an open hour of ~60 chunks).
+    joined = np.concatenate(
+        [np.ascontiguousarray(p[0]).view(np.uint8) for p in parts] or [_NO_BYTES]
+    )
+    records = joined.view(RECORD)
     return Chunks(records, objects, reasons)
 
 
