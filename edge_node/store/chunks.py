@@ -74,31 +74,55 @@ def pack_chunk(records: np.ndarray, side: Side) -> tuple[int, int, bytes, bytes 
 
 
 @dataclass(slots=True)
+class BySeries:
+    """Every record's columns in (series, ts, arrival) order, and the record each came from:
+    one series' readings are then contiguous slices instead of gathers from 22-byte records
+    (~1.5 ms of every warm query over a day's open hour)."""
+
+    order: np.ndarray  # record indexes
+    sid: np.ndarray
+    ts: np.ndarray
+    v: np.ndarray
+    q: np.ndarray
+    k: np.ndarray
+
+
+@dataclass(slots=True)
 class Chunks:
     """Many chunks joined: records in arrival order, and side values by record index."""
 
     records: np.ndarray
     objects: dict[int, Any]
     reasons: dict[int, str]
-    # (record indexes in (series, ts, arrival) order, their series ids, their ts): made by
-    # the first select(), so one query over many series sorts the open hour once.
-    _order: tuple[np.ndarray, ...] | None = None
+    # Made by the first span(), so one query over many series sorts the open hour once and
+    # the cached join keeps it for the next.
+    _by_series: BySeries | None = None
+
+    def by_series(self) -> BySeries:
+        if self._by_series is None:  # two threads may both sort: the same result either way
+            r = self.records
+            order, sids, ts = _by_series_and_time(r["sid"], r["ts"])
+            self._by_series = BySeries(order, sids, ts, r["v"][order], r["q"][order], r["k"][order])
+        return self._by_series
+
+    def span(self, sid: int, start: int, end: int) -> slice:
+        """Where one series' records with start <= ts < end lie in by_series()."""
+        s = self.by_series()
+        # Keys of the array's own dtype: Python ints would cast all of it to int64 first.
+        lo, hi = np.searchsorted(s.sid, np.array([sid, sid + 1], s.sid.dtype))
+        first, last = np.searchsorted(s.ts[lo:hi], [start, end])
+        return slice(int(lo + first), int(lo + last))
 
     def select(self, sid: int, start: int, end: int) -> np.ndarray:
         """Indexes of one series' records with start <= ts < end, in (ts, arrival) order."""
-        if self._order is None:
-            r = self.records
-            self._order = _by_series_and_time(r["sid"], r["ts"])
-        order, sids, ts = self._order
-        # Keys of the array's own dtype: Python ints would cast all of it to int64 first.
-        lo, hi = np.searchsorted(sids, np.array([sid, sid + 1], sids.dtype))
-        first, last = np.searchsorted(ts[lo:hi], [start, end])
-        return order[lo + first : lo + last]
+        return self.by_series().order[self.span(sid, start, end)]
 
     def cache_bytes(self) -> int:
-        """What a DecodedCache counts for this join: the records and, once made, the order
-        (about as large again), plus the side values."""
-        return 2 * self.records.nbytes + 64 * (len(self.objects) + len(self.reasons)) + 64
+        """What a DecodedCache counts for this join: the records, once made their sorted
+        columns (30 bytes a record), plus the side values."""
+        sorted_columns = 30 * len(self.records)
+        side = 64 * (len(self.objects) + len(self.reasons))
+        return self.records.nbytes + sorted_columns + side + 64
 
     def subset(self, idx: np.ndarray) -> tuple[np.ndarray, Side]:
         """Records at idx (in that order) with their side values renumbered."""

@@ -210,23 +210,24 @@ def _parts(
             continue
         lo, hi = np.searchsorted(ts, [start, end])
         parts.append((ts[lo:hi], values[lo:hi], quality[lo:hi], bad))
-    idx = chunks.select(info.id, start, end)
-    if len(idx):
-        r = chunks.records
-        quality = r["q"][idx]
-        values = _chunk_values(chunks, idx, info.kind)
-        parts.append((r["ts"][idx], values, quality, bool(quality.any())))
+    span = chunks.span(info.id, start, end)
+    if span.stop > span.start:
+        quality = chunks.by_series().q[span]
+        values = _chunk_values(chunks, span, info.kind)
+        parts.append((chunks.by_series().ts[span], values, quality, bool(quality.any())))
     return info, parts
 
 
-def _chunk_values(chunks: Chunks, idx: np.ndarray, kind: str) -> Values:
-    """As a block would give them: float64 for numbers (NaN: none), bool array, else a list."""
-    kinds = chunks.records["k"][idx]
+def _chunk_values(chunks: Chunks, span: slice, kind: str) -> Values:
+    """As a block would give them: float64 for numbers (NaN: none), bool array, else a list.
+    Numbers are a view of the cached join's column: _assemble copies every part."""
+    s = chunks.by_series()
+    kinds = s.k[span]
     if kind == "num" and (kinds < OBJECT).all():  # numbers, None (NaN) or booleans
-        return chunks.records["v"][idx]  # fancy indexing copies already
+        return s.v[span]
     if kind == "bool" and (kinds == BOOL).all():
-        return chunks.records["v"][idx] != 0
-    return chunks.values(idx)
+        return s.v[span] != 0
+    return chunks.values(s.order[span])
 
 
 def _assemble(found: list[tuple[SeriesInfo, list[Part]]]) -> list[SeriesData]:
