@@ -221,7 +221,7 @@ def history(
     start_ns = parse_time(start, end_ns // MS - DEFAULT_SPAN_MS, "start")
     if end_ns <= start_ns:
         raise HTTPException(422, "end must be after start")
-    meta = tagindex.build(edge.store, request).meta
+    meta = tagindex.meta_of(edge.store, request, tag)
     found, unknown = edge.store.lookup(tag)
     missing = [n for n in unknown if n not in meta]
     if missing:

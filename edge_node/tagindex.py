@@ -6,6 +6,7 @@ series, latest values, statuses) and master data (when this process has it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,19 @@ def build(store: Store, request: Request) -> TagIndex:
     ]
     meta = merge(store.catalogues(), stored, master_tags(request))
     return TagIndex(meta, latest, statuses(store))
+
+
+def meta_of(store: Store, request: Request, names: Iterable[str]) -> dict[str, TagMeta]:
+    """`build(...).meta` of just these tags: a request naming a few tags does not pay for
+    every tag the edge knows (~15 us a tag) nor for the gateways' statuses."""
+    wanted = set(names)
+    newest = {v.series.name: v.value for v in store.latest() if v.series.name in wanted}
+    stored = [
+        StoredSeries(s.gateway, s.device, s.tag, s.kind, s.unit, newest.get(s.name))
+        for s in store.series()
+        if s.name in wanted
+    ]
+    return merge(store.catalogues(), stored, master_tags(request), only=wanted)
 
 
 def latest_json(index: TagIndex, wanted: set[str] | None) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ before its first reading.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -110,16 +110,22 @@ def merge(
     catalogues: Iterable[TagCatalogue],
     stored: Iterable[StoredSeries],
     master: Iterable[Any] = (),
+    only: Container[str] | None = None,
 ) -> dict[str, TagMeta]:
     """name -> TagMeta for every tag a catalogue declares or the store holds, sorted by name.
-    `master`: master data's TagInfo rows (name, equipment_id, unit, description)."""
+    `master`: master data's TagInfo rows (name, equipment_id, unit, description). `only`:
+    just these names (each tag's metadata depends on nothing but its own entries)."""
     out: dict[str, TagMeta] = {}
     for catalogue in catalogues:
         for info in catalogue.tags:
+            if only is not None and f"{catalogue.gateway}/{info.device}/{info.tag}" not in only:
+                continue
             meta = _from_catalogue(catalogue.gateway, info)
             out[meta.name] = meta
     for s in stored:
         name = f"{s.gateway}/{s.device}/{s.tag}"
+        if only is not None and name not in only:
+            continue
         seen = _from_series(s.gateway, s.device, s.tag, s.kind, s.unit, s.latest)
         known = out.get(name)
         if known is None:

@@ -88,8 +88,9 @@ def _refused(request: Request, gateway: str, writes: list[WriteIn]) -> list[str]
     edge = getattr(request.app.state, "edge", None)
     if edge is None:
         return []
-    meta = tagindex.build(edge.store, request).meta
-    found = (problem(meta.get(f"{gateway}/{w.device}/{w.tag}"), w.value) for w in writes)
+    names = [f"{gateway}/{w.device}/{w.tag}" for w in writes]
+    meta = tagindex.meta_of(edge.store, request, names)
+    found = (problem(meta.get(name), w.value) for name, w in zip(names, writes, strict=True))
     return [p for p in found if p]
 
 

@@ -177,6 +177,32 @@ def test_master_data_wins_and_labels_are_readable() -> None:
     assert stored.type == "int" and stored.has_data
 
 
+def test_metadata_of_some_tags_is_theirs_in_the_whole_index() -> None:
+    """A request naming a few tags merges only those: each gets what the whole merge gives it
+    (catalogue, stored series with their newest value, master data), and nothing else comes."""
+
+    class Master:
+        name = f"{GW}/bath1/bath_temperature"
+        unit = "K"
+        description = "at the sensor"
+        equipment_id = "bath-1"
+
+    stored = [
+        StoredSeries(GW, "bath1", "state", "num", latest=2),
+        StoredSeries(GW, "bath1", "bath_temperature", "num", "°C", 21.5),
+        StoredSeries(GW, "d", "count", "num", latest=7),  # no catalogue entry
+        StoredSeries("gw2", "d", "flag", "bool", latest=True),
+    ]
+    whole = merge([CATALOGUE], stored, [Master()])
+    for names in (
+        {f"{GW}/bath1/bath_temperature", f"{GW}/d/count"},
+        {f"{GW}/meter1/concentration", "gw2/d/flag", "nobody/x/y"},
+        set(),
+    ):
+        some = merge([CATALOGUE], stored, [Master()], only=names)
+        assert some == {n: whole[n] for n in sorted(names) if n in whole}
+
+
 def test_a_setpoint_outside_its_limits_or_type_is_refused_before_sending(
     store: Store, client: TestClient, tmp_path: Path
 ) -> None:
