@@ -61,7 +61,8 @@ class ShelveIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def _alarms(request: Request) -> AlarmService:
+# async: an attribute read, not worth a thread-pool hop (see api._edge)
+async def _alarms(request: Request) -> AlarmService:
     service = getattr(request.app.state, "alarms", None)
     if service is None:
         raise HTTPException(503, "alarms are not enabled on this edge node (monitoring.enabled)")
@@ -71,7 +72,8 @@ def _alarms(request: Request) -> AlarmService:
 Alarms = Annotated[AlarmService, Depends(_alarms)]
 
 
-def _shelves(request: Request) -> Shelves:
+# async: an attribute read, not worth a thread-pool hop (see api._edge)
+async def _shelves(request: Request) -> Shelves:
     shelves = getattr(request.app.state, "shelves", None)
     if shelves is None:
         raise HTTPException(503, "alarms are not enabled on this edge node (monitoring.enabled)")

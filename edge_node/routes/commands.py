@@ -76,7 +76,8 @@ class CommandOut(BaseModel):
     detail: str = ""
 
 
-def _sender(request: Request) -> Sender:
+# async: an attribute read, not worth a thread-pool hop (see api._edge)
+async def _sender(request: Request) -> Sender:
     sender = getattr(request.app.state, "commands", None)
     if sender is None:
         raise HTTPException(503, "this edge node has no command sender (no MQTT connection)")

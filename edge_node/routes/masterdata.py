@@ -22,7 +22,8 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(_encoder.encode(content), status_code, media_type="application/json")
 
 
-def _link(request: Request) -> CloudLink:
+# async: an attribute read, not worth a thread-pool hop (see api._edge)
+async def _link(request: Request) -> CloudLink:
     link = getattr(request.app.state, "cloud", None)
     if link is None:
         raise HTTPException(503, "master data is not available in this process")

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api", tags=["rules"])
 _encoder = msgspec.json.Encoder()
 
 
-def _engine(request: Request) -> RuleEngine:
+# async: an attribute read, not worth a thread-pool hop (see api._edge)
+async def _engine(request: Request) -> RuleEngine:
     engine = getattr(request.app.state, "rules", None)
     if engine is None:
         raise HTTPException(
@@ -28,7 +29,8 @@ def _engine(request: Request) -> RuleEngine:
 Engine = Annotated[RuleEngine, Depends(_engine)]
 
 
-def _firings(request: Request) -> FiringStore:
+# async: an attribute read, not worth a thread-pool hop (see api._edge)
+async def _firings(request: Request) -> FiringStore:
     """API replicas have the firings (shared file) but no engine: the ingest process runs it."""
     store = getattr(request.app.state, "firings", None)
     if store is None:
