@@ -118,8 +118,8 @@ class Chunks:
         return self.by_series().order[self.span(sid, start, end)]
 
     def cache_bytes(self) -> int:
-        """What a DecodedCache counts for this join: the records, once made their sorted
-        columns (30 bytes a record), plus the side values."""
+        """What a DecodedCache counts for this join: the records, their sorted columns (30
+        bytes a record, counted before the first query makes them), and the side values."""
         sorted_columns = 30 * len(self.records)
         side = 64 * (len(self.objects) + len(self.reasons))
         return self.records.nbytes + sorted_columns + side + 64
