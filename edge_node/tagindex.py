@@ -44,24 +44,25 @@ def statuses(store: Store) -> dict[str, GatewayStatus]:
 
 def build(store: Store, request: Request) -> TagIndex:
     latest = store.latest()
-    newest = {v.series.name: v.value for v in latest}
-    stored = [
-        StoredSeries(s.gateway, s.device, s.tag, s.kind, s.unit, newest.get(s.name))
-        for s in store.series()
-    ]
-    meta = merge(store.catalogues(), stored, master_tags(request))
-    return TagIndex(meta, latest, statuses(store))
+    return TagIndex(_merged(store, request, latest, None), latest, statuses(store))
 
 
 def meta_of(store: Store, request: Request, names: Iterable[str]) -> dict[str, TagMeta]:
     """`build(...).meta` of just these tags: a request naming a few tags does not pay for
     every tag the edge knows (~15 us a tag) nor for the gateways' statuses."""
-    wanted = set(names)
-    newest = {v.series.name: v.value for v in store.latest() if v.series.name in wanted}
+    return _merged(store, request, store.latest(), set(names))
+
+
+def _merged(
+    store: Store, request: Request, latest: list[LatestValue], wanted: set[str] | None
+) -> dict[str, TagMeta]:
+    """Catalogues, stored series (with their newest value) and master data merged, for the
+    `wanted` names only unless None."""
+    newest = {v.series.name: v.value for v in latest}
     stored = [
         StoredSeries(s.gateway, s.device, s.tag, s.kind, s.unit, newest.get(s.name))
         for s in store.series()
-        if s.name in wanted
+        if wanted is None or s.name in wanted
     ]
     return merge(store.catalogues(), stored, master_tags(request), only=wanted)
 
