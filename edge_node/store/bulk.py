@@ -83,10 +83,9 @@ def _numeric(blocks: list[Block]) -> list[Decoded]:
         for run in runs:
             batch(run)
 
-    # One share of the runs per thread, the caller's own first: zstd and numpy's loops
-    # release the GIL, but handing threads one small run at a time (pool.map) measured
-    # slower than a single thread, each run's GIL hand-offs costing more than its work.
-    shares = _shares(_batches(ns.tolist()), ns, _WORKERS)
+    # One consecutive share of the runs per thread, the caller's own first: handing the
+    # pool one run at a time (pool.map) measured slower than a single thread.
+    shares = _shares(_batches(ns.tolist()), starts, total, _WORKERS)
     helpers = [_pool().submit(batches, share) for share in shares[1:]]
     batches(shares[0])
     for helper in helpers:
@@ -126,15 +125,15 @@ def _batches(ns: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _shares(runs: list[tuple[int, int]], ns: np.ndarray, parts: int) -> list[list[tuple[int, int]]]:
-    """`runs` cut into at most `parts` consecutive shares of about equal readings."""
-    ends = np.cumsum(ns)
-    total = int(ends[-1]) if len(ends) else 0
-    out: list[list[tuple[int, int]]] = [[] for _ in range(max(1, min(parts, len(runs))))]
-    for run in runs:
-        done = int(ends[run[0]]) - int(ns[run[0]])  # readings before the run
-        out[min(len(out) - 1, done * len(out) // max(total, 1))].append(run)
-    return [share for share in out if share] or [[]]
+def _shares(
+    runs: list[tuple[int, int]], starts: np.ndarray, total: int, parts: int
+) -> list[list[tuple[int, int]]]:
+    """`runs` (at least one) cut into at most `parts` consecutive shares of about equal
+    readings, each run going by the readings before it (`starts` of its first block)."""
+    out: list[list[tuple[int, int]]] = [[] for _ in range(min(parts, len(runs)))]
+    for first, last in runs:
+        out[int(starts[first]) * len(out) // max(total, 1)].append((first, last))
+    return [share for share in out if share]
 
 
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
