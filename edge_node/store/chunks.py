@@ -113,10 +113,6 @@ class Chunks:
         first, last = np.searchsorted(s.ts[lo:hi], [start, end])
         return slice(int(lo + first), int(lo + last))
 
-    def select(self, sid: int, start: int, end: int) -> np.ndarray:
-        """Indexes of one series' records with start <= ts < end, in (ts, arrival) order."""
-        return self.by_series().order[self.span(sid, start, end)]
-
     def cache_bytes(self) -> int:
         """What a DecodedCache counts for this join: the records, their sorted columns (30
         bytes a record, counted before the first query makes them), and the side values."""
