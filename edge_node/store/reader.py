@@ -212,9 +212,10 @@ def _parts(
         parts.append((ts[lo:hi], values[lo:hi], quality[lo:hi], bad))
     span = chunks.span(info.id, start, end)
     if span.stop > span.start:
-        quality = chunks.by_series().q[span]
+        columns = chunks.by_series()
+        quality = columns.q[span]
         values = _chunk_values(chunks, span, info.kind)
-        parts.append((chunks.by_series().ts[span], values, quality, bool(quality.any())))
+        parts.append((columns.ts[span], values, quality, bool(quality.any())))
     return info, parts
 
 
