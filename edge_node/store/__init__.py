@@ -26,6 +26,7 @@ from edge_node.store.model import (
     WriteResult,
     series_name,
 )
+from edge_node.store.open_minutes import OpenMinutes
 from edge_node.store.retention import RetentionConfig
 from edge_node.store.schema import StoreError, connect, migrate
 from edge_node.store.writer import Writer
@@ -56,6 +57,7 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.cache = DecodedCache(cache_bytes)  # decoded blocks, shared by reader threads
+        self.open_minutes = OpenMinutes()  # the unpacked minute rollups, kept up to date
         self.retention = retention
         self.read_only = read_only
         self._retained_at = 0  # ns: when compaction last enforced retention
@@ -140,7 +142,8 @@ class Store:
     ) -> list[Buckets | None]:
         """Per series, min/max/mean in at most `points` whole-minute buckets from the minute
         summaries (fast for long ranges), or None where only the raw history can answer."""
-        return reader.downsample(self._reader(), series, start, end, points, self.cache)
+        conn = self._reader()
+        return reader.downsample(conn, series, start, end, points, self.cache, self.open_minutes)
 
     def gateways(self) -> list[GatewayRecord]:
         return reader.gateways(self._reader())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from itertools import pairwise
 
@@ -23,6 +24,7 @@ from edge_node.store.model import (
     SeriesInfo,
     Values,
 )
+from edge_node.store.open_minutes import OpenMinutes
 
 _SERIES_COLUMNS = "id, gateway, device, tag, kind, unit"
 _AGG_COLUMNS = "lo, hi, total, n, last_ts, last"
@@ -307,6 +309,7 @@ def downsample(
     end: int,
     points: int,
     cache: DecodedCache | None = None,
+    open_minutes: OpenMinutes | None = None,
 ) -> list[Buckets | None]:
     """Per series, min/max/mean/last buckets from the rollups: hour rollups when a bucket
     spans an hour or more (width rounded up to whole hours, range widened to whole hours),
@@ -320,7 +323,8 @@ def downsample(
     if unit == HOUR_NS:
         found = {sid: [rollups_between(conn, sid, "hour", origin, stop)] for sid in numeric}
     else:
-        found = _minute_runs(conn, numeric, origin, stop, cache)
+        with _snapshot(conn):  # the journal, the packed hours and the open ones agree
+            found = _minute_runs(conn, numeric, origin, stop, cache, open_minutes)
     runs = [found[sid] for sid in numeric]
     agg = rollups.joined([part for run in runs for part in run])  # one copy for all series
     sizes = [sum(len(part) for part in run) for run in runs]
@@ -356,7 +360,12 @@ def _minutes(
 
 
 def _minute_runs(
-    conn: sqlite3.Connection, ids: list[int], origin: int, stop: int, cache: DecodedCache | None
+    conn: sqlite3.Connection,
+    ids: list[int],
+    origin: int,
+    stop: int,
+    cache: DecodedCache | None,
+    open_minutes: OpenMinutes | None = None,
 ) -> dict[int, list[np.ndarray]]:
     """Per series id, its minute rollups starting in [origin, stop) as parts in time order
     that do not overlap: the finished hours' minute blocks (one query for all series; with a
@@ -376,21 +385,46 @@ def _minute_runs(
         packed = {sid: _unpacked(run) for sid, run in runs.items()}
     else:
         packed = _cached_minutes(conn, ids, where, args, cache)
-    live = conn.execute(
-        f"SELECT series_id, minute, {_AGG_COLUMNS} FROM rollup_minute"
-        f" WHERE minute >= ? AND minute < ? AND series_id IN ({marks}) ORDER BY minute",
-        (origin, stop, *ids),
-    ).fetchall()
-    open_rows = rollups.by_series(live)  # each series' rows stay in minute order
+    if open_minutes is not None and _journaled(conn):
+        open_rows = open_minutes.rows(conn, ids)  # all of them: cut to the range below
+    else:
+        live = conn.execute(
+            f"SELECT series_id, minute, {_AGG_COLUMNS} FROM rollup_minute"
+            f" WHERE minute >= ? AND minute < ? AND series_id IN ({marks}) ORDER BY minute",
+            (origin, stop, *ids),
+        ).fetchall()
+        open_rows = rollups.by_series(live)  # each series' rows stay in minute order
     out = {}
     for sid in ids:
         old = packed[sid]
         lo, hi = np.searchsorted(old["t"], [origin, stop])
-        parts = [old[lo:hi], open_rows.get(sid, rollups.EMPTY)]
+        live_rows = open_rows.get(sid, rollups.EMPTY)
+        first, last = np.searchsorted(live_rows["t"], [origin, stop])
+        parts = [old[lo:hi], live_rows[first:last]]
         if len(parts[0]) and len(parts[1]) and parts[1]["t"][0] <= parts[0]["t"][-1]:
             parts = [rollups.merge(parts)]
         out[sid] = parts
     return out
+
+
+def _journaled(conn: sqlite3.Connection) -> bool:
+    """Whether the file's writer notes its changes of rollup_minute (schema 3 on): a read-only
+    replica may open a file an older ingest process still writes."""
+    return bool(conn.execute("PRAGMA user_version").fetchone()[0] >= 3)
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction around several SELECTs (each is its own otherwise), unless the
+    connection is in one already."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 def _cached_minutes(

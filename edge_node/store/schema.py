@@ -9,12 +9,16 @@ Tables (docs/architecture.md "Edge time-series store" has the measurements behin
 - rollup_minute / rollup_hour: min, max, sum, count, last per (minute | hour, series), upserted
   at ingest; clustered by time so the current bucket's rows share a page.
 - minute_blocks: a finished hour's minute rollups of one series in one blob (compaction).
+- minute_changes: one row per write transaction that changed rollup_minute, so readers keep
+  their copy of it up to date instead of reading it whole (open_minutes.py).
 - received: per gateway, the merged ranges of sequence numbers already stored; updated in the
   same transaction as the data, which is what makes ingest exactly-once.
 - gateway_status: the latest retained GatewayStatus per gateway, as received.
 - tag_catalogue: the latest retained TagCatalogue per gateway; gateway_heard: when the edge
   last committed a batch or status of each gateway (shown beside a last will).
 Version 1 (a `recent` row per reading, minute summaries inside blocks) is converted on open.
+Version 3 adds minute_changes: an older edge-node would change rollup_minute without noting
+it, so it must refuse a version-3 file rather than leave readers with stale copies.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from factory_common.errors import EdgeError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -75,6 +79,11 @@ CREATE TABLE IF NOT EXISTS rollup_minute (
     last_ts INTEGER NOT NULL, last REAL NOT NULL,
     PRIMARY KEY (minute, series_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute_changes (
+    rev INTEGER PRIMARY KEY,       -- the writer trims old rows but never the newest
+    since INTEGER,                 -- the earliest minute the transaction upserted, or
+    removed_before INTEGER         -- it deleted every row with minute < this
+);
 CREATE TABLE IF NOT EXISTS rollup_hour (
     hour INTEGER NOT NULL,
     series_id INTEGER NOT NULL,

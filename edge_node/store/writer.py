@@ -112,7 +112,11 @@ class Writer:
         )
         keep = rollups.numeric(records)
         sid, ts, v = records["sid"][keep], records["ts"][keep], records["v"][keep]
-        self._conn.executemany(_MINUTE_UPSERT, rollups.aggregate(sid, ts, v, rollups.MINUTE_NS))
+        minutes = rollups.aggregate(sid, ts, v, rollups.MINUTE_NS)
+        self._conn.executemany(_MINUTE_UPSERT, minutes)
+        if minutes:  # readers' copies of rollup_minute follow this (open_minutes.py)
+            since = min(row[0] for row in minutes)
+            self._conn.execute("INSERT INTO minute_changes (since) VALUES (?)", (since,))
         self._conn.executemany(_HOUR_UPSERT, rollups.aggregate(sid, ts, v, rollups.HOUR_NS))
 
     def _rows(
