@@ -323,8 +323,7 @@ def downsample(
     if unit == HOUR_NS:
         found = {sid: [rollups_between(conn, sid, "hour", origin, stop)] for sid in numeric}
     else:
-        with _snapshot(conn):  # the journal, the packed hours and the open ones agree
-            found = _minute_runs(conn, numeric, origin, stop, cache, open_minutes)
+        found = _minute_runs(conn, numeric, origin, stop, cache, open_minutes)
     runs = [found[sid] for sid in numeric]
     agg = rollups.joined([part for run in runs for part in run])  # one copy for all series
     sizes = [sum(len(part) for part in run) for run in runs]
@@ -371,7 +370,19 @@ def _minute_runs(
     that do not overlap: the finished hours' minute blocks (one query for all series; with a
     cache, each series' run of hours is unpacked and joined once), then the open hours' rows
     (one query for all series). Where a late backlog not yet compacted overlaps a finished
-    hour, the two are merged into one part."""
+    hour, the two are merged into one part. All in one read transaction."""
+    with _snapshot(conn):  # the journal, the packed hours and the open ones of one commit
+        return _read_minute_runs(conn, ids, origin, stop, cache, open_minutes)
+
+
+def _read_minute_runs(
+    conn: sqlite3.Connection,
+    ids: list[int],
+    origin: int,
+    stop: int,
+    cache: DecodedCache | None,
+    open_minutes: OpenMinutes | None,
+) -> dict[int, list[np.ndarray]]:
     marks = ",".join("?" * len(ids))
     where = f"series_id IN ({marks}) AND hour >= ? AND hour < ?"
     args = (*ids, origin - origin % HOUR_NS, stop)
@@ -431,30 +442,32 @@ def _cached_minutes(
     conn: sqlite3.Connection, ids: list[int], where: str, args: tuple, cache: DecodedCache
 ) -> dict[int, np.ndarray]:
     """Each series' finished hours of minutes, unpacked and joined once. The key is the
-    rowids of the series' hours in hour order: compaction only ever rewrites an hour with
-    INSERT OR REPLACE, which gives the row a new rowid, so a warm query reads neither the
-    blobs nor hashes them."""
-    rowids: dict[int, list[int]] = {sid: [] for sid in ids}
-    for sid, rowid in conn.execute(
-        f"SELECT series_id, rowid FROM minute_blocks WHERE {where} ORDER BY series_id, hour", args
-    ):
-        rowids[sid].append(rowid)
-    keys = [("minutes", sid, tuple(rowids[sid])) for sid in ids]
-    found = dict(zip(ids, cache.peek_many(keys), strict=True))
+    rowids of the series' hours: compaction only ever rewrites an hour with INSERT OR
+    REPLACE, which gives the row a new rowid, so a warm query reads neither the blobs nor
+    hashes them. The rowids come as one string a series (a day is ~550 rows otherwise); the
+    caller's read transaction makes the blobs read on a miss the ones the key names."""
+    found_keys = dict(
+        conn.execute(
+            f"SELECT series_id, group_concat(rowid) FROM minute_blocks WHERE {where}"
+            " GROUP BY series_id",
+            args,
+        ).fetchall()
+    )
+    keys = {sid: ("minutes", sid, found_keys.get(sid, "")) for sid in ids}
+    found = dict(zip(ids, cache.peek_many(list(keys.values())), strict=True))
     lacking = [sid for sid in ids if found[sid] is None]
     if not lacking:
         return found
     marks = ",".join("?" * len(lacking))
-    runs: dict[int, list[tuple[int, bytes]]] = {sid: [] for sid in lacking}
-    for sid, rowid, blob in conn.execute(
-        f"SELECT series_id, rowid, data FROM minute_blocks WHERE series_id IN ({marks})"
+    runs: dict[int, list[bytes]] = {sid: [] for sid in lacking}
+    for sid, blob in conn.execute(
+        f"SELECT series_id, data FROM minute_blocks WHERE series_id IN ({marks})"
         " AND hour >= ? AND hour < ? ORDER BY series_id, hour",
         (*lacking, *args[-2:]),
     ):
-        runs[sid].append((rowid, blob))
-    for sid, run in runs.items():  # keyed by what this query read: the hours may have moved on
-        key = ("minutes", sid, tuple(rowid for rowid, _blob in run))
-        found[sid] = cache.get(key, partial(_unpacked, [blob for _rowid, blob in run]))
+        runs[sid].append(blob)
+    for sid, run in runs.items():
+        found[sid] = cache.get(keys[sid], partial(_unpacked, run))
     return found
 
 
