@@ -81,6 +81,7 @@ def _from_catalogue(gateway: str, info: TagInfo) -> TagMeta:
 def _from_series(
     gateway: str, device: str, tag: str, kind: str, unit: str | None, value: Any
 ) -> TagMeta:
+    """A stored series no catalogue declares (so it has data)."""
     typ = TYPE_OF_KIND.get(kind, TagType.FLOAT)
     if typ is TagType.FLOAT and isinstance(value, int) and not isinstance(value, bool):
         typ = TagType.INT  # no catalogue: the newest value's own type is the best evidence
@@ -93,6 +94,7 @@ def _from_series(
         type=typ.value,
         label=label_of(tag),
         unit=unit,
+        has_data=True,
     )
 
 
@@ -129,10 +131,11 @@ def merge(
         seen = _from_series(s.gateway, s.device, s.tag, s.kind, s.unit, s.latest)
         known = out.get(name)
         if known is None:
-            known = seen
+            out[name] = seen  # each TagMeta built is ~10 us: a chart names every tag it shows
         elif known.type == TagType.ANY.value:  # the values say what the config could not
-            known = _replace(known, kind=seen.kind, type=seen.type)
-        out[name] = _replace(known, has_data=True)
+            out[name] = _replace(known, kind=seen.kind, type=seen.type, has_data=True)
+        else:
+            out[name] = _replace(known, has_data=True)
     for m in master:
         declared = out.get(m.name)
         if declared is None:
