@@ -132,8 +132,9 @@ def history(
     size; a block only ever changes by growing): a warm query then reads only the blocks'
     sizes, not their blobs; the blocks it lacks are fetched in key order and decoded
     together (bulk.py). The series' arrays are views into one array per column (_assemble)."""
-    chunks = open_chunks(conn, start, end, cache)
-    blocks = _blocks(conn, [info.id for info in series], start, end, cache)
+    with _snapshot(conn):  # compaction moves readings from chunks to blocks: one commit's view
+        chunks = open_chunks(conn, start, end, cache)
+        blocks = _blocks(conn, [info.id for info in series], start, end, cache)
     return _assemble([_parts(info, blocks.get(info.id, []), start, end, chunks) for info in series])
 
 
@@ -144,41 +145,87 @@ Decoded = tuple[Part, bool]  # a block's part, and whether all of it is in range
 def _blocks(
     conn: sqlite3.Connection, ids: list[int], start: int, end: int, cache: DecodedCache | None
 ) -> dict[int, list[Decoded]]:
-    """Per series id, its decoded blocks overlapping [start, end) in hour order; two queries
-    for all series (sizes, then the blobs the cache lacks) instead of one per series."""
+    """Per series id, its decoded blocks overlapping [start, end) in hour order."""
     if not ids:
         return {}
-    marks = ",".join("?" * len(ids))
-    where = f"series_id IN ({marks}) AND hour >= ? AND hour < ? AND t_max >= ? AND t_min < ?"
-    args = (*ids, start - start % HOUR_NS, end, start, end)
-    order = " ORDER BY series_id, hour"  # the primary key's order: one index range scan
     if cache is None:
-        sql = f"SELECT series_id, hour, n, t_min, t_max, data FROM blocks WHERE {where}"
-        rows = conn.execute(sql + order, args).fetchall()
+        sql = _in_range(f"{_ROW}, data", ids)
+        rows = conn.execute(sql, _block_args(ids, start, end)).fetchall()
         parts = map(_flagged, decode_blocks([r[5] for r in rows]))
         blocks = dict(zip((r[:2] for r in rows), parts, strict=True))
         return _group(rows, start, end, lambda row: blocks[row[:2]])
-    sql = f"SELECT series_id, hour, n, t_min, t_max, length(data) FROM blocks WHERE {where}"
-    rows = conn.execute(sql + order, args).fetchall()
+    with _snapshot(conn):  # the runs' keys and the blocks read on a miss are of one commit
+        return _cached_runs(conn, ids, start, end, cache)
+
+
+_BLOCKS_IN_RANGE = (
+    " FROM blocks WHERE series_id IN ({}) AND hour >= ? AND hour < ? AND t_max >= ? AND t_min < ?"
+)
+_ROW = "series_id, hour, n, t_min, t_max"
+_KEY_ORDER = " ORDER BY series_id, hour"  # the primary key's order: one index range scan
+
+
+def _in_range(columns: str, ids: list[int], tail: str = _KEY_ORDER) -> str:
+    """SELECT of these columns of the series' blocks that overlap the range (_block_args)."""
+    return f"SELECT {columns}" + _BLOCKS_IN_RANGE.format(",".join("?" * len(ids))) + tail
+
+
+def _block_args(ids: list[int], start: int, end: int) -> tuple[int, ...]:
+    return (*ids, start - start % HOUR_NS, end, start, end)
+
+
+def _cached_runs(
+    conn: sqlite3.Connection, ids: list[int], start: int, end: int, cache: DecodedCache
+) -> dict[int, list[Decoded]]:
+    """A series' blocks in range are kept together as one run, keyed by their hours, reading
+    counts and sizes in one string a series: a warm day is then 23 rows and look-ups, not
+    ~550 of each. A run holds the same arrays as its blocks' own entries, so the cache
+    counts them twice: its byte bound stays a bound."""
+    key = "series_id, group_concat(hour || ':' || n || ':' || length(data))"
+    sql = _in_range(key, ids, " GROUP BY series_id")
+    found_runs = dict(conn.execute(sql, _block_args(ids, start, end)).fetchall())
+    keys = {sid: ("run", sid, found_runs[sid]) for sid in ids if sid in found_runs}
+    runs = dict(zip(keys, cache.peek_many(list(keys.values())), strict=True))
+    lacking = [sid for sid, run in runs.items() if run is None]
+    if lacking:
+        rows, parts = _each_block(conn, lacking, start, end, cache)
+        members: dict[int, list[tuple[tuple, Part]]] = {sid: [] for sid in lacking}
+        for row, part in zip(rows, parts, strict=True):
+            members[row[0]].append((row, part))
+        for sid, run in members.items():
+            value = (
+                tuple(part for _row, part in run),
+                np.array([row[3] for row, _part in run], np.int64),
+                np.array([row[4] for row, _part in run], np.int64),
+            )
+            runs[sid] = cache.get(keys[sid], partial(_given, value))
+    out = {}
+    for sid, (parts, t_min, t_max) in runs.items():
+        whole = ((t_min >= start) & (t_max < end)).tolist()
+        out[sid] = list(zip(parts, whole, strict=True))
+    return out
+
+
+def _each_block(
+    conn: sqlite3.Connection, ids: list[int], start: int, end: int, cache: DecodedCache
+) -> tuple[list[tuple], list[Part]]:
+    """The blocks' rows (series, hour, count, t_min, t_max, size) in key order and their
+    decoded parts: from the cache (key: series, hour, reading count and blob size), the ones
+    it lacks fetched in one query and decoded together (bulk.py)."""
+    args = _block_args(ids, start, end)
+    rows = conn.execute(_in_range(f"{_ROW}, length(data)", ids), args).fetchall()
     keys = [("block", r[0], r[1], r[2], r[5]) for r in rows]
     found = cache.peek_many(keys)
     lacking = {r[:2] for r, value in zip(rows, found, strict=True) if value is None}
-    if lacking:  # decoded together; a block grown since the first query as it is now
-        sql = (
-            f"SELECT series_id, hour, n, t_min, t_max, length(data), data FROM blocks WHERE {where}"
-        )
-        fetched = {r[:2]: r for r in conn.execute(sql + order, args) if r[:2] in lacking}
+    if lacking:
+        sql = _in_range(f"{_ROW}, length(data), data", ids)
+        fetched = {r[:2]: r for r in conn.execute(sql, args) if r[:2] in lacking}
         parts = map(_flagged, decode_blocks([r[6] for r in fetched.values()]))
         fresh = dict(zip(fetched, parts, strict=True))
         for i, row in enumerate(rows):
-            new = fetched.get(row[:2]) if found[i] is None else None
-            if new is None:
-                continue  # cached, or dropped by retention since the first query
-            rows[i], keys[i] = new[:6], ("block", new[0], new[1], new[2], new[5])
-            found[i] = cache.get(keys[i], partial(_given, fresh[row[:2]]))
-    rows = [row for row, value in zip(rows, found, strict=True) if value is not None]
-    decoded = dict(zip(keys, found, strict=True))
-    return _group(rows, start, end, lambda row: decoded[("block", *row[:3], row[5])])
+            if found[i] is None:
+                found[i] = cache.get(keys[i], partial(_given, fresh[row[:2]]))
+    return rows, found
 
 
 def _given(value: tuple) -> tuple:
