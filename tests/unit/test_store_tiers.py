@@ -251,3 +251,28 @@ def test_the_open_hour_read_through_the_cache_follows_new_and_merged_chunks(
 def info_after(store: Store, first: Batch):
     store.write([first])
     return info(store)
+
+
+def test_a_compaction_between_a_querys_statements_neither_doubles_nor_drops(
+    tmp_path: Path,
+) -> None:
+    """History reads the open chunks, then the blocks: compaction moving the readings from
+    one to the other in between must not show them twice (one read transaction)."""
+    store = Store(tmp_path / "s.sqlite")
+    store.write([batch(0, [float(i) for i in range(120)])])
+    conn = store._reader()
+    moved: list[int] = []
+
+    def compact_once(sql: str) -> None:  # runs as the reader starts its blocks statement
+        if "FROM blocks" in sql and not moved:
+            moved.append(store.compact(T0 + HOUR_NS))
+
+    conn.set_trace_callback(compact_once)
+    try:
+        read = store.history([info(store)], T0, T0 + HOUR_NS)[0]
+    finally:
+        conn.set_trace_callback(None)
+    assert moved == [120]  # compaction did run in between
+    assert read.values.tolist() == [float(i) for i in range(120)]
+    assert store.history([info(store)], T0, T0 + HOUR_NS)[0].values.tolist() == read.values.tolist()
+    store.close()
