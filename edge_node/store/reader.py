@@ -129,9 +129,10 @@ def history(
     """Raw readings of each series with start <= ts < end, blocks and chunks merged.
 
     Decoded blocks come from `cache` when given (key: series, hour, reading count and blob
-    size; a block only ever changes by growing): a warm query then reads only the blocks'
-    sizes, not their blobs; the blocks it lacks are fetched in key order and decoded
-    together (bulk.py). The series' arrays are views into one array per column (_assemble)."""
+    size; a block only ever changes by growing), and each series' blocks in range as one run
+    (_cached_runs): a warm query then reads one key a series, not the blobs; the blocks it
+    lacks are fetched in key order and decoded together (bulk.py). The series' arrays are
+    views into one array per column (_assemble)."""
     with _snapshot(conn):  # compaction moves readings from chunks to blocks: one commit's view
         chunks = open_chunks(conn, start, end, cache)
         blocks = _blocks(conn, [info.id for info in series], start, end, cache)
