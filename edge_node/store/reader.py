@@ -155,8 +155,7 @@ def _blocks(
         parts = map(_flagged, decode_blocks([r[5] for r in rows]))
         blocks = dict(zip((r[:2] for r in rows), parts, strict=True))
         return _group(rows, start, end, lambda row: blocks[row[:2]])
-    with _snapshot(conn):  # the runs' keys and the blocks read on a miss are of one commit
-        return _cached_runs(conn, ids, start, end, cache)
+    return _cached_runs(conn, ids, start, end, cache)
 
 
 _BLOCKS_IN_RANGE = (
@@ -180,7 +179,8 @@ def _cached_runs(
 ) -> dict[int, list[Decoded]]:
     """A series' blocks in range are kept together as one run, keyed by their hours, reading
     counts and sizes in one string a series: a warm day is then 23 rows and look-ups, not
-    ~550 of each. A run holds the same arrays as its blocks' own entries, so the cache
+    ~550 of each. history's read transaction makes the blocks read on a miss the ones the
+    keys name. A run holds the same arrays as its blocks' own entries, so the cache
     counts them twice: its byte bound stays a bound."""
     key = "series_id, group_concat(hour || ':' || n || ':' || length(data))"
     sql = _in_range(key, ids, " GROUP BY series_id")
