@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_node.store import rollups
+from edge_node.store import open_minutes, rollups
 from edge_node.store.chunks import Chunks, decode_chunks, pack_chunk
 from edge_node.store.codec import decode_block, encode_block
 from edge_node.store.model import HOUR_NS
-from edge_node.store.open_minutes import JOURNAL_KEEP
 
 _GROUP_READINGS = 1_000_000
 # At line rate each commit is a chunk of a few readings: an open hour is ~18,000 of them and
@@ -158,12 +157,8 @@ class Compactor:
             self._store_minutes(sid, hour, rollups.from_rows(part))
         if rows:
             self._conn.execute("DELETE FROM rollup_minute WHERE minute < ?", (cutoff,))
-            removed_before(self._conn, cutoff)
-        # A reader whose copy is older than what is kept reads the table whole.
-        self._conn.execute(
-            "DELETE FROM minute_changes WHERE rev <= (SELECT max(rev) FROM minute_changes) - ?",
-            (JOURNAL_KEEP,),
-        )
+            open_minutes.note_removed(self._conn, cutoff)
+        open_minutes.trim_journal(self._conn)
         return len(rows)
 
     def _store_minutes(self, sid: int, hour: int, agg: np.ndarray) -> None:
@@ -213,16 +208,11 @@ class Compactor:
                 for sql, width in statements[tier]:
                     count = self._conn.execute(sql, (cutoff - width,)).rowcount
                     if count and "rollup_minute" in sql:
-                        removed_before(self._conn, cutoff - width + 1)
+                        open_minutes.note_removed(self._conn, cutoff - width + 1)
                     deleted += count
             return deleted
 
         return self._transaction(work)
-
-
-def removed_before(conn: sqlite3.Connection, bound: int) -> None:
-    """Note for readers' copies that rollup_minute rows under `bound` are gone."""
-    conn.execute("INSERT INTO minute_changes (removed_before) VALUES (?)", (bound,))
 
 
 def _merge(

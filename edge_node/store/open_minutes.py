@@ -37,6 +37,24 @@ class _Copy:
     rows: dict[int, np.ndarray]  # series id -> its rollups.AGG rows in minute order, read-only
 
 
+def note_upserted(conn: sqlite3.Connection, since: int) -> None:
+    """Note (inside the writer's transaction) that rollup_minute rows from `since` on changed."""
+    conn.execute("INSERT INTO minute_changes (since) VALUES (?)", (since,))
+
+
+def note_removed(conn: sqlite3.Connection, bound: int) -> None:
+    """Note (inside the writer's transaction) that rollup_minute rows under `bound` are gone."""
+    conn.execute("INSERT INTO minute_changes (removed_before) VALUES (?)", (bound,))
+
+
+def trim_journal(conn: sqlite3.Connection) -> None:
+    """Keep the newest JOURNAL_KEEP rows: a reader whose copy is older reads the table whole."""
+    conn.execute(
+        "DELETE FROM minute_changes WHERE rev <= (SELECT max(rev) FROM minute_changes) - ?",
+        (JOURNAL_KEEP,),
+    )
+
+
 class OpenMinutes:
     """Per set of series ids, a copy of their rows in `rollup_minute`; shared by threads.
     Copies are never changed in place: a thread that brings one up to date stores a new one."""

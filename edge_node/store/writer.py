@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from edge_node.store import rollups
+from edge_node.store import open_minutes, rollups
 from edge_node.store.chunks import Row, encode_chunk, pack_chunk
 from edge_node.store.compaction import Compactor
 from edge_node.store.intervals import IntervalSet
@@ -114,9 +114,8 @@ class Writer:
         sid, ts, v = records["sid"][keep], records["ts"][keep], records["v"][keep]
         minutes = rollups.aggregate(sid, ts, v, rollups.MINUTE_NS)
         self._conn.executemany(_MINUTE_UPSERT, minutes)
-        if minutes:  # readers' copies of rollup_minute follow this (open_minutes.py)
-            since = min(row[0] for row in minutes)
-            self._conn.execute("INSERT INTO minute_changes (since) VALUES (?)", (since,))
+        if minutes:  # readers' copies of rollup_minute follow this
+            open_minutes.note_upserted(self._conn, min(row[0] for row in minutes))
         self._conn.executemany(_HOUR_UPSERT, rollups.aggregate(sid, ts, v, rollups.HOUR_NS))
 
     def _rows(

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_node.store import Store, compaction, rollups
+from edge_node.store import Store, open_minutes, rollups
 from edge_node.store.model import HOUR_NS
 from factory_common.wire import WIRE_VERSION, Batch, Reading
 
@@ -101,7 +101,7 @@ def run(line: Line, steps: list) -> None:
 @given(st.lists(step, min_size=1, max_size=14), st.sampled_from([1, 3, 50_000]))
 def test_the_copy_always_equals_the_table(steps: list, keep: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compaction, "JOURNAL_KEEP", keep)  # 1 and 3: copies fall behind it
+        patch.setattr(open_minutes, "JOURNAL_KEEP", keep)  # 1 and 3: copies fall behind it
         line = Line(Path(tmp) / "edge.sqlite")
         try:
             run(line, [*steps, ("read", {0, 1, 2}), ("read", {1})])
@@ -129,7 +129,7 @@ def test_a_late_reading_and_an_hours_packing_reach_the_copy(tmp_path: Path) -> N
 def test_a_copy_behind_a_trimmed_journal_is_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compaction, "JOURNAL_KEEP", 2)
+    monkeypatch.setattr(open_minutes, "JOURNAL_KEEP", 2)
     line = Line(tmp_path / "edge.sqlite")
     try:
         line.write([(0, 1, 0)])
