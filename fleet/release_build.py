@@ -49,9 +49,12 @@ CONFIG_SCHEMA = 1
 LOCK = "uv.lock"
 UV_EXPORT = ["export", "--locked", "--format", "requirements-txt", "--extra", "gateway"]
 UV_EXPORT += ["--no-dev", "--no-emit-project", "--no-header"]
-_SKIP = shutil.ignore_patterns(
-    ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", "node_modules"
-)
+# What a checkout holds besides its sources: environments, build output, data, and the
+# caches and output of tools and tests, which a test run may be rewriting while it is copied.
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", "node_modules",
+    ".hypothesis", ".pytest_cache", ".mypy_cache", ".ruff_cache", "test-output",
+)  # fmt: skip
 
 Progress = Callable[[str], None]
 
@@ -172,7 +175,7 @@ def build_release(
 def _project_wheel(source: Path, version: str, work: Path) -> Path:
     """Build from a clean copy, with the release's version stamped into pyproject.toml."""
     tree = work / "src"
-    shutil.copytree(source, tree, ignore=_SKIP)
+    shutil.copytree(source, tree, ignore=NOT_SOURCE)
     pyproject = tree / "pyproject.toml"
     text, count = re.subn(
         r'(?m)^version\s*=\s*"[^"]*"', f'version = "{version}"', pyproject.read_text(), count=1

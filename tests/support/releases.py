@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleet.layout import FleetLayout
-from fleet.release_build import build_release
+from fleet.release_build import NOT_SOURCE, build_release
 from fleet.release_keys import generate, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +37,7 @@ def build_releases(workdir: Path) -> Releases:
     base = build_release(ROOT, fleet.releases_dir, key, version="1.0.0")
     good = build_release(ROOT, fleet.releases_dir, key, version="1.1.0", platforms=["linux_x86_64"])
     broken = workdir / "broken-source"
-    shutil.copytree(
-        ROOT, broken, ignore=shutil.ignore_patterns(".git", ".venv", "var", "*.egg-info")
-    )
+    shutil.copytree(ROOT, broken, ignore=NOT_SOURCE)
     firmware = broken / "gateway_image" / "firmware"
     entries = [p for p in firmware.rglob("*.py") if CRASH_AT in p.read_text()]
     assert len(entries) == 1, f"put the crash where `gateway run` starts (found {entries})"
