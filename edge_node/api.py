@@ -52,7 +52,9 @@ def _values(values: Any) -> list[Any]:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
-META_FIELDS = ("label", "type", "unit", "enum", "precision", "min", "max", "writable")
+# What a history series says about its tag: how to show its values. The write limits and
+# `writable` stay in /api/tags: a minmax series' own `min` and `max` are its bucket columns.
+META_FIELDS = ("label", "type", "unit", "enum", "precision")
 
 
 def _head(info: SeriesInfo, meta: TagMeta | None = None) -> dict[str, Any]:

@@ -72,7 +72,8 @@ class Latest(BaseModel):
 
 class SeriesHistory(BaseModel):
     """mode raw: t, v, q (quality codes 0 good 1 uncertain 2 bad; null when all good).
-    mode minmax: t (bucket start), min, max, mean, count. mode last: t, v (strings)."""
+    mode minmax: t (bucket start), min, max, mean, count. mode last: t, v (strings).
+    The tag's write limits are in /api/tags, not here."""
 
     name: str
     kind: str
@@ -81,17 +82,12 @@ class SeriesHistory(BaseModel):
     type: str | None = None
     enum: dict[str, str] | None = None
     precision: int | None = None
-    min: float | None = None  # write limits
-    max: float | None = None
-    writable: bool | None = None
     mode: Literal["raw", "minmax", "last"]
     t: list[int]
     v: list[Value] | None = None
     q: list[int] | None = None
-    # These redefine the write limits above: in pydantic the last annotation wins, so the
-    # write limits are not validated here (flagged for the model's owner to rename one pair).
-    min: list[float | None] | None = None  # type: ignore[no-redef]
-    max: list[float | None] | None = None  # type: ignore[no-redef]
+    min: list[float | None] | None = None
+    max: list[float | None] | None = None
     mean: list[float | None] | None = None
     count: list[int] | None = None
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from edge_node import spc_chart
 from edge_node.api import create_app
+from edge_node.api_models import History
 from edge_node.commands import CommandSender
 from edge_node.config import MqttConfig
 from edge_node.freshness import judge
@@ -111,6 +112,25 @@ def test_integers_stay_integers_in_latest_and_history(store: Store, client: Test
     latest = {x["name"]: x for x in client.get("/api/latest").json()}
     assert latest[names[0]]["value"] == 54325 and type(latest[names[0]]["value"]) is int
     assert latest[names[1]]["text"] == "processing"
+
+
+def test_a_writable_tags_history_min_max_are_its_buckets_not_its_limits(
+    store: Store, client: TestClient
+) -> None:
+    t0 = now_ns() - 10 * 10**9
+    readings = [
+        Reading("bath1", "temperature_setpoint", t0 + i * 10**9, 20.0 + i) for i in range(4)
+    ]
+    store.write([batch(0, readings)], [status()], [CATALOGUE])
+    start = t0 // 10**6 - 1
+    query = {"tag": f"{GW}/bath1/temperature_setpoint", "start": start, "end": start + 4001}
+    (raw,) = client.get("/api/history", params=query).json()["series"]
+    assert raw["mode"] == "raw" and raw["label"] == "Setpoint"
+    assert not {"min", "max", "writable"} & raw.keys()  # the limits (10, 30): /api/tags
+    response = client.get("/api/history", params=query | {"points": 2})
+    (minmax,) = response.json()["series"]
+    assert (minmax["mode"], minmax["min"], minmax["max"]) == ("minmax", [20.0, 22.0], [21.0, 23.0])
+    assert History.model_validate(response.json()).series[0].min == [20.0, 22.0]
 
 
 def test_a_value_of_a_down_connector_is_stale_never_good(store: Store, client: TestClient) -> None:
