@@ -20,6 +20,7 @@ from tests.support.requirements import require_binary
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
+ACL = ROOT / "deploy" / "mosquitto" / "acl"
 K8S_VERSION = "1.32"  # k3s of this vintage
 
 
@@ -116,6 +117,23 @@ def test_pods_are_probed_limited_non_root_and_use_generated_config(
 def test_the_cluster_edge_config_is_valid() -> None:
     config = load_edge_config(K8S / "base" / "edge.yaml")
     assert config.http.host == "0.0.0.0" and config.mqtt.tls is not None
+
+
+def test_the_deployed_edge_is_a_user_the_shipped_acl_lets_read_and_acknowledge() -> None:
+    """The broker binds a client id to its certificate's CN and the ACL grants topics by that
+    name: an edge config whose client id the ACL does not name connects and receives nothing."""
+    client_id = load_edge_config(K8S / "base" / "edge.yaml").client_id
+    grants: dict[str, set[str]] = {}
+    user = None
+    for line in ACL.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["user"]:
+            user = words[1]
+        elif words[:1] == ["topic"] and user is not None:
+            grants.setdefault(user, set()).add(" ".join(words[1:]))
+    assert client_id in grants, f"{client_id} is not a user in {ACL}"
+    wanted = {"read factory/v1/gw/+/data", "write factory/v1/gw/+/stored"}
+    assert wanted <= grants[client_id]
 
 
 def test_compose_file_is_sound() -> None:
