@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,13 @@ from tests.support.wheel import build_wheel
 # in bench/, so no property test here is timed.
 settings.register_profile("factory-edge", deadline=None)
 settings.load_profile("factory-edge")
+
+# pytest-xdist starts its workers with COLUMNS=80 and LINES=24 in their environment. The CLIs'
+# rich consoles, made when a test module imports them, would keep that width for good, and a
+# test's CliRunner(env={"COLUMNS": ...}) could no longer widen the tables it reads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
