@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_report import machine, now, record_section  # noqa: E402
-from edge_store import build_edge, cold_times, evict, line_day, timed  # noqa: E402
+from edge_store import cold_times, edge_store, evict, line_day, timed  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -224,11 +223,8 @@ def main() -> None:
     span = (t0, t0 + args.hours * HOUR_NS)
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="edge_query_") as tmp:
         path = Path(tmp) / "edge.sqlite"
-        if args.edge_store:  # one this line's build left (bench/edge_store.py), copied
-            shutil.copyfile(args.edge_store, path)
-            store = Store(path)
-        else:
-            store = build_edge(path, ts, values, t0, console, live=120 if args.tiny else 3600)
+        live = 120 if args.tiny else 3600
+        store = edge_store(path, args.edge_store, ts, values, t0, console, live)
         file_mb = store.stats()["file_bytes"] / 1e6
         local = in_process(path, store, span, args)
         http = over_http(path, list(names.values()), span, args)

@@ -4,6 +4,7 @@ leaves it, plus evicting the store file from the page cache for cold runs."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,23 @@ def line_day(hours: int) -> tuple[int, np.ndarray, np.ndarray, dict[int, str]]:
     ts = ts - ts % 1000  # DATETIME(6) holds microseconds: both sides hold the same instants
     names = {i + 1: series_name(GATEWAY, DEVICE, tag) for i, tag in enumerate(tag_names(23))}
     return t0, ts, values, names
+
+
+def edge_store(
+    path: Path,
+    copy_of: str,
+    ts: np.ndarray,
+    values: np.ndarray,
+    t0: int,
+    console: Console,
+    live: int = 3600,
+) -> Store:
+    """The bench's store at `path`: a copy of `copy_of` when given (one this line's build left,
+    to skip rebuilding it), else built as a live line leaves it (build_edge)."""
+    if copy_of:
+        shutil.copyfile(copy_of, path)
+        return Store(path)
+    return build_edge(path, ts, values, t0, console, live)
 
 
 def build_edge(

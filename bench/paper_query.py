@@ -29,7 +29,6 @@ cache) in the same Python process. Results go to docs/benchmarks.md under "## Ed
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -56,7 +55,7 @@ from central_db import (  # noqa: E402
     sizes,
 )
 from central_query import queries  # noqa: E402
-from edge_store import build_edge, cold_times, line_day, timed  # noqa: E402
+from edge_store import cold_times, edge_store, line_day, timed  # noqa: E402
 from paper_report import markdown, report  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
@@ -244,11 +243,7 @@ def main() -> None:
         table_sizes = sizes(central)
         with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="paper_query_") as tmp:
             path = Path(tmp) / "edge.sqlite"
-            if args.edge_store:  # one this line's build left (bench/edge_store.py), copied
-                shutil.copyfile(args.edge_store, path)
-                store = Store(path)
-            else:
-                store = build_edge(path, ts, values, t0, console)
+            store = edge_store(path, args.edge_store, ts, values, t0, console)
             asked = edge_queries(store, list(names.values()), span, args.points)
             edge, edge_answers = measure_edge(path, store, asked, args.repeat, args.cold_repeat)
             edge_setup = edge_stats(store)
