@@ -150,6 +150,7 @@ class _Control:
     defect_lamp: bool = False
     labels_printed: int = 0
     label_request: bool = False
+    label_printing: float = 0.0  # seconds the printer has worked on the requested label
     calibration_request: bool = False
 
 
@@ -170,6 +171,9 @@ class _Sequence:
 SETPOINT_RANGE = (10.0, 30.0)
 CYCLE_TIME_RANGE = (5.0, 3600.0)
 DELTA_E_LIMIT_RANGE = (0.5, 20.0)
+# How long the simulated printer takes over a defect label; the PLC holds the trigger bit
+# meanwhile, as a PLC driving a printer does until the printer reports it done.
+LABEL_PRINT_S = 0.5
 
 
 class AnodizingLine:
@@ -220,10 +224,9 @@ class AnodizingLine:
         self.control.defect_lamp = on
 
     def request_label(self, on: bool = True) -> None:
-        """The label printer trigger, like a PLC trigger bit: the next step prints and clears it.
-
-        Keeping it set until the next scan lets a writer read back what it wrote.
-        """
+        """The label printer trigger, like a PLC trigger bit: it stays set while the label
+        prints (LABEL_PRINT_S) and is cleared when the label is out. A writer then reads back
+        what it wrote however busy its machine is; clearing it early cancels the label."""
         self.control.label_request = on
 
     def request_calibration(self, on: bool = True) -> None:
@@ -237,17 +240,20 @@ class AnodizingLine:
             raise ValueError(f"dt must be positive, got {dt}")
         self.t += dt
         self.seq.events = []
-        self._scan_triggers()
+        self._scan_triggers(dt)
         self._sequence(dt)
         self._thermal(dt)
         self._chemistry(dt)
         self._drift(dt)
         return list(self.seq.events)
 
-    def _scan_triggers(self) -> None:
-        if self.control.label_request:
-            self.control.labels_printed += 1
-            self.control.label_request = False
+    def _scan_triggers(self, dt: float) -> None:
+        c = self.control
+        c.label_printing = c.label_printing + dt if c.label_request else 0.0
+        if c.label_request and c.label_printing >= LABEL_PRINT_S - 1e-9:  # summed steps
+            c.labels_printed += 1
+            c.label_request = False
+            c.label_printing = 0.0
         if self.control.calibration_request:
             self.plant.colour_drift = (0.0, 0.0, 0.0)
             self.control.calibration_request = False

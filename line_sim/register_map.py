@@ -138,7 +138,7 @@ POINTS: tuple[Point, ...] = (
     Point(1, "coil", 0, "defect_lamp", "bool", lambda s: s.defect_lamp, "defect lamp on",
           write=lambda line, v: line.set_defect_lamp(bool(v))),
     Point(1, "coil", 1, "print_label", "bool", lambda s: s.label_request,
-          "print a defect label: set it; the PLC clears it when printed (next scan)",
+          "print a defect label: set it; the PLC clears it when printed (0.5 s)",
           write=lambda line, v: line.request_label(bool(v))),
     Point(1, "coil", 2, "run_enable", "bool", lambda s: s.run_enable,
           "run permit: clear it to stop the line",

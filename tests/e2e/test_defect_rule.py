@@ -148,10 +148,10 @@ def test_defect_colour_fires_once_records_in_mariadb_and_prints_a_verified_label
         assert (recipe_id, record["recipe"]["name"]) == ("1", "black")
         assert series == COLOUR and value > record["limit"] == 3.0
 
-    # The label: the gateway wrote print_label, read it back and acked done. (The PLC clears the
-    # trigger bit on its next scan, every 0.2 s: a scan between write and read-back, rare, is
-    # reported by the gateway as failed - an honest ack, so each label must be acked, and
-    # verified ones must read back the bit.)
+    # The label: the gateway wrote print_label, read it back and acked done. (The PLC holds the
+    # trigger bit while the label prints, 0.5 s, then clears it; a read-back that came later
+    # would be reported as failed - an honest ack, so each label must be acked, and verified
+    # ones must read back the bit.)
     labels = [a for f in firings for a in f["actions"] if a["type"] == "command"]
     assert len(labels) == len(firings) and all(a["status"] in ("done", "failed") for a in labels)
     verified = [a for a in labels if a["status"] == "done"]

@@ -10,7 +10,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
-from line_sim.anodizing import AnodizingLine, LineParams, State
+from line_sim.anodizing import LABEL_PRINT_S, AnodizingLine, LineParams, State
 from line_sim.modbus_server import LineServer
 from line_sim.register_map import POINTS, Point
 from tests.support.ports import free_port
@@ -119,12 +119,15 @@ async def test_out_of_range_setpoint_is_refused_with_illegal_value(
     assert server.line.control.setpoint == 20.0
 
 
-async def test_label_coil_is_a_trigger_the_next_scan_clears(
+async def test_label_coil_is_a_trigger_cleared_once_the_label_is_printed(
     server: LineServer, client: AsyncModbusTcpClient
 ) -> None:
     assert not (await client.write_coil(1, True, device_id=1)).isError()
     assert (await client.read_coils(1, count=1, device_id=1)).bits[0] is True
-    server.line.step(0.2)  # one PLC scan
+    server.line.step(0.2)  # a PLC scan while the label prints: still set
+    server.refresh()
+    assert (await client.read_coils(1, count=1, device_id=1)).bits[0] is True
+    server.line.step(LABEL_PRINT_S)
     server.refresh()
     assert (await client.read_coils(1, count=1, device_id=1)).bits[0] is False
     printed = await client.read_input_registers(16, count=1, device_id=1)

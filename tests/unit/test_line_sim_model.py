@@ -118,7 +118,9 @@ def test_concentration_depletes_and_dosing_replenishes() -> None:
 def test_label_pulse_and_lamp_and_recipe() -> None:
     line = AnodizingLine()
     line.request_label()
-    assert line.snapshot().label_request and line.snapshot().labels_printed == 0
+    for _ in range(4):  # the printer is busy for LABEL_PRINT_S: the bit reads back as set
+        line.step(0.1)
+        assert line.snapshot().label_request and line.snapshot().labels_printed == 0
     line.step(0.1)
     line.set_defect_lamp(True)
     line.set_recipe(2)
@@ -127,3 +129,10 @@ def test_label_pulse_and_lamp_and_recipe() -> None:
     assert (s.labels_printed, s.defect_lamp, s.recipe, s.cycle_time) == (1, True, 2, 20.0)
     with pytest.raises(ValueError, match="recipe 9 is unknown"):
         line.set_recipe(9)
+    line.request_label()
+    line.step(0.3)
+    line.request_label(False)  # cleared while printing: that label is cancelled
+    line.step(0.3)
+    line.request_label()
+    line.step(0.3)
+    assert line.snapshot().label_request and line.snapshot().labels_printed == 1
