@@ -72,10 +72,14 @@ def port_free(port: int) -> bool:
         return True
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` different free loopback ports. All are held at once while they are picked: a
+    port let go can come straight back from the next bind to port 0."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def choose_ports(options: RunOptions) -> Ports:
@@ -96,12 +100,13 @@ def choose_ports(options: RunOptions) -> Ports:
                 )
         elif port and not port_free(port):
             raise StartupError(f"port {port} ({name}) is in use: choose another or leave it out")
+    asked = {options.http_port, options.mqtt_port, options.modbus_port} - {None, 0}
+    picked = iter([p for p in free_ports(3 + len(asked)) if p not in asked])
     http = options.http_port
-    if http is None:
-        http = DEFAULT_HTTP_PORT if port_free(DEFAULT_HTTP_PORT) else free_port()
-    elif http == 0:
-        http = free_port()
-    return Ports(http, options.mqtt_port or free_port(), options.modbus_port or free_port())
+    if http is None and DEFAULT_HTTP_PORT not in asked and port_free(DEFAULT_HTTP_PORT):
+        http = DEFAULT_HTTP_PORT
+    return Ports(http or next(picked), options.mqtt_port or next(picked),
+                 options.modbus_port or next(picked))  # fmt: skip
 
 
 def _template(given: Path | None, name: str) -> dict[str, Any]:

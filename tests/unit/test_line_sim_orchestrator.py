@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
+import types
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from edge_node.config import load_edge_config
 from gateway_image.firmware.config import load_gateway_config
+from line_sim import orchestrator
 from line_sim.orchestrator import (
     EXAMPLES,
     Ports,
@@ -41,6 +45,42 @@ def test_default_ports_avoid_a_taken_one(tmp_path: Path) -> None:
     ports = choose_ports(RunOptions(tmp_path))
     assert len({ports.http, ports.mqtt, ports.modbus}) == 3
     assert 1883 not in (ports.mqtt, ports.modbus)
+
+
+class _LowestFreeSocket:
+    """A socket whose bind to port 0 gets the lowest port no open socket holds, as a kernel
+    may hand out a port again as soon as it is let go."""
+
+    held: ClassVar[set[int]] = set()
+
+    def __init__(self) -> None:
+        self.port = 0
+
+    def __enter__(self) -> _LowestFreeSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.held.discard(self.port)
+
+    def bind(self, address: tuple[str, int]) -> None:
+        port = address[1] or next(p for p in itertools.count(40_000) if p not in self.held)
+        if port in self.held:
+            raise OSError(f"port {port} is in use")
+        self.port = port
+        self.held.add(port)
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+
+def test_picked_ports_differ_even_when_a_freed_port_comes_straight_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orchestrator, "socket", types.SimpleNamespace(socket=_LowestFreeSocket))
+    ports = choose_ports(RunOptions(tmp_path, http_port=0))
+    assert len({ports.http, ports.mqtt, ports.modbus}) == 3
+    asked = choose_ports(RunOptions(tmp_path, http_port=0, mqtt_port=40_001))
+    assert asked.mqtt == 40_001 and len({asked.http, asked.mqtt, asked.modbus}) == 3
 
 
 def test_a_taken_port_that_was_asked_for_is_an_error(tmp_path: Path) -> None:
