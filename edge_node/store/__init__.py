@@ -28,7 +28,7 @@ from edge_node.store.model import (
 )
 from edge_node.store.open_minutes import OpenMinutes
 from edge_node.store.retention import RetentionConfig
-from edge_node.store.schema import StoreError, connect, migrate
+from edge_node.store.schema import StoreError, check_version, connect, migrate
 from edge_node.store.writer import Writer
 from factory_common.wire import Batch, GatewayStatus, TagCatalogue, WireError, decode
 
@@ -64,7 +64,11 @@ class Store:
         self._writer_conn: sqlite3.Connection | None = None
         self._writer_obj: Writer | None = None
         if read_only:
-            connect(self.path, writer=False, must_exist=True).close()  # fail early, clearly
+            conn = connect(self.path, writer=False, must_exist=True)  # fail early, clearly
+            try:
+                check_version(conn, self.path)
+            finally:
+                conn.close()
         else:
             conn = connect(self.path, writer=True)
             migrate(conn, self.path)

@@ -19,6 +19,10 @@ Tables (docs/architecture.md "Edge time-series store" has the measurements behin
 Version 1 (a `recent` row per reading, minute summaries inside blocks) is converted on open.
 Version 3 adds minute_changes: an older edge-node would change rollup_minute without noting
 it, so it must refuse a version-3 file rather than leave readers with stale copies.
+Version 4 changes how new blocks and minute blobs are laid out (codec.py: grid timestamps,
+a decimal block's base, planes stored one by one). Older blobs still read back, but an older
+edge-node would misread the new ones, so it must refuse a version-4 file; read-only openers
+check the version too (`check_version`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 from factory_common.errors import EdgeError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 DDL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -156,13 +160,22 @@ def connect(path: Path, *, writer: bool, must_exist: bool = False) -> sqlite3.Co
     return conn
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def check_version(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file written by a newer edge-node: its blocks may be laid out in a way this
+    one would misread."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc}; check the --data-dir") from None
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} has schema version {version}, newer than this edge-node ({SCHEMA_VERSION}):"
             " upgrade edge-node or point --data-dir elsewhere"
         )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    check_version(conn, path)
     _rowid_minute_blocks(conn)
     conn.executescript(DDL)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-from multiprocessing.connection import Connection
 from unittest import mock
 
 import numpy as np
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 from edge_node.store import bulk
 from edge_node.store.codec import decode_block, encode_block
 
-_steady = st.builds(  # 1 Hz with jitter: narrow (1-4 byte) second differences
+_steady = st.builds(  # 1 Hz with jitter: grid blocks (any sorted list: second differences)
     lambda t0, n, jitter: sorted(t0 + i * 10**9 + j for i, j in enumerate(jitter[:n])),
     st.integers(0, 2**61),
     st.integers(1, 200),
@@ -89,30 +87,3 @@ def test_a_day_of_mixed_blocks_decodes_as_one_by_one() -> None:
             assert np.array_equal(ts, want_ts), batch
             assert _bits(got_values) == _bits(want_values), batch
             assert np.array_equal(quality, want_quality) and reasons == want_reasons
-
-
-def _decode_in_child(blobs: list[bytes], conn: Connection) -> None:
-    with mock.patch.object(bulk, "_BATCH", 1):  # several runs: the thread pool decodes
-        conn.send(len(bulk.decode_blocks(blobs)))
-
-
-def test_a_forked_child_decodes_with_its_own_threads() -> None:
-    """The parent's decode threads do not exist in a forked child: work handed to them there
-    would wait forever."""
-    blobs = [
-        encode_block(
-            np.arange(3, dtype=np.int64) + 10 * i, [1.5, 2.5, 3.5], np.zeros(3, np.uint8), []
-        )
-        for i in range(4)
-    ]
-    with mock.patch.object(bulk, "_BATCH", 1):
-        assert len(bulk.decode_blocks(blobs)) == 4  # the parent's pool exists now
-    theirs, ours = multiprocessing.get_context("fork").Pipe()
-    child = multiprocessing.get_context("fork").Process(target=_decode_in_child, args=(blobs, ours))
-    child.start()
-    try:
-        assert theirs.poll(60), "the forked child never finished decoding"
-        assert theirs.recv() == 4
-    finally:
-        child.kill()
-        child.join()

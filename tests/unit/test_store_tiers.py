@@ -109,6 +109,22 @@ def test_a_read_only_store_sees_the_writers_data_and_refuses_writes(tmp_path: Pa
     writer.close()
 
 
+def test_a_file_from_a_newer_edge_node_is_refused_by_writer_and_reader(tmp_path: Path) -> None:
+    """Its blocks may be laid out in a way this edge-node would misread: a read-only replica
+    must refuse it as the writer does, not serve wrong readings."""
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match="schema version 99, newer than this edge-node"):
+            Store(path, read_only=read_only)
+    (tmp_path / "garbage.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.sqlite: file is not a database"):
+        Store(tmp_path / "garbage.sqlite", read_only=True)
+
+
 def test_a_schema_1_file_is_converted_on_open(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
