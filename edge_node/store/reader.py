@@ -12,7 +12,7 @@ import numpy as np
 
 from edge_node.store import rollups
 from edge_node.store.bulk import decode_blocks
-from edge_node.store.cache import DecodedCache
+from edge_node.store.cache import DecodedCache, size_of
 from edge_node.store.chunks import BOOL, OBJECT, Chunks, decode_chunks, join_chunks
 from edge_node.store.downsample import Buckets, combine_many, rollup_grid
 from edge_node.store.model import (
@@ -189,17 +189,21 @@ def _cached_runs(
     runs = dict(zip(keys, cache.peek_many(list(keys.values())), strict=True))
     lacking = [sid for sid, run in runs.items() if run is None]
     if lacking:
-        rows, parts = _each_block(conn, lacking, start, end, cache)
-        members: dict[int, list[tuple[tuple, Part]]] = {sid: [] for sid in lacking}
-        for row, part in zip(rows, parts, strict=True):
-            members[row[0]].append((row, part))
+        rows, parts, sizes = _each_block(conn, lacking, start, end, cache)
+        members: dict[int, list[int]] = {sid: [] for sid in lacking}
+        for i, row in enumerate(rows):
+            members[row[0]].append(i)
+        fresh = []
         for sid, run in members.items():
             value = (
-                tuple(part for _row, part in run),
-                np.array([row[3] for row, _part in run], np.int64),
-                np.array([row[4] for row, _part in run], np.int64),
+                tuple(parts[i] for i in run),
+                _frozen(np.array([rows[i][3] for i in run], np.int64)),
+                _frozen(np.array([rows[i][4] for i in run], np.int64)),
             )
-            runs[sid] = cache.get(keys[sid], partial(_given, value))
+            runs[sid] = value
+            size = sum(sizes[i] for i in run) + value[1].nbytes + value[2].nbytes + 2 * 64
+            fresh.append((keys[sid], value, size))
+        cache.put_many(fresh)
     out = {}
     for sid, (parts, t_min, t_max) in runs.items():
         whole = ((t_min >= start) & (t_max < end)).tolist()
@@ -209,35 +213,52 @@ def _cached_runs(
 
 def _each_block(
     conn: sqlite3.Connection, ids: list[int], start: int, end: int, cache: DecodedCache
-) -> tuple[list[tuple], list[Part]]:
-    """The blocks' rows (series, hour, count, t_min, t_max, size) in key order and their
-    decoded parts: from the cache (key: series, hour, reading count and blob size), the ones
-    it lacks fetched in one query and decoded together (bulk.py)."""
+) -> tuple[list[tuple], list[Part], list[int]]:
+    """The blocks' rows (series, hour, count, t_min, t_max, size) in key order, their decoded
+    parts and the bytes the cache counts for each: from the cache (key: series, hour, reading
+    count and blob size), the ones it lacks fetched in one query, decoded together (bulk.py)
+    and put in the cache at once."""
     args = _block_args(ids, start, end)
     rows = conn.execute(_in_range(f"{_ROW}, length(data)", ids), args).fetchall()
     keys = [("block", r[0], r[1], r[2], r[5]) for r in rows]
     found = cache.peek_many(keys)
+    sizes = [0 if value is None else size_of(value) for value in found]
     lacking = {r[:2] for r, value in zip(rows, found, strict=True) if value is None}
     if lacking:
         sql = _in_range(f"{_ROW}, length(data), data", ids)
         fetched = {r[:2]: r for r in conn.execute(sql, args) if r[:2] in lacking}
         parts = map(_flagged, decode_blocks([r[6] for r in fetched.values()]))
         fresh = dict(zip(fetched, parts, strict=True))
+        entries = []
         for i, row in enumerate(rows):
             if found[i] is None:
-                found[i] = cache.get(keys[i], partial(_given, fresh[row[:2]]))
-    return rows, found
-
-
-def _given(value: tuple) -> tuple:
-    return value
+                part = found[i] = fresh[row[:2]]
+                sizes[i] = _part_bytes(part)
+                entries.append((keys[i], part, sizes[i]))
+        cache.put_many(entries)
+    return rows, found, sizes
 
 
 def _flagged(decoded: tuple) -> Part:
-    """A decoded block's arrays and whether any of its readings is not good: worked out once
-    per decode rather than by every query (a day is ~550 blocks)."""
+    """A decoded block's arrays, read-only (they go into the cache), and whether any of its
+    readings is not good: worked out once per decode rather than by every query (a day is
+    ~550 blocks)."""
     ts, values, quality, _reasons = decoded
-    return ts, values, quality, bool(quality.any())
+    if isinstance(values, np.ndarray):
+        _frozen(values)
+    return _frozen(ts), values, _frozen(quality), bool(quality.any())
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _part_bytes(part: Part) -> int:
+    """What `size_of` counts for a part: its arrays, 64 for the flag and for the tuple."""
+    ts, values, quality, _bad = part
+    held = values.nbytes if isinstance(values, np.ndarray) else size_of(values)
+    return ts.nbytes + held + quality.nbytes + 2 * 64
 
 
 def _group(

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge_node.store import RetentionConfig, Store, StoreError
+from edge_node.store.cache import size_of
 from edge_node.store.model import HOUR_NS, QUALITY_CODE
 from edge_node.store.reader import history
 from edge_node.store.retention import parse_duration
@@ -194,6 +195,32 @@ def test_decoded_blocks_are_cached_until_a_block_grows(tmp_path: Path) -> None:
     store.compact(T0 + HOUR_NS)  # merges into the hour's block: a new key
     grown = store.history([info(store)], T0, T0 + HOUR_NS)[0]
     assert len(grown) == 3601 and grown.values[1] == 0.5
+    store.close()
+
+
+def test_the_cache_counts_what_it_holds_and_holds_it_read_only(tmp_path: Path) -> None:
+    """Decoded blocks and runs are put in the cache sized by the reader: the count must be
+    what size_of says, or the byte bound drifts; and callers must not be able to change them."""
+    store = Store(tmp_path / "s.sqlite")
+    for first in range(0, 3 * 3600, 1800):
+        store.write([batch(first, [float(i % 50) / 4 for i in range(1800)])])
+    store.write([batch(3 * 3600, ["a", "b", True, None])])  # an object block among numbers
+    store.compact(T0 + 3 * HOUR_NS)
+    store.history([info(store)], T0, T0 + 4 * HOUR_NS)
+    store.history([info(store)], T0 + HOUR_NS // 2, T0 + 2 * HOUR_NS)  # another run
+    held = list(store.cache._items.values())
+    assert len(held) > 5 and store.cache._bytes == sum(size for _, size in held)
+    assert all(size == size_of(value) for value, size in held)
+
+    def arrays(value: object) -> list[np.ndarray]:
+        if isinstance(value, np.ndarray):
+            return [value]
+        if isinstance(value, tuple):
+            return [a for item in value for a in arrays(item)]
+        return []
+
+    found = [a for value, _ in held for a in arrays(value)]
+    assert found and not any(a.flags.writeable for a in found)
     store.close()
 
 
