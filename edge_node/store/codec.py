@@ -35,7 +35,7 @@ _local = threading.local()
 
 def compress(data: bytes, level: int = _ZSTD_LEVEL) -> bytes:
     """zstd with a per-thread compressor: zstandard's objects must not be used by two
-    threads at once (API worker threads and the decode pool all read blocks)."""
+    threads at once (the API's worker threads all read blocks)."""
     key = f"c{level}"
     found = getattr(_local, key, None)
     if found is None:
