@@ -5,9 +5,9 @@ blocks of compressed columns answer a day of 23 series in tens of milliseconds a
 ~2.5 bytes per reading, where a row per reading costs tens of bytes and seconds per query.
 
 - Timestamps (int64 ns): a steady poll puts them on a grid, t0 + i * step, off by the clock's
-  jitter: stored as that offset (its smallest value subtracted, so it is unsigned) when it is
-  no wider than the second differences, which a drifting or gappy series keeps. Byte-shuffled,
-  zstd. A grid block decodes in two additions, where second differences need two running sums.
+  jitter: stored as that offset (its smallest value subtracted, so it is unsigned), unless
+  second differences store in an eighth less (a gap in the block). Byte-shuffled, zstd. A
+  grid block decodes in two additions, where second differences need two running sums.
 - Numbers: register values are usually decimals with few digits (23.4 = 234 / 10): when every
   value round-trips exactly through such an integer, the integers are delta-encoded from the
   first, which is kept apart (so the deltas, not the level, set the byte width); otherwise
