@@ -22,16 +22,12 @@ DEFAULT_BYTES = 256 * 2**20
 
 def size_of(value: Any) -> int:
     """Bytes the cache counts for `value`: its arrays' bytes, 64 for anything else."""
-    return _size(value)
-
-
-def _size(value: Any) -> int:
     if hasattr(value, "cache_bytes"):
         return int(value.cache_bytes())
     if isinstance(value, np.ndarray):
         return value.nbytes
     if isinstance(value, tuple | list):
-        return sum(_size(v) for v in value) + 64
+        return sum(size_of(v) for v in value) + 64
     return 64
 
 
@@ -81,7 +77,7 @@ class DecodedCache:
                 return found[0]
             self.misses += 1
         value = _freeze(decode())  # outside the lock: threads decode different blocks at once
-        size = _size(value)
+        size = size_of(value)
         if size > self.max_bytes:
             return value
         with self._lock:

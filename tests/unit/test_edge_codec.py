@@ -84,13 +84,14 @@ def test_a_steady_poll_is_stored_as_offsets_from_its_grid() -> None:
     bytes, the level of the values none, and the two noise planes are stored raw."""
     ts = _jittery_second(3600)
     values = [round(400 + 0.01 * i + (i % 7) * 0.03, 2) for i in range(3600)]
-    header = decode_header(encode_block(ts, values, np.zeros(3600, np.uint8), []))
+    blob = encode_block(ts, values, np.zeros(3600, np.uint8), [])
+    header = decode_header(blob)
     assert header.step is not None and abs(header.step - 10**9) < 10**6
     assert header.base == 40000 and codec.plane_count(header.vals) == 1
     assert codec.plane_count(header.ts) == 3
     sizes = np.frombuffer(header.ts, "<u4", 3, 1).tolist()
     assert sizes[:2] == [3600, 3600] and sizes[2] < 3600 // 2, sizes
-    got_ts, got_values, _, _ = decode_block(encode_block(ts, values, np.zeros(3600, np.uint8), []))
+    got_ts, got_values, _, _ = decode_block(blob)
     assert got_ts.tolist() == ts.tolist() and got_values.tolist() == values
 
 
